@@ -1,0 +1,3 @@
+from lacy.cli import main
+
+main()

@@ -1,0 +1,85 @@
+"""The corpus stage (§A.2): real Wikipedia leads, seeded 90/10 split by document, shards."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from lacy.corpus import assign_split, shard_index, shard_paths, write_corpus
+from lacy.corpus.wiki_offline import is_person, read_wiki_offline
+from lacy.io import read_jsonl
+
+
+def test_embedded_corpus_is_the_10033_wikipedia_leads():
+    records = list(read_wiki_offline())
+    assert len(records) == 10033
+    people = [r for r in records if r["topic"] == "People"]
+    assert len(people) == 1828
+    persons = {r["id"] for r in records if r["is_person"]}
+    assert 1700 < len(persons) < 1828, "a few People entries are groups"
+    assert "ABBA" not in persons
+    assert all(r["text"].strip() for r in records)
+
+
+def test_person_detection_uses_the_description():
+    assert is_person({"topic": "People", "description": "Finnish architect and designer (1898–1976)"})
+    assert not is_person({"topic": "People", "description": "Swedish pop group"})
+    assert not is_person({"topic": "Arts", "description": "Austrian composer (1756–1791)"})
+
+
+def test_split_is_seeded_stable_and_about_ten_percent():
+    ids = [f"doc-{i}" for i in range(20000)]
+    first = [assign_split(i, 7, 0.1) for i in ids]
+    assert first == [assign_split(i, 7, 0.1) for i in ids]
+    share = first.count("validation") / len(ids)
+    assert 0.09 < share < 0.11
+    other_seed = [assign_split(i, 8, 0.1) for i in ids]
+    assert other_seed != first
+
+
+def test_write_corpus_splits_by_document_into_every_shard(tmp_path):
+    records = [{"id": f"d{i}", "text": f"Document number {i}.", "is_person": i % 3 == 0} for i in range(500)]
+    stats = write_corpus(iter(records), tmp_path, n_shards=3, validation_fraction=0.1, seed=1, source="test")
+    seen = {}
+    for split in ("train", "validation"):
+        for k, path in enumerate(shard_paths(tmp_path, split, 3)):
+            assert path.is_file()
+            for _, record in read_jsonl(path):
+                assert record["id"] not in seen, "a document appears in two shards"
+                seen[record["id"]] = split
+                assert shard_index(record["id"], 3) == k
+                assert assign_split(record["id"], 1, 0.1) == split
+    assert len(seen) == 500
+    assert stats["splits"]["validation"]["documents"] == list(seen.values()).count("validation")
+    assert json.loads((tmp_path / "corpus.json").read_text()) == stats
+    assert not list(tmp_path.rglob(".*partial*"))
+
+
+def test_duplicate_ids_fail_without_leaving_output(tmp_path):
+    records = [{"id": "same", "text": "a"}, {"id": "same", "text": "b"}]
+    with pytest.raises(ValueError, match="duplicate document id 'same'"):
+        write_corpus(iter(records), tmp_path, 2, 0.1, 1, "test")
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_malformed_summaries_file_is_named(tmp_path):
+    bad = tmp_path / "summaries.json"
+    bad.write_text('{"A": {"title": "A", "description": ""}}')
+    with pytest.raises(ValueError, match="entry 'A' has no 'extract'"):
+        list(read_wiki_offline(bad))
+    bad.write_bytes(b'{"A": \xff}')
+    with pytest.raises(ValueError, match="summaries.json"):
+        list(read_wiki_offline(bad))
+
+
+def test_read_jsonl_names_file_and_line(tmp_path):
+    path = tmp_path / "part.jsonl.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(b'{"id": "a", "text": "ok"}\n{"id": "b", "text": \n')
+    with pytest.raises(ValueError, match=r"part.jsonl.gz:2: not valid JSON"):
+        list(read_jsonl(path))
+    path.write_bytes(gzip.compress(b'{"id": "a", "text": "ok"}\n{"id": "\xff\xfe"}\n'))
+    with pytest.raises(ValueError, match=r"part.jsonl.gz:2: not valid UTF-8"):
+        list(read_jsonl(path))

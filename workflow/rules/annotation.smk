@@ -1,0 +1,43 @@
+# Stage 3: spaCy fact annotation (§A.2.1): word classes fact / grammatical / other, inherited by
+# SentencePiece tokens; one job per corpus shard, written as memory-mapped token and label arrays.
+
+
+rule annotate_shard:
+    input:
+        corpus="results/corpus/{split}/part-{shard}.jsonl.gz",
+        tokenizer=rules.tokenizer.output.model,
+    output:
+        tokens="results/annotation/{split}/part-{shard}.tokens.npy",
+        labels="results/annotation/{split}/part-{shard}.labels.npy",
+        docs="results/annotation/{split}/part-{shard}.docs.npy",
+        stats="results/annotation/{split}/part-{shard}.json",
+    params:
+        spacy_model=config["annotation"].get("spacy_model", "en_core_web_sm"),
+        batch_size=config["annotation"]["batch_size"],
+        max_chars=config["annotation"]["max_chars"],
+    log:
+        "logs/annotation/{split}/part-{shard}.log",
+    conda:
+        "../../envs/annotation.yaml"
+    threads: config["annotation"]["n_process"]
+    resources:
+        mem_mb=lambda wildcards, threads: 2000 + 1500 * threads,
+        runtime=240,
+    shell:
+        "python -m lacy annotate shard --corpus {input.corpus} --tokenizer $(dirname {input.tokenizer})"
+        " --out-prefix results/annotation/{wildcards.split}/part-{wildcards.shard}"
+        " --spacy-model {params.spacy_model} --n-process {threads} --batch-size {params.batch_size}"
+        " --max-chars {params.max_chars} 2> {log}"
+
+
+rule annotation_summary:
+    input:
+        annotation_shard_stats(),
+    output:
+        summary="results/annotation/summary.json",
+    log:
+        "logs/annotation/summary.log",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "python -m lacy annotate summary --out {output.summary} {input} 2> {log}"

@@ -1,0 +1,27 @@
+# Stage 2: SentencePiece on the training split, plus one <CALL> id (§5.1, Table 3: 32,000 + 1).
+
+
+rule tokenizer:
+    input:
+        corpus="results/corpus/corpus.json",
+        shards=corpus_shards("train"),
+    output:
+        model="results/tokenizer/tokenizer.model",
+        meta="results/tokenizer/tokenizer.json",
+    params:
+        vocab_size=config["tokenizer"]["vocab_size"],
+        model_type=config["tokenizer"]["model_type"],
+        max_documents=config["tokenizer"].get("max_documents") or 0,
+        seed=config["tokenizer"].get("seed", 0),
+    log:
+        "logs/tokenizer.log",
+    conda:
+        "../../envs/data.yaml"
+    threads: 4
+    resources:
+        mem_mb=lambda wildcards, attempt: 16000 * attempt,
+        runtime=240,
+    shell:
+        "python -m lacy tokenizer train --corpus $(dirname {input.corpus}) --out $(dirname {output.model})"
+        " --vocab-size {params.vocab_size} --model-type {params.model_type}"
+        " --max-documents {params.max_documents} --seed {params.seed} --threads {threads} 2> {log}"
