@@ -17,6 +17,8 @@ include: "workflow/rules/corpus.smk"
 include: "workflow/rules/tokenizer.smk"
 include: "workflow/rules/annotation.smk"
 include: "workflow/rules/llm_judge.smk"
+include: "workflow/rules/training.smk"
+include: "workflow/rules/validation.smk"
 
 
 rule all:

@@ -50,10 +50,21 @@ def test_decode_renders_call_ids(small_tokenizer):
     assert tok.decode(ids[:2] + [tok.call_id] + ids[2:]).count(CALL_TOKEN) == 1
 
 
-def piece_spans(tok: LacyTokenizer, ids) -> list[tuple[int, int]]:
-    """Character span of every piece, from decoding growing prefixes (the tokenizer is lossless)."""
-    ends = [len(tok.decode(ids[:k + 1])) for k in range(len(ids))]
-    return list(zip([0] + ends[:-1], ends))
+def piece_spans(tok: LacyTokenizer, ids, text: str) -> list[tuple[int, int]]:
+    """Character span of every piece: the characters whose UTF-8 bytes the piece's bytes overlap."""
+    char_of_byte = [-1]  # SentencePiece's leading "▁" is not in the text
+    for c, ch in enumerate(text):
+        char_of_byte += [c] * len(ch.encode("utf-8"))
+    spans, pos = [], 0
+    for i in ids:
+        piece = tok.sp.id_to_piece(int(i))
+        n = 1 if tok.sp.is_byte(int(i)) else len(piece.replace("\u2581", " ").encode("utf-8"))
+        chars = [c for c in char_of_byte[pos:pos + n] if c >= 0]
+        start = chars[0] if chars else 0
+        spans.append((start, chars[-1] + 1 if chars else 0))
+        pos += n
+    assert pos == len(char_of_byte)
+    return spans
 
 
 def expected_labels(text: str, char_labels: np.ndarray, spans) -> list[int]:
@@ -76,7 +87,7 @@ def test_every_subword_inherits_its_words_label(small_tokenizer):
                                 ".": GRAMMATICAL})
     ids, token_labels = tok.encode_with_char_labels(text, labels)
     assert np.array_equal(ids, tok.encode(text))
-    spans = piece_spans(tok, ids)
+    spans = piece_spans(tok, ids, text)
     salzburg = text.index("Salzburg")
     in_salzburg = [i for i, (s, e) in enumerate(spans) if s >= salzburg - 1 and e <= salzburg + 8]
     assert len(in_salzburg) >= 2, "this 1,000-piece model splits Salzburg"
@@ -94,7 +105,7 @@ def test_piece_across_words_takes_fact_over_punctuation(small_tokenizer):
     text = "It has 5,000 inhabitants."
     labels = word_labels(text, {"5": FACT, ",": GRAMMATICAL, "000": FACT})
     ids, token_labels = tok.encode_with_char_labels(text, labels)
-    spans = piece_spans(tok, ids)
+    spans = piece_spans(tok, ids, text)
     merged = next(i for i, (s, e) in enumerate(spans) if text[s:e] == ",000")
     assert token_labels[merged] == FACT
     assert token_labels.tolist() == expected_labels(text, labels, spans)
@@ -133,4 +144,17 @@ def test_token_labels_follow_the_inheritance_rule(small_tokenizer, words, separa
     char_labels = np.array(char_labels, dtype=np.uint8)
     ids, token_labels = tok.encode_with_char_labels(text, char_labels)
     assert np.array_equal(ids, tok.encode(text))
-    assert token_labels.tolist() == expected_labels(text, char_labels, piece_spans(tok, ids))
+    assert token_labels.tolist() == expected_labels(text, char_labels, piece_spans(tok, ids, text))
+
+
+def test_checkpoint_tokenizer_loads_with_transformers(small_tokenizer, wiki_records, tmp_path):
+    from transformers import AutoTokenizer
+
+    small_tokenizer.save_pretrained(tmp_path)
+    assert LacyTokenizer.load(tmp_path).call_id == small_tokenizer.call_id
+    hf = AutoTokenizer.from_pretrained(tmp_path)
+    assert hf.convert_tokens_to_ids(CALL_TOKEN) == small_tokenizer.call_id
+    texts = [r["text"] for r in wiki_records[:400]]
+    same = sum(hf(t, add_special_tokens=False).input_ids == small_tokenizer.encode(t).tolist() for t in texts)
+    assert same / len(texts) > 0.99
+    assert hf.decode(small_tokenizer.encode(texts[0])) == texts[0]

@@ -35,7 +35,7 @@ def test_default_config_plans_every_stage():
     assert run.returncode == 0, run.stderr
     jobs = planned_jobs(run.stdout)
     assert jobs == {"corpus_wiki_offline": 1, "tokenizer": 1, "annotate_shard": 4, "annotation_summary": 1,
-                    "all": 1}
+                    "train": 9, "validation_losses": 7, "validation_losses_table": 1, "all": 1}
     assert "carries no LMLM LLM-judge annotations" in run.stderr + run.stdout
 
 
@@ -48,8 +48,12 @@ def test_paper_config_dry_runs_to_its_final_targets_with_the_slurm_profile():
     assert jobs["download_dwiki"] == 1 and jobs["corpus_dwiki"] == 1 and jobs["tokenizer"] == 1
     assert jobs["annotate_shard"] == 2 * shards
     assert jobs["llm_judge_labels"] == 2 * shards
+    assert jobs["train"] == 9 + 1, "nine methods and the reference model"
+    assert jobs["validation_losses"] == 8
     assert jobs["all"] == 1
     assert "--vocab-size 32000" in run.stdout
+    assert "torchrun --standalone --nproc_per_node 8 -m lacy train" in run.stdout
+    assert "gpu=8" in run.stdout
     assert "executor: slurm" in (ROOT / "slurm/config.yaml").read_text()
 
 
@@ -67,3 +71,39 @@ def test_ci_runs_the_readme_test_command():
     command = (ROOT / ".ci/run").read_text().strip().splitlines()[-1]
     assert command in readme
     assert "pytest" in command
+
+
+@pytest.mark.slow
+def test_default_workflow_runs_end_to_end_on_a_small_slice(tmp_path):
+    """Every stage for real on 400 Wikipedia leads: corpus, tokenizer, spaCy annotation, all methods'
+    training and the validation losses; then a rerun has nothing to do."""
+    import csv
+    import json
+
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config["data"].update(max_documents=400, shards=1)
+    config["tokenizer"]["vocab_size"] = 1000
+    config["training"].update(step_scale=0.00002, log_every=2, checkpoint_every=4)
+    config["reference"]["steps"] = 6
+    config["evaluation"]["validation_batches"] = 3
+    configfile = tmp_path / "small.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    run = snakemake("--cores", "2", "--directory", str(tmp_path), "--configfile", str(configfile), "-s",
+                    str(ROOT / "Snakefile"), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-4000:]
+    results = tmp_path / "results"
+    summary = json.loads((results / "annotation/summary.json").read_text())
+    assert 0.1 < summary["total"]["label_fractions"]["fact"] < 0.45
+    for method in config["methods"]:
+        trained = json.loads((results / f"models/{method}/seed0/train.json").read_text())
+        assert trained["method"] == method and trained["steps"] >= 6
+        metrics = [json.loads(line) for line in (results / f"models/{method}/seed0/metrics.jsonl").open()]
+        expected_rate = 0.0 if method == "baseline" else 0.15
+        assert abs(metrics[-1]["call_rate"] - expected_rate) < 0.08, (method, metrics[-1])
+    rows = list(csv.DictReader(open(results / "tables/validation_losses.csv")))
+    assert sorted(r["method"] for r in rows) == sorted(m for m in config["methods"] if m != "baseline")
+    again = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(configfile), "-s",
+                      str(ROOT / "Snakefile"), cwd=tmp_path)
+    assert "Nothing to be done" in again.stdout + again.stderr

@@ -34,6 +34,21 @@ def _tokenizer_train(args: argparse.Namespace) -> None:
     logging.info("wrote %s (%d SentencePiece pieces + <CALL>)", args.out, args.vocab_size)
 
 
+def _train(args: argparse.Namespace) -> None:
+    from lacy.training import run_training
+
+    run_training(args)
+
+
+def _add_train_command(sub: argparse._SubParsersAction) -> None:
+    from lacy.training import add_train_arguments
+
+    train = sub.add_parser("train", help="pretrain one SLM with one token-selection method (§4, §A.4)",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_train_arguments(train)
+    train.set_defaults(func=_train)
+
+
 def _add_corpus_commands(sub: argparse._SubParsersAction) -> None:
     corpus = sub.add_parser("corpus", help="build the pretraining corpus (§A.2)")
     corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True)
@@ -66,7 +81,7 @@ def _add_tokenizer_commands(sub: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from lacy.annotation import cli as annotation_cli
-    from lacy import llm_judge
+    from lacy import llm_judge, validation
     from lacy.corpus import dwiki
 
     parser = argparse.ArgumentParser(prog="lacy", description=__doc__.splitlines()[0])
@@ -78,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tokenizer_commands(sub)
     annotation_cli.register(sub)
     llm_judge.register(sub)
+    _add_train_command(sub)
+    validation.register(sub)
     return parser
 
 

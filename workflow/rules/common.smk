@@ -45,7 +45,91 @@ def llm_judge_shard_stats():
 
 def final_targets():
     """Everything `rule all` builds; grows with each stage of the pipeline."""
-    targets = [rules.annotation_summary.output.summary]
+    targets = [rules.annotation_summary.output.summary, *trained_models()]
+    if "baseline" in config["methods"] and CALLING_METHODS:
+        targets.append(rules.validation_losses_table.output[0])
     if HAS_LLM_JUDGE_LABELS:
         targets.append(rules.llm_judge_summary.output.summary)
     return targets
+
+
+# --- training (Table 4) -----------------------------------------------------------------------------
+
+TRAIN = config["training"]
+REFERENCE = "reference"
+REFERENCE_METHODS = {"rho1", "spacy_refloss"}
+
+
+wildcard_constraints:
+    method="|".join(config["methods"] + [REFERENCE]),
+    seed=r"\d+",
+
+
+def training_steps(method):
+    """Table 4: calling models train longer so all methods see as many true-token gradients."""
+    if method == REFERENCE:
+        return config["reference"]["steps"]
+    group = {"baseline": "baseline", "lacy_ignorefacts": "lacy_ignorefacts", "lacy_ignore": "lacy_ignore"}
+    steps = TRAIN["steps"][group.get(method, "calling")]
+    return max(1, round(steps * TRAIN["step_scale"]))
+
+
+def training_settings(method, seed):
+    """`lacy train` options for one run; Snakemake reruns exactly the runs whose options change."""
+    is_reference = method == REFERENCE
+    values = {
+        "method": "baseline" if is_reference else method,
+        "preset": config["reference"]["preset"] if is_reference else config["model"]["preset"],
+        "steps": training_steps(method),
+        "lr": config["reference"]["lr"] if is_reference else TRAIN["lr"],
+        "warmup": config["reference"]["warmup"] if is_reference else TRAIN["warmup"],
+        "context": config["model"]["context"],
+        "batch-size": TRAIN["batch_size"],
+        "grad-accum": TRAIN["grad_accum"],
+        "weight-decay": TRAIN.get("weight_decay", 0.1),
+        "grad-clip": TRAIN.get("grad_clip", 1.0),
+        "call-rate": TRAIN["call_rate"],
+        "ignore-rate": TRAIN["ignore_rate"],
+        "precision": TRAIN["precision"],
+        "seed": seed,
+        "checkpoint-every": TRAIN.get("checkpoint_every", 500),
+        "log-every": TRAIN.get("log_every", 10),
+    }
+    options = " ".join(f"--{k} {v}" for k, v in values.items())
+    return options + (" --compile" if TRAIN.get("compile") else "")
+
+
+def training_launcher():
+    """python on CPU or one GPU; torchrun for several GPUs, under srun across several nodes."""
+    gpus, nodes = TRAIN["gpus_per_node"], TRAIN["nodes"]
+    if gpus <= 1 and nodes == 1:
+        return "python"
+    if nodes == 1:
+        return f"torchrun --standalone --nproc_per_node {gpus}"
+    return (f"srun --ntasks-per-node 1 torchrun --nnodes {nodes} --nproc_per_node {gpus} --rdzv_backend c10d"
+            " --rdzv_endpoint $(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1):29500")
+
+
+def training_inputs(wildcards):
+    inputs = {"tokenizer": rules.tokenizer.output.meta, "annotation": annotation_shard_stats()}
+    if wildcards.method == "llm_judge":
+        inputs["llm_judge"] = llm_judge_shard_stats()
+    if wildcards.method in REFERENCE_METHODS:
+        inputs["reference"] = f"results/models/{REFERENCE}/seed{wildcards.seed}/model.safetensors"
+    return inputs
+
+
+def training_data_options(wildcards, input):
+    options = f"--annotation results/annotation --tokenizer $(dirname {input.tokenizer})"
+    if "llm_judge" in input.keys():
+        options += " --llm-judge results/llm_judge"
+    if "reference" in input.keys():
+        options += f" --reference $(dirname {input.reference})"
+    return options
+
+
+CALLING_METHODS = [m for m in config["methods"] if m != "baseline"]
+
+
+def trained_models():
+    return expand("results/models/{method}/seed{seed}/train.json", method=config["methods"], seed=config["seeds"])

@@ -7,7 +7,7 @@ rule tokenizer:
         shards=corpus_shards("train"),
     output:
         model="results/tokenizer/tokenizer.model",
-        meta="results/tokenizer/tokenizer.json",
+        meta="results/tokenizer/lacy_tokenizer.json",
     params:
         vocab_size=config["tokenizer"]["vocab_size"],
         model_type=config["tokenizer"]["model_type"],

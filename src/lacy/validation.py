@@ -1,0 +1,123 @@
+"""Validation call and non-call losses (§5.3, §A.4.3, Eq. A.5/A.6, Figures 5 and 19-24).
+
+A calling model M decodes its own call mask C_M on validation data: the positions where <CALL> is the top
+logit, capped to or topped up to ``rate`` of the tokens by the <CALL> logit (``lacy.masks.
+validation_call_mask``). Its call loss (Eq. A.5), non-call loss (Eq. A.6) and total loss are reported next to
+the *baseline model's* losses on the same mask C_M, which tells whether M calls on a-priori hard tokens.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from lacy.batches import TokenWindows
+from lacy.losses import call_and_noncall_losses
+from lacy.masks import validation_call_mask
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("method", "seed", "call_loss", "noncall_loss", "total_loss", "baseline_call_loss",
+           "baseline_noncall_loss", "baseline_total_loss", "call_rate", "top_call_rate", "tokens")
+
+
+def load_model(path: Path, device: torch.device):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path).to(device).eval()
+
+
+@torch.no_grad()
+def validation_losses(model, baseline, windows: TokenWindows, call_id: int, rate: float, batch_size: int,
+                      max_batches: int | None, device: torch.device) -> dict:
+    """Eq. A.5/A.6 for ``model`` on its own call mask, and for ``baseline`` on that same mask."""
+    sums: dict[str, torch.Tensor] = {}
+    baseline_sums: dict[str, torch.Tensor] = {}
+    top = torch.zeros((), device=device)
+    for batch in tqdm(windows.sequential(batch_size, max_batches), desc="validation", unit="batch", mininterval=5):
+        batch = batch.to(device)
+        logits = model(batch.x).logits.float()
+        is_top = logits.argmax(-1) == call_id  # argmax takes the first maximum: <CALL> (last id) loses ties
+        call_mask = validation_call_mask(logits[..., call_id], is_top, rate=rate, valid=batch.valid)
+        top += (is_top & batch.valid).sum()
+        _accumulate(sums, call_and_noncall_losses(logits, batch.y, call_mask, batch.valid, call_id))
+        baseline_logits = baseline(batch.x).logits.float()
+        _accumulate(baseline_sums, call_and_noncall_losses(baseline_logits, batch.y, call_mask, batch.valid, call_id))
+    if not sums:
+        raise ValueError("the validation split holds no window of context + 1 tokens")
+    result = _means(sums)
+    result.update({f"baseline_{k}": v for k, v in _means(baseline_sums).items() if k != "tokens"})
+    result["call_rate"] = float(sums["call_count"] / sums["count"])
+    result["top_call_rate"] = float(top / sums["count"])
+    return result
+
+
+def _accumulate(total: dict, batch: dict) -> None:
+    for key, value in batch.items():
+        total[key] = total.get(key, 0) + value
+
+
+def _means(sums: dict) -> dict:
+    return {"call_loss": float(sums["call_loss_sum"] / sums["call_count"].clamp(min=1)),
+            "noncall_loss": float(sums["noncall_loss_sum"] / sums["noncall_count"].clamp(min=1)),
+            "total_loss": float(sums["loss_sum"] / sums["count"]),
+            "tokens": int(sums["count"])}
+
+
+def write_table(results: list[Path], out_csv: Path) -> None:
+    """Collect per-model results into the CSV that the figure stage reads (Figure 5)."""
+    from lacy.io import atomic_output
+
+    rows = [json.loads(Path(p).read_text()) for p in results]
+    with atomic_output(out_csv) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(sorted(rows, key=lambda r: (r["method"], r["seed"])))
+
+
+def run(args) -> dict:
+    """``lacy validation-losses evaluate``: one calling model against the baseline of the same seed."""
+    from lacy.distributed import init_runtime
+    from lacy.io import write_json
+    from lacy.tokenizer import LacyTokenizer
+
+    device = init_runtime().device
+    call_id = LacyTokenizer.load(args.model).call_id
+    model, baseline = load_model(args.model, device), load_model(args.baseline, device)
+    windows = TokenWindows.from_directory(args.annotation, "validation", model.config.n_positions, seed=0)
+    result = validation_losses(model, baseline, windows, call_id, args.rate, args.batch_size,
+                               args.max_batches or None, device)
+    result.update(method=args.method, seed=args.seed)
+    log.info("%s seed %d: call loss %.3f (baseline %.3f), non-call loss %.3f (baseline %.3f), %d tokens",
+             args.method, args.seed, result["call_loss"], result["baseline_call_loss"], result["noncall_loss"],
+             result["baseline_noncall_loss"], result["tokens"])
+    write_json(args.out, result)
+    return result
+
+
+def register(subparsers) -> None:
+    import argparse
+
+    parser = subparsers.add_parser("validation-losses", help="call / non-call validation losses (§A.4.3)")
+    sub = parser.add_subparsers(dest="validation_command", required=True)
+    evaluate = sub.add_parser("evaluate", help="one calling model, and the baseline on its call mask",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    evaluate.add_argument("--model", type=Path, required=True, help="calling model directory")
+    evaluate.add_argument("--baseline", type=Path, required=True, help="baseline model directory (same seed)")
+    evaluate.add_argument("--annotation", type=Path, required=True, help="annotation directory")
+    evaluate.add_argument("--method", required=True)
+    evaluate.add_argument("--seed", type=int, required=True)
+    evaluate.add_argument("--rate", type=float, default=0.15, help="share of decoded calls (§A.4.3)")
+    evaluate.add_argument("--batch-size", type=int, default=16)
+    evaluate.add_argument("--max-batches", type=int, default=0, help="0: the whole validation split")
+    evaluate.add_argument("--out", type=Path, required=True, help="JSON to write")
+    evaluate.set_defaults(func=run)
+    table = sub.add_parser("table", help="collect results into the CSV the figures read")
+    table.add_argument("--out", type=Path, required=True)
+    table.add_argument("results", type=Path, nargs="+")
+    table.set_defaults(func=lambda args: write_table(args.results, args.out))

@@ -1,0 +1,32 @@
+# Stage 4: pretrain the reference model, then one SLM per method and seed (§4, §5.1, §A.4, Tables 4-5).
+# Rolling checkpoints live in results/checkpoints/, outside the declared outputs, which Snakemake deletes
+# when a job fails: a job killed by its SLURM time limit resumes there on retry.
+
+
+rule train:
+    input:
+        unpack(training_inputs),
+    output:
+        model="results/models/{method}/seed{seed}/model.safetensors",
+        config="results/models/{method}/seed{seed}/config.json",
+        summary="results/models/{method}/seed{seed}/train.json",
+        metrics="results/models/{method}/seed{seed}/metrics.jsonl",
+    params:
+        settings=lambda wildcards: training_settings(wildcards.method, int(wildcards.seed)),
+        launcher=training_launcher(),
+        run_dir="results/checkpoints/{method}/seed{seed}",
+        data=training_data_options,
+        torch_threads=TRAIN["cpus_per_gpu"],
+    log:
+        "logs/train/{method}/seed{seed}.log",
+    conda:
+        "../../envs/training.yaml"
+    threads: max(1, TRAIN["gpus_per_node"]) * TRAIN["cpus_per_gpu"]
+    resources:
+        gpu=TRAIN["gpus_per_node"],
+        nodes=TRAIN["nodes"],
+        mem_mb=TRAIN["mem_mb"],
+        runtime=TRAIN["runtime_minutes"],
+    shell:
+        "{params.launcher} -m lacy train {params.data} --out $(dirname {output.model})"
+        " --run-dir {params.run_dir} --threads {params.torch_threads} {params.settings} 2> {log}"
