@@ -24,7 +24,7 @@ rule annotate_shard:
         mem_mb=lambda wildcards, threads: 2000 + 1500 * threads,
         runtime=240,
     shell:
-        "python -m lacy annotate shard --corpus {input.corpus} --tokenizer $(dirname {input.tokenizer})"
+        "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python -m lacy annotate shard --corpus {input.corpus} --tokenizer $(dirname {input.tokenizer})"
         " --out-prefix results/annotation/{wildcards.split}/part-{wildcards.shard}"
         " --spacy-model {params.spacy_model} --n-process {threads} --batch-size {params.batch_size}"
         " --max-chars {params.max_chars} 2> {log}"

@@ -6,9 +6,12 @@ from pathlib import Path
 
 # The rules run `python -m lacy ...` from this checkout's src/ in whatever environment a rule gets
 # (the local venv, or a per-rule conda env with --sdm conda on a cluster, where lacy is not installed).
+# Without a per-rule conda env, `python` is the interpreter running Snakemake (e.g. .venv/bin/python), even
+# when that environment is not activated.
 LACY_SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, LACY_SRC)
-shell.prefix(f"export PYTHONPATH={shlex.quote(LACY_SRC)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+_PATH = "" if workflow.deployment_settings.deployment_method else f"{shlex.quote(str(Path(sys.executable).parent))}:"
+shell.prefix(f"export PYTHONPATH={shlex.quote(LACY_SRC)}${{{{PYTHONPATH:+:$PYTHONPATH}}}} PATH={_PATH}$PATH; ")
 
 from lacy.config import load_schema, validate_config  # noqa: E402
 
