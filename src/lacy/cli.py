@@ -7,6 +7,7 @@ stderr (the rule's log); data only ever goes to the files named on the command l
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -79,27 +80,41 @@ def _add_tokenizer_commands(sub: argparse._SubParsersAction) -> None:
     train.set_defaults(func=_tokenizer_train)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from lacy.annotation import cli as annotation_cli
-    from lacy import llm_judge, validation
-    from lacy.corpus import dwiki
+#: Which function registers each command. Only the module of the command being run is imported, so a rule's
+#: environment needs only that stage's dependencies (spaCy for annotation, torch for training, ...).
+COMMANDS = {
+    "corpus": "lacy.cli:_add_corpus_commands",
+    "download-dwiki": "lacy.corpus.dwiki:register",
+    "corpus-dwiki": "lacy.corpus.dwiki:register",
+    "tokenizer": "lacy.cli:_add_tokenizer_commands",
+    "annotate": "lacy.annotation.cli:register",
+    "llm-judge": "lacy.llm_judge:register",
+    "train": "lacy.cli:_add_train_command",
+    "validation-losses": "lacy.validation:register",
+}
 
+
+def _registrar(path: str):
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for ``command`` alone, or for every command (``lacy --help``)."""
     parser = argparse.ArgumentParser(prog="lacy", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"lacy {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_corpus_commands(sub)
-    dwiki.register(sub)
-    _add_tokenizer_commands(sub)
-    annotation_cli.register(sub)
-    llm_judge.register(sub)
-    _add_train_command(sub)
-    validation.register(sub)
+    paths = [COMMANDS[command]] if command in COMMANDS else COMMANDS.values()
+    for path in dict.fromkeys(paths):
+        _registrar(path)(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
