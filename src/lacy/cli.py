@@ -91,6 +91,7 @@ COMMANDS = {
     "llm-judge": "lacy.llm_judge:register",
     "train": "lacy.cli:_add_train_command",
     "validation-losses": "lacy.validation:register",
+    "factscore": "lacy.factscore:register",
 }
 
 

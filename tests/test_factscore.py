@@ -1,0 +1,223 @@
+"""FactScore (Min et al., 2023) and the offline fact precision (§5.2, §B)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+
+import pytest
+
+from lacy import factscore as fs
+from lacy.llm import MissingCredentialsError
+from test_llm import FakeChatServer
+
+ADA_REFERENCE = "Ada Lovelace (1815–1852) was an English mathematician."
+ADA_GENERATION = "Ada Lovelace was an English mathematician born in 1815. She was a French painter."
+
+
+def main(argv: list[str]) -> None:
+    """``lacy factscore ...`` through the parser ``register`` adds."""
+    parser = argparse.ArgumentParser()
+    fs.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    return fs.load_offline_nlp()
+
+
+# --- aggregation -----------------------------------------------------------------------------------------
+
+
+def test_supported_share_and_counts():
+    facts = [{"fact": "a", "supported": True}, {"fact": "b", "supported": False},
+             {"fact": "c", "supported": True}, {"fact": "d", "supported": None}]
+    result = fs.entity_result("X", facts)
+    assert (result["n_facts"], result["n_supported"], result["n_unparsable"]) == (4, 2, 1)
+    assert result["score"] == pytest.approx(2 / 3)
+    assert fs.entity_result("Y", [])["abstained"] and fs.entity_result("Y", [])["score"] is None
+    summary = fs.summarise("offline_fact_precision", [result, fs.entity_result("Y", []),
+                                                      fs.entity_result("Z", [{"fact": "e", "supported": True}])],
+                           n_resamples=100, seed=0)
+    assert summary["score"] == pytest.approx((2 / 3 + 1) / 2)
+    assert (summary["n_entities"], summary["n_scored"], summary["n_abstained"]) == (3, 2, 1)
+    assert (summary["n_facts"], summary["n_supported"], summary["n_unparsable"]) == (5, 3, 1)
+
+
+def test_length_penalty():
+    assert fs.length_penalty(10) == 1.0 and fs.length_penalty(25) == 1.0
+    assert fs.length_penalty(5) == pytest.approx(math.exp(-1))
+    assert fs.length_penalty(1) == pytest.approx(math.exp(-9))
+    assert fs.length_penalty(4, gamma=2) == 1.0
+
+
+def test_bootstrap_ci_contains_mean_and_is_deterministic():
+    scores = [0.1, 0.5, 0.9, 0.3, 0.7, 0.6, 0.2, 0.8]
+    low, high = fs.bootstrap_ci(scores, seed=3)
+    assert low < sum(scores) / len(scores) < high
+    assert fs.bootstrap_ci(scores, seed=3) == [low, high]
+    assert fs.bootstrap_ci(scores, seed=4) != [low, high]
+    assert fs.bootstrap_ci([0.4]) == [0.4, 0.4] and fs.bootstrap_ci([]) is None
+
+
+# --- answer parsing and retrieval ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ("True", True), ("false.", False), ("  TRUE - the passage says so", True),
+    ("The statement is false.", False), ("True or false: unclear", None), ("Maybe", None), ("", None),
+])
+def test_parse_judgement(answer, expected):
+    assert fs.parse_judgement(answer) is expected
+
+
+def test_parse_facts():
+    assert fs.parse_facts("- A was born.\n- A is a poet.\n") == ["A was born.", "A is a poet."]
+    assert fs.parse_facts("1. A was born.\n2) A is a poet.") == ["A was born.", "A is a poet."]
+    assert fs.parse_facts("None") == []
+    assert fs.parse_facts("I cannot help with that.") is None
+
+
+def test_passages_and_bm25_retrieval():
+    text = " ".join(f"w{i}" for i in range(10)) + " Lovelace wrote the first algorithm " + " ".join(
+        f"v{i}" for i in range(10))
+    assert fs.split_passages("a b c d e", 2) == ["a b", "c d", "e"]
+    retriever = fs.PassageRetriever("Ada Lovelace", text, passage_words=8)
+    assert len(retriever.passages) == 4
+    assert "algorithm" in retriever.retrieve("Ada Lovelace first algorithm", k=1)[0]
+    assert len(retriever.retrieve("anything", k=10)) == 4
+
+
+# --- FactScore end to end against a local server playing the LLM ----------------------------------------
+
+CANNED_FACTS = {
+    "Ada Lovelace was an English mathematician.": "- Ada Lovelace was English.\n- Ada Lovelace was a mathematician.",
+    "She was born in 1815.": "- Ada Lovelace was born in 1815.",
+    "She was a French painter.": "- Ada Lovelace was French.\n- Ada Lovelace was a painter.",
+    "She liked cats.": "Sure! She liked cats.",  # malformed twice -> unparsable sentence
+    "Grace Hopper was a rear admiral.": "Grace Hopper was a rear admiral.",  # malformed once, then fine
+    "I do not know who that is.": "None",
+}
+
+
+def play_llm(messages: list[dict]) -> tuple[int, str]:
+    """Canned atomic facts; a judge that says True iff the fact's last word occurs in the retrieved passages."""
+    prompt = messages[-1]["content"]
+    if prompt.startswith("Break the sentence"):
+        sentence = prompt.rsplit("Sentence: ", 1)[1].split("\nFacts:")[0]
+        if sentence.startswith("Grace") and fs.FACTS_REMINDER in prompt:
+            return 200, "- Grace Hopper was a rear admiral."
+        return 200, CANNED_FACTS[sentence]
+    passages = prompt.split("\n\nStatement: ")[0]
+    fact = prompt.split("Statement: ")[1].split("\n")[0]
+    if "admiral" in fact:
+        return 200, "Perhaps."  # malformed twice -> unparsable judgement
+    last_word = re.findall(r"\w+", fact)[-1].lower()
+    return 200, "True" if last_word in passages.lower() else "False"
+
+
+def test_factscore_end_to_end(tmp_path):
+    generations = tmp_path / "generations.jsonl"
+    generations.write_text("\n".join(json.dumps(g) for g in [
+        {"entity": "Ada Lovelace", "generation": "Ada Lovelace was an English mathematician. She was born in 1815. "
+                                                  "She was a French painter. She liked cats."},
+        {"entity": "Grace Hopper", "generation": "Grace Hopper was a rear admiral."},
+        {"entity": "Nobody Known", "generation": "I do not know who that is."},
+        {"entity": "Not In Corpus", "generation": "Not In Corpus was a poet."},
+    ]) + "\n")
+    knowledge = tmp_path / "corpus.jsonl"
+    knowledge.write_text("\n".join(json.dumps(r) for r in [
+        {"title": "Ada Lovelace", "text": ADA_REFERENCE + " She worked with Charles Babbage. " * 100},
+        {"title": "grace hopper", "text": "Grace Hopper was an American computer scientist and rear admiral."},
+        {"title": "Nobody Known", "text": "Nobody Known is unknown."},
+    ]) + "\n")
+    out = tmp_path / "factscore.json"
+    with FakeChatServer(play_llm) as server:
+        main(["factscore", "llm", "--generations", str(generations), "--knowledge", str(knowledge),
+              "--out", str(out), "--model", "fake", "--base-url", server.base_url,
+              "--cache-dir", str(tmp_path / "cache"), "--passage-words", "32", "--workers", "2"])
+        n_requests = len(server.requests)
+        # a rerun is answered from the cache
+        main(["factscore", "llm", "--generations", str(generations), "--knowledge", str(knowledge),
+              "--out", str(tmp_path / "again.json"), "--model", "fake", "--base-url", server.base_url,
+              "--cache-dir", str(tmp_path / "cache"), "--passage-words", "32"])
+        assert len(server.requests) == n_requests
+    summary = json.loads(out.read_text())
+    ada, grace, nobody, missing = summary["per_entity"]
+    assert [f["supported"] for f in ada["facts"]] == [True, True, True, False, False]
+    assert ada["score"] == pytest.approx(3 / 5) and ada["n_unparsable_sentences"] == 1
+    assert ada["score_length_penalised"] == pytest.approx(3 / 5 * math.exp(1 - 10 / 5))
+    assert grace["n_facts"] == 1 and grace["n_unparsable"] == 1 and grace["score"] is None
+    assert nobody["abstained"] and nobody["n_facts"] == 0
+    assert missing["no_reference"] and not missing["abstained"]
+    assert summary["metric"] == "factscore" and summary["score"] == pytest.approx(0.6)
+    assert summary["ci95"] == [pytest.approx(0.6), pytest.approx(0.6)]
+    assert (summary["n_entities"], summary["n_scored"], summary["n_facts"]) == (4, 1, 6)
+    assert (summary["n_abstained"], summary["n_unparsable"], summary["n_no_reference"]) == (1, 1, 1)
+    assert summary["n_unparsable_sentences"] == 1 and summary["judge"] == "openai:fake"
+    assert json.loads((tmp_path / "again.json").read_text()) == summary
+
+
+def test_factscore_without_key_fails_before_reading_inputs(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(MissingCredentialsError, match="OPENAI_API_KEY"):
+        main(["factscore", "llm", "--generations", str(tmp_path / "absent.jsonl"), "--knowledge", str(tmp_path),
+              "--out", str(tmp_path / "o.json"), "--cache-dir", str(tmp_path / "cache")])
+    assert not (tmp_path / "o.json").exists()
+
+
+# --- offline fact precision ------------------------------------------------------------------------------
+
+
+def test_normalised_containment():
+    assert fs.normalise("Ada Lovelace (1815–1852), English!") == ["ada", "lovelace", "1815", "1852", "english"]
+    assert fs.normalise("1,815,000 people; 2.5 km") == ["1815000", "people", "2", "5", "km"]
+    assert fs.contains_sequence(["an", "english", "mathematician"], ["english", "mathematician"])
+    assert not fs.contains_sequence(["english", "and", "mathematician"], ["english", "mathematician"])
+    assert not fs.contains_sequence(["1815"], ["181"])
+
+
+def claims(nlp, generation: str, subject: str, reference: str) -> dict[str, bool]:
+    tokens = fs.normalise(reference)
+    return {c.text: c.supported_by(tokens, set(tokens)) for c in fs.extract_claims(nlp(generation), subject)}
+
+
+def test_offline_claims_of_the_ada_example(nlp):
+    assert claims(nlp, ADA_GENERATION, "Ada Lovelace", ADA_REFERENCE) == {
+        "English": True, "mathematician": True, "1815": True, "French": False, "painter": False}
+
+
+def test_offline_claims_dates_exact_and_subject_only(nlp):
+    reference = "Marie Curie (born 7 November 1867 in Warsaw) was a Polish physicist. She won two Nobel Prizes."
+    generation = ("Marie Curie was a Polish physicist and chemist. She was born on 7 November 1868 in Warsaw. "
+                  "Her father was a teacher. She won two Nobel Prizes. She won two Nobel Prizes.")
+    assert claims(nlp, generation, "Marie Curie", reference) == {
+        "Polish": True, "physicist": True, "chemist": False, "7 November 1868": False, "Warsaw": True,
+        "two": True, "Nobel Prizes": True}  # no "teacher": its subject is the father; repeats count once
+
+
+def test_offline_fact_precision_command(tmp_path, nlp):
+    generations = tmp_path / "generations.jsonl"
+    generations.write_text("\n".join(json.dumps(g) for g in [
+        {"entity": "Ada Lovelace", "generation": ADA_GENERATION},
+        {"entity": "Nobody Known", "generation": "is unknown to me."},
+    ]) + "\n")
+    corpus = tmp_path / "corpus" / "train"
+    corpus.mkdir(parents=True)
+    (corpus / "part-00000.jsonl").write_text(
+        json.dumps({"id": "1", "title": "Ada Lovelace", "text": ADA_REFERENCE}) + "\n"
+        + json.dumps({"id": "2", "title": "Nobody Known", "text": "Nobody Known."}) + "\n")
+    out = tmp_path / "offline.json"
+    main(["factscore", "offline", "--generations", str(generations), "--knowledge", str(tmp_path / "corpus"),
+          "--out", str(out)])
+    summary = json.loads(out.read_text())
+    assert summary["metric"] == "offline_fact_precision" and "score_length_penalised" not in summary
+    assert summary["score"] == pytest.approx(3 / 5) and summary["ci95"] == [pytest.approx(0.6)] * 2
+    assert (summary["n_entities"], summary["n_facts"], summary["n_abstained"]) == (2, 5, 1)
+    kinds = {f["fact"]: f["kind"] for f in summary["per_entity"][0]["facts"]}
+    assert kinds == {"English": "entity", "French": "entity", "1815": "date_number",
+                     "mathematician": "predicate_noun", "painter": "predicate_noun"}
