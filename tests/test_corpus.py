@@ -83,3 +83,22 @@ def test_read_jsonl_names_file_and_line(tmp_path):
     path.write_bytes(gzip.compress(b'{"id": "a", "text": "ok"}\n{"id": "\xff\xfe"}\n'))
     with pytest.raises(ValueError, match=r"part.jsonl.gz:2: not valid UTF-8"):
         list(read_jsonl(path))
+
+
+def test_evaluation_entities_are_a_seeded_sample_of_persons_with_their_split(tmp_path):
+    from lacy.corpus.persons import factscore_entities, sample_persons
+
+    records = [{"id": f"P{i}", "title": f"Person {i}", "text": "x", "is_person": i % 2 == 0} for i in range(60)]
+    write_corpus(iter(records), tmp_path, 2, 0.2, 1, "test")
+    sample = sample_persons(tmp_path, 10, seed=3)
+    assert len(sample) == 10 and sample == sample_persons(tmp_path, 10, seed=3)
+    assert sample != sample_persons(tmp_path, 10, seed=4)
+    assert all(int(e["entity"].split()[1]) % 2 == 0 for e in sample)
+    assert all(e["split"] == assign_split(f"P{e['entity'].split()[1]}", 1, 0.2) for e in sample)
+    names = tmp_path / "prompt_entities.txt"
+    names.write_text("Person 0\nNobody Known\n\n")
+    listed = factscore_entities(names, tmp_path)
+    assert [e["entity"] for e in listed] == ["Person 0", "Nobody Known"]
+    assert listed[1]["split"] == "absent"
+    with pytest.raises(FileNotFoundError, match="FactScore entity list not found"):
+        factscore_entities(tmp_path / "missing.txt")

