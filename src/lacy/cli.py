@@ -118,6 +118,11 @@ COMMANDS = {
     "train": "lacy.cli:_add_train_command",
     "validation-losses": "lacy.validation:register",
     "factscore": "lacy.factscore:register",
+    "bigbench": "lacy.bigbench:register",
+    "leakage": "lacy.leakage:register",
+    "nlu": "lacy.nlu:register",
+    "generate": "lacy.cascade:register",
+    "cascade": "lacy.cascade:register",
 }
 
 

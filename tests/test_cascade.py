@@ -1,0 +1,202 @@
+"""The cascade (§5.1, §A.5) with a tiny random SLM and a tiny random GPT-2 partner with its own byte-level BPE."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
+
+from lacy import cascade
+from lacy.cascade import (CallBudget, CascadeSettings, Partner, PieceSegmenter, apply_repetition_penalty,
+                          choose_partner_token, generate_cached, generate_naive, sequence_record)
+from lacy.model import build_model
+
+PROMPTS = [cascade.bio_prompt("Ada Lovelace"), cascade.bio_prompt("Carl Friedrich Gauss"), cascade.bio_prompt("Mo")]
+
+
+@pytest.fixture(scope="module")
+def slm(small_tokenizer):
+    torch.manual_seed(0)
+    return build_model("test-tiny", small_tokenizer.vocab_size, 96, small_tokenizer.call_id).double().eval()
+
+
+@pytest.fixture(scope="module")
+def partner(wiki_records) -> Partner:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator((r["text"] for r in wiki_records[:300]),
+                            trainers.BpeTrainer(vocab_size=600, special_tokens=["<|endoftext|>"],
+                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+    torch.manual_seed(1)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=512, n_embd=32, n_layer=2, n_head=2,
+                        bos_token_id=0, eos_token_id=0)
+    return Partner(model=GPT2LMHeadModel(config).double(), tokenizer=tokenizer, name="tiny-bpe")
+
+
+def test_cached_cascade_equals_full_prefix_loop(slm, small_tokenizer, partner):
+    settings = CascadeSettings(call_rate=0.3, max_new_tokens=40)
+    cached = generate_cached(PROMPTS, slm, small_tokenizer, partner, settings)
+    for seq in cached:
+        naive = generate_naive(seq.prompt, slm, small_tokenizer, partner, settings)
+        assert seq.ids == naive.ids
+        assert seq.sources == naive.sources
+        assert seq.cases == naive.cases
+        assert "partner" in seq.sources and "slm" in seq.sources
+        # the partner read each of its ids about once, not the whole prefix at every call
+        assert seq.session.fed < len(seq.session.ids) + 2 * seq.budget.calls
+
+
+def test_calls_are_made_at_the_budget_rate(slm, small_tokenizer, partner):
+    settings = CascadeSettings(call_rate=0.2, max_new_tokens=60)
+    records = [sequence_record(s, small_tokenizer, None)
+               for s in generate_cached(PROMPTS[:2], slm, small_tokenizer, partner, settings)]
+    summary = cascade.summarise(records, settings)
+    assert 0.12 <= summary["realised_call_rate"] <= 0.3
+
+
+def _realised_rate(target: float, drift: float) -> float:
+    rng = np.random.default_rng(0)
+    budget = CallBudget(target, warm_start=list(rng.normal(size=10)))
+    for value in rng.normal(size=1000) + np.linspace(0, drift, 1000):
+        budget.should_call(float(value))
+    return budget.calls / budget.steps
+
+
+@pytest.mark.parametrize("target", [0.05, 0.15, 0.3])
+def test_running_quantile_meets_the_target_on_stationary_logits(target):
+    assert abs(_realised_rate(target, drift=0.0) - target) < 0.03
+
+
+@pytest.mark.parametrize("target", [0.05, 0.15, 0.3])
+def test_rising_logits_overshoot_the_target_boundedly(target):
+    """§A.5: nonstationary call logits turn a 15 % target into about 22 % realised."""
+    assert target < _realised_rate(target, drift=2.0) < 2 * target
+
+
+def test_budget_zero_never_calls():
+    budget = CallBudget(0.0, warm_start=[0.0, 1.0])
+    assert not any(budget.should_call(v) for v in [0.5, 0.2, 0.9])
+
+
+def test_repetition_penalty_matches_transformers():
+    torch.manual_seed(0)
+    logits = torch.randn(1, 50)
+    seen = torch.tensor([[3, 7, 7, 12, 49]])
+    expected = RepetitionPenaltyLogitsProcessor(1.2)(seen, logits.clone())
+    got = apply_repetition_penalty(logits[0], seen[0].unique(), 1.2)
+    torch.testing.assert_close(got, expected[0])
+
+
+def test_greedy_token_never_calls_and_avoids_repeats():
+    logits = torch.tensor([2.0, 1.9, 0.0, 5.0])  # id 3 is <CALL>
+    assert cascade.greedy_slm_token(logits, [1], call_id=3, penalty=1.2) == 0
+    assert cascade.greedy_slm_token(logits, [0], call_id=3, penalty=1.2) == 1
+
+
+def test_every_expressible_partner_token_decodes_exactly(small_tokenizer, partner):
+    segmenter = PieceSegmenter(small_tokenizer)
+    prefix = small_tokenizer.encode(PROMPTS[0]).tolist()
+    lengths = Counter()
+    for token in range(len(partner.tokenizer)):
+        text = partner.tokenizer.decode([token])
+        ids = segmenter.segment(text, 3) if text and "\ufffd" not in text else None
+        if ids is not None:
+            lengths[len(ids)] += 1
+            assert small_tokenizer.decode(prefix + ids) == PROMPTS[0] + text
+    assert lengths[1] and lengths[2] and lengths[3]
+
+
+def test_multi_piece_partner_token_is_appended_whole(small_tokenizer, partner):
+    segmenter = PieceSegmenter(small_tokenizer)
+    token = next(t for t in range(len(partner.tokenizer))
+                 if len(segmenter.segment(partner.tokenizer.decode([t]), 3) or []) == 3)
+    answer = choose_partner_token([token], partner.tokenizer, partner.special_ids, segmenter, 3, Counter())
+    assert answer.rank == 0 and len(answer.ids) == 3
+    assert small_tokenizer.decode(answer.ids) == partner.tokenizer.decode([token]).lstrip(" ") or \
+        small_tokenizer.decode([0] + answer.ids).endswith(partner.tokenizer.decode([token]))
+
+
+def test_inexpressible_candidates_fall_to_the_next_best(small_tokenizer, partner):
+    segmenter = PieceSegmenter(small_tokenizer)
+    vocab = range(len(partner.tokenizer))
+    partial = next(t for t in vocab if "\ufffd" in partner.tokenizer.decode([t]))
+    too_long = next(t for t in vocab if t not in partner.special_ids and "\ufffd" not in
+                    partner.tokenizer.decode([t]) and segmenter.segment(partner.tokenizer.decode([t]), 1) is None)
+    good = partner.tokenizer.convert_tokens_to_ids("Ġthe")
+    rejected = Counter()
+    answer = choose_partner_token([partner.tokenizer.eos_token_id, partial, too_long, good], partner.tokenizer,
+                                  partner.special_ids, segmenter, 1, rejected)
+    assert answer.rank == 3 and answer.text == " the"
+    assert rejected == Counter(special=1, partial_utf8=1, not_in_vocabulary=1)
+
+
+def test_record_keeps_provenance(slm, small_tokenizer, partner):
+    seq = generate_cached(PROMPTS[:1], slm, small_tokenizer, partner, CascadeSettings(call_rate=0.3,
+                                                                                      max_new_tokens=30))[0]
+    record = sequence_record(seq, small_tokenizer, "Ada Lovelace")
+    assert record["n_tokens"] == 30 == len(record["tokens"])
+    assert [t["source"] for t in record["tokens"]] == seq.sources
+    assert record["generation"] == "".join(t["text"] for t in record["tokens"])
+    assert record["prompt"] + record["generation"] == small_tokenizer.decode(seq.ids)
+    cases = record["partner_cases"]
+    assert record["n_calls"] == cases["single"] + cases["multi"] + cases["slm_fallback"]
+    assert sum(t["source"] == "partner" for t in record["tokens"]) >= cases["single"] + cases["multi"] - 2
+
+
+def test_generation_stops_at_the_slm_context(small_tokenizer, partner):
+    torch.manual_seed(0)
+    short = build_model("test-tiny", small_tokenizer.vocab_size, 32, small_tokenizer.call_id).eval()
+    seq = generate_cached(PROMPTS[:1], short, small_tokenizer, partner, CascadeSettings(max_new_tokens=100))[0]
+    assert len(seq.ids) == 32 and seq.stopped_by_context
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    cascade.register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, small_tokenizer, partner):
+    root = tmp_path_factory.mktemp("cascade")
+    torch.manual_seed(0)
+    build_model("test-tiny", small_tokenizer.vocab_size, 96, small_tokenizer.call_id).save_pretrained(root / "slm")
+    small_tokenizer.save_pretrained(root / "slm")
+    partner.model.float().save_pretrained(root / "partner")
+    partner.tokenizer.save_pretrained(root / "partner")
+    partner.model.double()
+    return root
+
+
+def test_generate_command_marks_partner_tokens(saved, capsys):
+    args = _parser().parse_args(["generate", PROMPTS[0], "--model", str(saved / "slm"), "--partner",
+                                 str(saved / "partner"), "--call-rate", "0.4", "--max-new-tokens", "20",
+                                 "--colour", "never"])
+    args.func(args)
+    out = capsys.readouterr().out
+    assert out.startswith(PROMPTS[0]) and "[" in out and "]" in out and "call rate" in out
+
+
+def test_cascade_command_writes_jsonl_summary_and_html(saved, tmp_path):
+    entities = tmp_path / "entities.txt"
+    entities.write_text("Ada Lovelace\nAlan Turing\nMarie Curie\n")
+    args = _parser().parse_args(["cascade", "--entities", str(entities), "--model", str(saved / "slm"),
+                                 "--partner", str(saved / "partner"), "--max-new-tokens", "12", "--batch-size", "2",
+                                 "--out", str(tmp_path / "gen.jsonl"), "--summary", str(tmp_path / "summary.json"),
+                                 "--html", str(tmp_path / "gen.html")])
+    args.func(args)
+    records = [json.loads(line) for line in (tmp_path / "gen.jsonl").read_text().splitlines()]
+    assert [r["entity"] for r in records] == ["Ada Lovelace", "Alan Turing", "Marie Curie"]
+    assert records[1]["prompt"] == "Tell me a bio of Alan Turing. Alan Turing is"
+    assert json.loads((tmp_path / "summary.json").read_text())["generations"] == 3
+    assert "<mark>" in (tmp_path / "gen.html").read_text()
