@@ -19,6 +19,8 @@ include: "workflow/rules/annotation.smk"
 include: "workflow/rules/llm_judge.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/validation.smk"
+include: "workflow/rules/cascade.smk"
+include: "workflow/rules/leakage.smk"
 
 
 rule all:

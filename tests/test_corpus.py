@@ -102,3 +102,35 @@ def test_evaluation_entities_are_a_seeded_sample_of_persons_with_their_split(tmp
     assert listed[1]["split"] == "absent"
     with pytest.raises(FileNotFoundError, match="FactScore entity list not found"):
         factscore_entities(tmp_path / "missing.txt")
+
+
+def test_factscore_release_download_resumes_and_unpacks(tmp_path):
+    """Against a local HTTP server standing in for Google Drive."""
+    import functools
+    import http.server
+    import io
+    import threading
+    import zipfile
+
+    from lacy.corpus.factscore_release import FILES, fetch_release
+
+    served = tmp_path / "served"
+    served.mkdir()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("data/labeled/prompt_entities.txt", "Ada Lovelace\nAlan Turing\n")
+    (served / FILES["data.zip"]).write_bytes(buf.getvalue())
+    (served / FILES["enwiki-20230401.db"]).write_bytes(b"SQLite format 3\x00" + b"x" * 5000)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        out = tmp_path / "factscore"
+        out.mkdir()
+        (out / "enwiki-20230401.db.part").write_bytes(b"SQLite format 3\x00")  # an interrupted earlier run
+        fetch_release(out, f"http://127.0.0.1:{server.server_address[1]}/{{id}}")
+    finally:
+        server.shutdown()
+    assert (out / "data/labeled/prompt_entities.txt").read_text().splitlines() == ["Ada Lovelace", "Alan Turing"]
+    assert (out / "enwiki-20230401.db").read_bytes() == (served / FILES["enwiki-20230401.db"]).read_bytes()
+    assert not list(out.glob("*.part"))

@@ -221,3 +221,17 @@ def test_offline_fact_precision_command(tmp_path, nlp):
     kinds = {f["fact"]: f["kind"] for f in summary["per_entity"][0]["facts"]}
     assert kinds == {"English": "entity", "French": "entity", "1815": "date_number",
                      "mathematician": "predicate_noun", "painter": "predicate_noun"}
+
+
+def test_references_come_from_factscores_sqlite_dump(tmp_path):
+    import sqlite3
+
+    from lacy.factscore import FACTSCORE_DB_SEPARATOR, load_references
+
+    db = tmp_path / "enwiki-20230401.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE documents (title PRIMARY KEY, text)")
+        conn.execute("INSERT INTO documents VALUES (?, ?)",
+                     ("Ada Lovelace", f"Ada Lovelace was a mathematician.{FACTSCORE_DB_SEPARATOR}She wrote notes."))
+    refs = load_references([db], ["Ada Lovelace", "Nobody"])
+    assert refs == {"Ada Lovelace": "Ada Lovelace was a mathematician. She wrote notes."}

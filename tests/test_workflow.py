@@ -30,12 +30,17 @@ def test_lint_is_clean():
     assert "Lints for" not in run.stdout + run.stderr
 
 
-def test_default_config_plans_every_stage():
-    run = snakemake("-n", "--quiet", "rules")
+def test_default_config_plans_every_stage(tmp_path):
+    run = snakemake("-n", "--quiet", "rules", "--directory", str(tmp_path), "--configfile",
+                    str(ROOT / "config/config.yaml"), "-s", str(ROOT / "Snakefile"), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     jobs = planned_jobs(run.stdout)
+    methods = 8
     assert jobs == {"corpus_wiki_offline": 1, "tokenizer": 1, "annotate_shard": 4, "annotation_summary": 1,
-                    "train": 9, "validation_losses": 7, "validation_losses_table": 1, "all": 1}
+                    "train": methods + 1, "validation_losses": methods - 1, "validation_losses_table": 1,
+                    "evaluation_entities": 1, "cascade_generate": methods, "fact_precision": methods,
+                    "bigbench_tasks": 1, "leakage_qa_wikidata": 1, "leakage_person_cloze": 1,
+                    "fact_leakage": methods, "nlu_local_tasks": 1, "nlu": methods, "all": 1}
     assert "carries no LMLM LLM-judge annotations" in run.stderr + run.stdout
 
 
@@ -50,10 +55,14 @@ def test_paper_config_dry_runs_to_its_final_targets_with_the_slurm_profile():
     assert jobs["llm_judge_labels"] == 2 * shards
     assert jobs["train"] == 9 + 1, "nine methods and the reference model"
     assert jobs["validation_losses"] == 8
+    assert jobs["cascade_generate"] == jobs["fact_precision"] == jobs["fact_leakage"] == jobs["nlu"] == 9
+    assert jobs["factscore_release"] == jobs["leakage_popqa_rephrase"] == 1
     assert jobs["all"] == 1
     assert "--vocab-size 32000" in run.stdout
     assert "torchrun --standalone --nproc_per_node 8 -m lacy train" in run.stdout
     assert "gpu=8" in run.stdout
+    assert "lacy factscore llm" in run.stdout and "--partner meta-llama/Llama-3.2-1B" in run.stdout
+    assert "--tasks arc_easy,hellaswag,piqa,siqa" in run.stdout
     assert "executor: slurm" in (ROOT / "slurm/config.yaml").read_text()
 
 

@@ -43,6 +43,12 @@ def _corpus_entities(args: argparse.Namespace) -> None:
                  in_train)
 
 
+def _corpus_factscore_release(args: argparse.Namespace) -> None:
+    from lacy.corpus.factscore_release import fetch_release
+
+    fetch_release(args.out)
+
+
 def _tokenizer_train(args: argparse.Namespace) -> None:
     from lacy.tokenizer import train_texts, train_sentencepiece
 
@@ -89,6 +95,9 @@ def _add_corpus_commands(sub: argparse._SubParsersAction) -> None:
     entities.add_argument("--factscore-list", type=Path, default=None,
                           help="FactScore's entity list (one name per line) instead of corpus persons")
     entities.set_defaults(func=_corpus_entities)
+    release = corpus_sub.add_parser("factscore-release", help="download FactScore's entity list and Wikipedia dump")
+    release.add_argument("--out", type=Path, required=True, help="directory (resumes partial downloads)")
+    release.set_defaults(func=_corpus_factscore_release)
 
 
 def _add_tokenizer_commands(sub: argparse._SubParsersAction) -> None:

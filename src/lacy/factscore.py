@@ -83,15 +83,35 @@ def _jsonl_files(paths: Iterable[Path]) -> Iterable[Path]:
             raise FileNotFoundError(f"knowledge source {path} does not exist")
 
 
+#: How FactScore's release joins an article's passages in its SQLite ``documents(title, text)`` table.
+FACTSCORE_DB_SEPARATOR = "####SPECIAL####SEPARATOR####"
+
+
+def _factscore_db_articles(path: Path, wanted: dict[str, str]) -> Iterable[dict]:
+    """Articles of the wanted titles from FactScore's Wikipedia dump (``enwiki-20230401.db``)."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        for title in wanted.values():
+            row = db.execute("SELECT title, text FROM documents WHERE title = ?", (title,)).fetchone()
+            if row:
+                yield {"title": row[0], "text": " ".join(row[1].split(FACTSCORE_DB_SEPARATOR))}
+
+
 def load_references(paths: Iterable[Path], entities: Iterable[str]) -> dict[str, str]:
-    """The reference article of each entity, from JSONL files (or directories of them) of ``{"title", "text"}``.
+    """The reference article of each entity, from JSONL files (or directories of them) of ``{"title", "text"}``,
+    or from FactScore's SQLite Wikipedia dump (``*.db``, the paper's knowledge source, §5.2).
 
     Titles are matched exactly, else case-insensitively; entities without an article are absent.
     """
     wanted = {entity.casefold(): entity for entity in entities}
     exact: dict[str, str] = {}
     folded: dict[str, str] = {}
-    for path in _jsonl_files(paths):
+    for path in map(Path, paths):
+        if path.suffix == ".db":
+            for record in _factscore_db_articles(path, wanted):
+                exact.setdefault(record["title"].casefold(), record["text"])
+    for path in _jsonl_files(p for p in map(Path, paths) if p.suffix != ".db"):
         for _, record in read_jsonl(path):
             title = record.get("title")
             if isinstance(title, str) and title.casefold() in wanted:

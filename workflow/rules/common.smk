@@ -48,7 +48,7 @@ def llm_judge_shard_stats():
 
 def final_targets():
     """Everything `rule all` builds; grows with each stage of the pipeline."""
-    targets = [rules.annotation_summary.output.summary, *trained_models()]
+    targets = [rules.annotation_summary.output.summary, *trained_models(), *evaluation_targets()]
     if "baseline" in config["methods"] and CALLING_METHODS:
         targets.append(rules.validation_losses_table.output[0])
     if HAS_LLM_JUDGE_LABELS:
@@ -136,3 +136,78 @@ CALLING_METHODS = [m for m in config["methods"] if m != "baseline"]
 
 def trained_models():
     return expand("results/models/{method}/seed{seed}/train.json", method=config["methods"], seed=config["seeds"])
+
+
+# --- evaluation: cascade, fact precision, leakage, NLU ---------------------------------------------
+
+CASCADE = config["cascade"]
+PARTNERS = {p["name"]: p["model"] for p in CASCADE["partners"]}
+#: The paper's FactScore needs an LLM; without one the stand-in "offline fact precision" is computed.
+FACT_SCORER = "llm" if config["fact_precision"].get("llm") else "offline"
+
+
+wildcard_constraints:
+    partner="|".join(PARTNERS),
+    scorer="llm|offline",
+
+
+def entity_inputs(wildcards):
+    inputs = {"corpus": "results/corpus/corpus.json"}
+    if CASCADE["entities"]["source"] == "factscore":
+        inputs["factscore"] = CASCADE["entities"]["path"]
+    return inputs
+
+
+def entity_options():
+    entities = CASCADE["entities"]
+    if entities["source"] == "factscore":
+        return f"--factscore-list {entities['path']}"
+    return f"--n {entities['n']} --seed {entities['seed']}"
+
+
+def llm_options(llm):
+    options = f"--backend {llm['backend']} --llm {llm['model']}" if llm else ""
+    if llm.get("base_url"):
+        options += f" --base-url {llm['base_url']}"
+    if llm.get("api_key_env"):
+        options += f" --api-key-env {llm['api_key_env']}"
+    return options
+
+
+def knowledge_input():
+    """The reference articles: the corpus (``corpus``) or a file such as FactScore's Wikipedia dump."""
+    knowledge = config["fact_precision"]["knowledge"]
+    return "results/corpus/corpus.json" if knowledge == "corpus" else knowledge
+
+
+def knowledge_option(path):
+    return str(Path(path).parent) if path == "results/corpus/corpus.json" else path
+
+
+def fact_precision_options(wildcards):
+    if wildcards.scorer == "offline":
+        return ""
+    llm = config["fact_precision"]["llm"]
+    return llm_options(llm).replace("--llm", "--model") + " --cache-dir results/llm_cache"
+
+
+def nlu_inputs(wildcards):
+    inputs = {"model": f"results/models/{wildcards.method}/seed{wildcards.seed}/model.safetensors"}
+    if any(task.startswith("bigbench_local_") for task in config["nlu"]["tasks"]):
+        inputs["tasks"] = rules.nlu_local_tasks.output[0]
+    return inputs
+
+
+def evaluation_targets():
+    """Per method and seed: cascade generations and their fact precision, fact leakage, NLU."""
+    return expand(
+        "results/fact_precision/{partner}/{method}/seed{seed}.{scorer}.json",
+        partner=list(PARTNERS),
+        method=config["methods"],
+        seed=config["seeds"],
+        scorer=FACT_SCORER,
+    ) + expand(
+        ["results/leakage/{method}/seed{seed}.json", "results/nlu/{method}/seed{seed}.json"],
+        method=config["methods"],
+        seed=config["seeds"],
+    )

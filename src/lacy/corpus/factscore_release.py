@@ -1,0 +1,61 @@
+"""FactScore's release data (Min et al. 2023): the labelled entity list and its Wikipedia dump (§5.2).
+
+FactScore distributes them through Google Drive (``factscore/download_data.py`` of its repository):
+``data.zip`` holds ``data/labeled/prompt_entities.txt`` (the 183 biography subjects the paper evaluates) and
+``enwiki-20230401.db`` is the knowledge source (SQLite, table ``documents(title, text)``). Downloads resume
+from a partial file and are renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from tqdm import tqdm
+
+from lacy.io import atomic_output
+
+log = logging.getLogger(__name__)
+
+DRIVE_URL = "https://drive.usercontent.google.com/download?id={id}&export=download&confirm=t"
+FILES = {"data.zip": "1enz1PxwxeMr4FRF9dtpCPXaZQCBejuVF", "enwiki-20230401.db": "1mekls6OGOKLmt7gYtHs0WGf5oTamTNat"}
+
+
+def download(url: str, dest: Path, chunk: int = 1 << 20) -> Path:
+    """Fetch ``url`` to ``dest``, resuming a ``dest.part`` left by an interrupted run (HTTP Range)."""
+    dest = Path(dest)
+    if dest.exists():
+        return dest
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    with urllib.request.urlopen(request) as response:
+        if have and response.status != 206:  # the server ignored the range: start over
+            have = 0
+        total = int(response.headers.get("Content-Length", 0)) + have or None
+        with open(part, "ab" if have else "wb") as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+                                                           desc=dest.name, mininterval=2) as bar:
+            while block := response.read(chunk):
+                f.write(block)
+                bar.update(len(block))
+    part.replace(dest)
+    return dest
+
+
+def fetch_release(out_dir: Path, url_template: str = DRIVE_URL) -> None:
+    """Download and unpack FactScore's entity lists and Wikipedia dump into ``out_dir``."""
+    out_dir = Path(out_dir)
+    archive = download(url_template.format(id=FILES["data.zip"]), out_dir / "data.zip")
+    entities = out_dir / "data" / "labeled" / "prompt_entities.txt"
+    if not entities.exists():
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(out_dir)
+        if not entities.exists():
+            raise FileNotFoundError(f"{archive}: no data/labeled/prompt_entities.txt inside")
+    download(url_template.format(id=FILES["enwiki-20230401.db"]), out_dir / "enwiki-20230401.db")
+    n = sum(1 for line in entities.read_text().splitlines() if line.strip())
+    log.info("FactScore release in %s: %d labelled entities (the paper uses 183)", out_dir, n)

@@ -1,0 +1,80 @@
+# Stage 6: biography generation in a cascade with a bigger partner, scored for factual precision
+# (§5.1 "Inference and Cascading", §5.2, §A.5, Figures 2-left, 4).
+
+
+rule factscore_release:
+    output:
+        entities="resources/factscore/data/labeled/prompt_entities.txt",
+        knowledge="resources/factscore/enwiki-20230401.db",
+    log:
+        "logs/cascade/factscore_release.log",
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        runtime=600,
+    shell:
+        "python -m lacy corpus factscore-release --out resources/factscore 2> {log}"
+
+
+rule evaluation_entities:
+    input:
+        unpack(entity_inputs),
+    output:
+        "results/cascade/entities.jsonl",
+    params:
+        options=entity_options(),
+    log:
+        "logs/cascade/entities.log",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "python -m lacy corpus entities --corpus $(dirname {input.corpus}) --out {output} {params.options} 2> {log}"
+
+
+rule cascade_generate:
+    input:
+        model=rules.train.output.model,
+        entities=rules.evaluation_entities.output[0],
+    output:
+        generations="results/cascade/{partner}/{method}/seed{seed}.jsonl",
+        summary="results/cascade/{partner}/{method}/seed{seed}.summary.json",
+        html="results/cascade/{partner}/{method}/seed{seed}.html",
+    params:
+        partner=lambda wildcards: PARTNERS[wildcards.partner],
+        call_rate=CASCADE["call_rate"],
+        max_new_tokens=CASCADE["max_new_tokens"],
+        batch_size=CASCADE["batch_size"],
+    log:
+        "logs/cascade/{partner}/{method}/seed{seed}.log",
+    conda:
+        "../../envs/evaluation.yaml"
+    threads: 2
+    resources:
+        gpu=min(1, TRAIN["gpus_per_node"]),
+        mem_mb=16000,
+        runtime=240,
+    shell:
+        "python -m lacy cascade --entities {input.entities} --model $(dirname {input.model})"
+        " --partner {params.partner} --call-rate {params.call_rate} --max-new-tokens {params.max_new_tokens}"
+        " --batch-size {params.batch_size} --out {output.generations} --summary {output.summary}"
+        " --html {output.html} 2> {log}"
+
+
+rule fact_precision:
+    input:
+        generations=rules.cascade_generate.output.generations,
+        knowledge=knowledge_input(),
+    output:
+        "results/fact_precision/{partner}/{method}/seed{seed}.{scorer}.json",
+    params:
+        options=fact_precision_options,
+        knowledge=lambda wildcards, input: knowledge_option(input.knowledge),
+    log:
+        "logs/fact_precision/{partner}/{method}/seed{seed}.{scorer}.log",
+    conda:
+        "../../envs/evaluation.yaml"
+    resources:
+        runtime=240,
+    shell:
+        "python -m lacy factscore {wildcards.scorer} --generations {input.generations}"
+        " --knowledge {params.knowledge} --out {output} {params.options} 2> {log}"
