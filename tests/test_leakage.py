@@ -180,3 +180,36 @@ def test_bigbench_extracts_once_from_the_sdist(tmp_path, monkeypatch):
     assert bigbench.ensure_tasks(tmp_path / "cache") == paths
     with pytest.raises(ValueError, match="no bigbench-1.0.0/bigbench/benchmark_tasks/social_iqa"):
         bigbench.extract_tasks(_fake_sdist(tmp_path / "partial.tar.gz", {"qa_wikidata": {}}), tmp_path / "x")
+
+
+def test_bigbench_sdist_comes_from_the_package_index_with_its_checksum(tmp_path):
+    """A local HTTP server plays the PEP 503 index: the page's sha256 must match the downloaded bytes."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    import pytest
+
+    from lacy import bigbench
+
+    served = tmp_path / "index"
+    (served / "bigbench").mkdir(parents=True)
+    payload = b"not really a tarball"
+    (served / bigbench.SDIST).write_bytes(payload)
+    good = hashlib.sha256(payload).hexdigest()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    index = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for sha, dest in ((good, tmp_path / "ok"), ("0" * 64, tmp_path / "bad")):
+            (served / "bigbench" / "index.html").write_text(f'<a href="../{bigbench.SDIST}#sha256={sha}">x</a>')
+            if sha == good:
+                assert bigbench.download_sdist(dest, index).read_bytes() == payload
+            else:
+                with pytest.raises(ValueError, match="SHA-256"):
+                    bigbench.download_sdist(dest, index)
+                assert not (dest / bigbench.SDIST).exists()
+    finally:
+        server.shutdown()

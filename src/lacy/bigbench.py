@@ -1,13 +1,14 @@
 """BIG-bench task JSON for the embedded default's evaluations (§5.3 fact leakage, §5.5 NLU, §B).
 
 The ``bigbench==1.0.0`` sdist on PyPI (358 MB) ships every task's ``task.json``. We never install it: the
-tarball is fetched once with ``pip download --no-deps`` and only the tasks we evaluate are read straight out
-of it with ``tarfile`` into a cache directory (``resources/bigbench/<task>/task.json``). When every task is
-already cached nothing is downloaded.
+tarball is fetched once from the package index and only the tasks we evaluate are read straight out of it
+with ``tarfile`` into a cache directory (``resources/bigbench/<task>/task.json``). When every task is already
+cached nothing is downloaded.
 
-``pip`` 24 and newer refuse this sdist ("Distributions from PyPI cannot declare direct URL dependencies",
-its setup.py names a ``bleurt`` zip), even with ``--no-deps``; pip 23 downloads it. ``--pip`` picks the
-pip to run (for example ``/usr/bin/python3 -m pip``), or ``--sdist`` names a tarball fetched by hand.
+The tarball is located through the index's simple API (PEP 503; ``PIP_INDEX_URL`` or PyPI) and checked
+against the SHA-256 the index publishes, rather than with ``pip download``: pip 24 and newer refuse this
+sdist ("Distributions from PyPI cannot declare direct URL dependencies", its setup.py names a ``bleurt``
+zip), even with ``--no-deps``. ``--sdist`` names a tarball fetched by hand.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shlex
-import subprocess
-import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -49,15 +47,40 @@ def load_task(cache_dir: Path, task: str) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def download_sdist(dest_dir: Path, pip: str = f"{sys.executable} -m pip") -> Path:
-    """Fetch the sdist with ``pip download --no-deps`` (not installed) and return its path."""
-    dest_dir = Path(dest_dir)
-    command = [*shlex.split(pip), "download", "--no-deps", f"bigbench=={VERSION}", "-d", str(dest_dir)]
-    log.info("downloading the BIG-bench sdist (358 MB): %s", shlex.join(command))
-    subprocess.run(command, check=True, stdout=sys.stderr)
-    sdist = dest_dir / SDIST
-    if not sdist.is_file():
-        raise FileNotFoundError(f"{sdist}: pip download did not produce the sdist")
+def sdist_url(index_url: str | None = None) -> tuple[str, str]:
+    """URL and SHA-256 of the sdist, from the index's PEP 503 project page."""
+    import os
+    import re
+    import urllib.parse
+    import urllib.request
+
+    index = (index_url or os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple").rstrip("/")
+    page_url = f"{index}/bigbench/"
+    with urllib.request.urlopen(page_url) as response:
+        page = response.read().decode("utf-8")
+    for href in re.findall(r'href="([^"]+)"', page):
+        url, _, fragment = href.partition("#sha256=")
+        if url.split("/")[-1] == SDIST and fragment:
+            return urllib.parse.urljoin(page_url, url), fragment
+    raise FileNotFoundError(f"{page_url}: no {SDIST} with a sha256 on the package index")
+
+
+def download_sdist(dest_dir: Path, index_url: str | None = None) -> Path:
+    """Fetch the sdist (resumable) into ``dest_dir`` and check its SHA-256."""
+    import hashlib
+
+    from lacy.corpus.factscore_release import download
+
+    url, sha256 = sdist_url(index_url)
+    log.info("downloading the BIG-bench sdist (358 MB) from %s", url)
+    sdist = download(url, Path(dest_dir) / SDIST)
+    digest = hashlib.sha256()
+    with open(sdist, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    if digest.hexdigest() != sha256:
+        sdist.unlink()
+        raise ValueError(f"{url}: SHA-256 {digest.hexdigest()} is not the index's {sha256}; removed, retry")
     return sdist
 
 
@@ -79,8 +102,7 @@ def extract_tasks(sdist: Path, out_dir: Path, tasks: tuple[str, ...] = TASKS) ->
     return written
 
 
-def ensure_tasks(out_dir: Path, tasks: tuple[str, ...] = TASKS, sdist: Path | None = None,
-                 pip: str = f"{sys.executable} -m pip") -> list[Path]:
+def ensure_tasks(out_dir: Path, tasks: tuple[str, ...] = TASKS, sdist: Path | None = None) -> list[Path]:
     """Extract the missing tasks, downloading the sdist into a temporary directory only if needed."""
     missing = tuple(t for t in tasks if not task_path(out_dir, t).is_file())
     if not missing:
@@ -89,12 +111,12 @@ def ensure_tasks(out_dir: Path, tasks: tuple[str, ...] = TASKS, sdist: Path | No
         extract_tasks(sdist, out_dir, missing)
     else:
         with tempfile.TemporaryDirectory(prefix="bigbench-") as tmp:
-            extract_tasks(download_sdist(Path(tmp), pip), out_dir, missing)
+            extract_tasks(download_sdist(Path(tmp)), out_dir, missing)
     return [task_path(out_dir, t) for t in tasks]
 
 
 def _extract_command(args: argparse.Namespace) -> None:
-    for path in ensure_tasks(args.out, tuple(args.task or TASKS), args.sdist, args.pip):
+    for path in ensure_tasks(args.out, tuple(args.task or TASKS), args.sdist):
         log.info("%s: %d examples", path, len(json.loads(path.read_text(encoding="utf-8"))["examples"]))
 
 
@@ -108,6 +130,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     extract.add_argument("--task", action="append", default=None, choices=TASKS,
                          help=f"task to extract, repeatable (default: {' '.join(TASKS)})")
     extract.add_argument("--sdist", type=Path, default=None, help=f"an already downloaded {SDIST}")
-    extract.add_argument("--pip", default=f"{sys.executable} -m pip",
-                         help="pip command line to download with (pip >= 24 refuses this sdist)")
     extract.set_defaults(func=_extract_command)
