@@ -84,8 +84,10 @@ def test_ci_runs_the_readme_test_command():
 
 @pytest.mark.slow
 def test_default_workflow_runs_end_to_end_on_a_small_slice(tmp_path):
-    """Every stage for real on 400 Wikipedia leads: corpus, tokenizer, spaCy annotation, all methods'
-    training and the validation losses; then a rerun has nothing to do."""
+    """Every stage for real on 400 Wikipedia leads: corpus, tokenizer, spaCy annotation, all methods' training,
+    validation losses, fact leakage (corpus cloze set), and one cascade with the real Gemma partner scored by
+    offline fact precision; then a rerun has nothing to do. (NLU and BIG-bench need a 358 MB download; their
+    code runs end to end through lm-eval in tests/test_nlu.py.)"""
     import csv
     import json
 
@@ -97,10 +99,15 @@ def test_default_workflow_runs_end_to_end_on_a_small_slice(tmp_path):
     config["training"].update(step_scale=0.00002, log_every=2, checkpoint_every=4)
     config["reference"]["steps"] = 6
     config["evaluation"]["validation_batches"] = 3
+    config["cascade"].update(max_new_tokens=24, entities={"source": "corpus", "n": 2, "seed": 0})
+    config["leakage"].update(sets=["corpus_person_cloze"], max_queries=20)
     configfile = tmp_path / "small.yaml"
     configfile.write_text(yaml.safe_dump(config))
-    run = snakemake("--cores", "2", "--directory", str(tmp_path), "--configfile", str(configfile), "-s",
-                    str(ROOT / "Snakefile"), cwd=tmp_path)
+    targets = ["results/annotation/summary.json", "results/tables/validation_losses.csv",
+               "results/fact_precision/gemma3/lacy/seed0.offline.json", "results/leakage/lacy/seed0.json",
+               "results/leakage/baseline/seed0.json"]
+    common = ["--directory", str(tmp_path), "--configfile", str(configfile), "-s", str(ROOT / "Snakefile")]
+    run = snakemake("--cores", "2", *common, *targets, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-4000:]
     results = tmp_path / "results"
     summary = json.loads((results / "annotation/summary.json").read_text())
@@ -113,6 +120,11 @@ def test_default_workflow_runs_end_to_end_on_a_small_slice(tmp_path):
         assert abs(metrics[-1]["call_rate"] - expected_rate) < 0.08, (method, metrics[-1])
     rows = list(csv.DictReader(open(results / "tables/validation_losses.csv")))
     assert sorted(r["method"] for r in rows) == sorted(m for m in config["methods"] if m != "baseline")
-    again = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(configfile), "-s",
-                      str(ROOT / "Snakefile"), cwd=tmp_path)
+    generations = [json.loads(line) for line in open(results / "cascade/gemma3/lacy/seed0.jsonl")]
+    assert len(generations) == 2 and all(g["tokens"] for g in generations)
+    precision = json.loads((results / "fact_precision/gemma3/lacy/seed0.offline.json").read_text())
+    assert precision["metric"] == "offline_fact_precision" and precision["n_entities"] == 2
+    leakage = json.loads((results / "leakage/lacy/seed0.json").read_text())
+    assert "corpus_person_cloze" in json.dumps(leakage)
+    again = snakemake("-n", *common, *targets, cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr
