@@ -55,18 +55,6 @@ def test_length_penalty():
     assert fs.length_penalty(4, gamma=2) == 1.0
 
 
-def test_bootstrap_ci_contains_mean_and_is_deterministic():
-    scores = [0.1, 0.5, 0.9, 0.3, 0.7, 0.6, 0.2, 0.8]
-    low, high = fs.bootstrap_ci(scores, seed=3)
-    assert low < sum(scores) / len(scores) < high
-    assert fs.bootstrap_ci(scores, seed=3) == [low, high]
-    assert fs.bootstrap_ci(scores, seed=4) != [low, high]
-    assert fs.bootstrap_ci([0.4]) == [0.4, 0.4] and fs.bootstrap_ci([]) is None
-
-
-# --- answer parsing and retrieval ----------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("answer, expected", [
     ("True", True), ("false.", False), ("  TRUE - the passage says so", True),
     ("The statement is false.", False), ("True or false: unclear", None), ("Maybe", None), ("", None),

@@ -49,6 +49,7 @@ import numpy as np
 
 from lacy.io import read_jsonl, write_json
 from lacy.llm import LLM
+from lacy.stats import bootstrap_ci
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -127,17 +128,6 @@ def load_references(paths: Iterable[Path], entities: Iterable[str]) -> dict[str,
 def length_penalty(n_facts: int, gamma: int = GAMMA) -> float:
     """FactScore's penalty for short generations: ``exp(1 - gamma / n_facts)`` when ``n_facts < gamma``."""
     return math.exp(1 - gamma / n_facts) if n_facts < gamma else 1.0
-
-
-def bootstrap_ci(scores: list[float], n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float] | None:
-    """Percentile bootstrap 95 % interval of the mean, resampling entities with replacement."""
-    if not scores:
-        return None
-    values = np.asarray(scores, dtype=float)
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(n_resamples, len(values)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return [float(low), float(high)]
 
 
 def _mean(values: list[float]) -> float | None:

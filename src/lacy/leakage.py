@@ -33,6 +33,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from lacy.io import atomic_output, read_jsonl, write_json
+from lacy.stats import bootstrap_ci
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +59,6 @@ def contains_answer(generation: str, answers: Iterable[str]) -> bool:
     """Whether any normalised gold alias occurs as whole words in the normalised generation."""
     haystack = f" {normalize_answer(generation)} "
     return any(needle and f" {needle} " in haystack for needle in map(normalize_answer, answers))
-
-
-def bootstrap_ci(values: np.ndarray, n_resamples: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile-bootstrap confidence interval of the mean of ``values`` (seeded, so reproducible)."""
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, (n_resamples, values.size))].mean(axis=1)
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
 
 
 # --- prompts -------------------------------------------------------------------------------------------------
@@ -252,10 +240,9 @@ def generate_greedy(model, encode: Callable[[str], list[int]], decode: Callable[
 
 def score_set(queries: list[dict], generations: list[str], n_resamples: int, seed: int) -> tuple[dict, list[bool]]:
     leaked = [contains_answer(g, q["answers"]) for q, g in zip(queries, generations, strict=True)]
-    low, high = bootstrap_ci(np.array(leaked, dtype=float), n_resamples, seed)
     return {"queries": len(queries), "leaked": int(sum(leaked)),
-            "fact_leakage": float(np.mean(leaked)) if leaked else float("nan"),
-            "ci95": [low, high]}, leaked
+            "fact_leakage": float(np.mean(leaked)) if leaked else None,
+            "ci95": bootstrap_ci([float(x) for x in leaked], n_resamples, seed)}, leaked
 
 
 def subsample(queries: list[dict], max_queries: int, seed: int) -> list[dict]:
