@@ -24,7 +24,7 @@ import logging
 import math
 import signal
 import time
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,6 @@ class TrainConfig:
     compile: bool = False
     checkpoint_every: int = 500
     log_every: int = 10
-    extra: dict = field(default_factory=dict)
 
     def fingerprint(self) -> str:
         """Identifies the run a checkpoint belongs to (logging cadence excluded)."""
@@ -310,8 +309,6 @@ def add_train_arguments(parser) -> None:
                              "resumes on retry")
     defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
     for f in fields(TrainConfig):
-        if f.name == "extra":
-            continue
         flag = "--" + f.name.replace("_", "-")
         if f.name == "betas":
             parser.add_argument(flag, type=float, nargs=2, default=defaults[f.name])
@@ -330,7 +327,7 @@ def run_training(args) -> dict:
     from lacy.tokenizer import LacyTokenizer
 
     config = TrainConfig(**{f.name: (tuple(v) if isinstance(v := getattr(args, f.name), list) else v)
-                            for f in fields(TrainConfig) if f.name != "extra"})
+                            for f in fields(TrainConfig)})
     if args.threads:
         torch.set_num_threads(args.threads)
     meta = read_tokenizer_meta(args.tokenizer)
