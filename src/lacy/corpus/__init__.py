@@ -33,19 +33,20 @@ def normalize_text(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
-def _unit_hash(key: str) -> float:
+def unit_hash(key: str) -> float:
+    """A stable pseudo-random number in [0, 1) for ``key``."""
     digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
 
 def assign_split(doc_id: str, seed: int, validation_fraction: float) -> str:
     """'validation' for a seeded ``validation_fraction`` of documents, else 'train' (90/10 in the paper)."""
-    return "validation" if _unit_hash(f"split:{seed}:{doc_id}") < validation_fraction else "train"
+    return "validation" if unit_hash(f"split:{seed}:{doc_id}") < validation_fraction else "train"
 
 
 def shard_index(doc_id: str, n_shards: int) -> int:
     """The shard a document is written to; shards are annotated as independent jobs."""
-    return int(_unit_hash(f"shard:{doc_id}") * n_shards)
+    return int(unit_hash(f"shard:{doc_id}") * n_shards)
 
 
 def shard_paths(out_dir: Path, split: str, n_shards: int) -> list[Path]:

