@@ -128,3 +128,17 @@ def test_default_workflow_runs_end_to_end_on_a_small_slice(tmp_path):
     assert "corpus_person_cloze" in json.dumps(leakage)
     again = snakemake("-n", *common, *targets, cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+    # Partial reruns: Snakemake compares params, so one method's step count reruns that method alone ...
+    config["training"]["steps"]["lacy_ignore"] += 100000
+    configfile.write_text(yaml.safe_dump(config))
+    rerun = snakemake("-n", "--quiet", "rules", *common, *targets, cwd=tmp_path)
+    jobs = planned_jobs(rerun.stdout)
+    assert jobs.get("train") == 1 and "validation_losses" in jobs, rerun.stdout
+    assert "lacy_ignore" in snakemake("-n", *common, *targets, cwd=tmp_path).stdout
+    # ... and an evaluation setting reruns no training.
+    config["training"]["steps"]["lacy_ignore"] -= 100000
+    config["evaluation"]["validation_batches"] = 2
+    configfile.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(snakemake("-n", "--quiet", "rules", *common, *targets, cwd=tmp_path).stdout)
+    assert "train" not in jobs and jobs.get("validation_losses") == len(config["methods"]) - 1
