@@ -132,6 +132,7 @@ COMMANDS = {
     "nlu": "lacy.nlu:register",
     "generate": "lacy.cascade:register",
     "cascade": "lacy.cascade:register",
+    "acceptability": "lacy.acceptability:register",
 }
 
 

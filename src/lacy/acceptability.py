@@ -1,0 +1,480 @@
+"""Accuracy versus acceptability of greedy next tokens, by loss and token class (§3, §A.1; Figures 3, 8, 9).
+
+Three steps, each a subcommand of ``lacy acceptability``:
+
+* ``record``: for one validation batch (the paper fixes one batch of 112 windows; ``--batch-size`` here),
+  at every position of every window record the model's greedy next token under p_\\CALL (the <CALL> logit is
+  excluded: the question is which *text* token the model proposes), the ground-truth next token, the
+  token's loss −log p_\\CALL(x_{i+1}) (the loss the masks rank by, ``lacy.losses.true_token_losses``) and
+  its spaCy class: ``fact`` (label FACT, §A.2.1) or ``non-fact`` (grammatical and other). Positions whose
+  target opens a document are skipped (their context belongs to another document; ``Batch.valid``).
+  The context shown to the judge is the decoded text of the window *within the target's document*, up to
+  and including the current token, truncated to its last ``--context-tokens`` tokens (default 128; the
+  paper does not state a length). A truncated context may start mid-word.
+* ``judge``: asks an LLM (any ``lacy.llm`` backend; Gemini 2.0 Flash in the paper) whether the proposed
+  token is an acceptable continuation, with the paper's judging prompt of §A.1 and its three examples
+  (:data:`JUDGE_PROMPT`, verbatim up to the PDF's line wrapping). Positions where greedy == truth are
+  acceptable *by definition* (joining the proposal gives exactly the reference statement) and are not sent
+  to the judge (``judge: "exact"``). Answers are cached by ``lacy.llm``; on top of that the output JSONL is
+  append-only and flushed after every position, and a rerun skips every position already in it, so a crash
+  loses at most the answers in flight. An answer with no parsable 0/1 label is retried once with a format
+  reminder appended to the prompt (a different request, so the cache does not return the same answer);
+  a second failure is recorded as ``judge: "unparsable"`` with ``acceptable: null``, counted and reported,
+  and never scored.
+* ``plot``: accuracy (greedy == truth) and acceptability against loss-quantile bins (10 by default; bin
+  edges are the loss quantiles of all recorded positions of that file, both classes together, so the two
+  classes share an x-axis), split into fact / non-fact; one row of two panels (accuracy | acceptability)
+  per judged file (``LABEL=judged.jsonl``: the final checkpoint for Figure 3, an early and the final one
+  for Figures 8 / 9). Writes the PDF, a PNG beside it and a CSV of the binned values.
+
+The default configuration has no LLM judge; the workflow produces this figure only when one is configured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FACT_CLASS, NONFACT_CLASS = "fact", "non-fact"
+CLASSES = (FACT_CLASS, NONFACT_CLASS)
+
+#: The judging prompt of §A.1 ("Prompt for Judging Acceptability"), with its three examples, as the paper
+#: gives it (only the PDF's page break inside Example 2 is removed). The three ``{}`` of the last section are
+#: filled by :func:`judge_prompt` (plain string replacement, so braces in the text are harmless).
+JUDGE_PROMPT = """# Task
+You must evaluate whether a proposed next token is a valid continuation of a
+given text.
+
+# Input
+You will receive three pieces of information:
+1. **starting_text**: The initial text segment
+2. **proposed_next_token**: A token that could continue the starting_text
+3. **reference_next_token**: A reference token for comparison
+
+# Evaluation Criteria
+The proposed_next_token is VALID if:
+- Joining starting_text + proposed_next_token creates a statement that is
+  logically and factually compatible with starting_text +
+  reference_next_token
+- The two resulting statements do not contradict each other
+- The two resulting statements have similar meaning
+
+The proposed_next_token is INVALID if:
+- Joining starting_text + proposed_next_token creates a statement that
+  contradicts, conflicts with, or significantly changes the meaning of
+  starting_text + reference_next_token
+
+# Output Format
+Provide:
+1. **explanation**: Your reasoning for the decision
+2. **output**: A binary label (1 = valid, 0 = invalid)
+
+# Examples
+
+## Example 1: Invalid Continuation
+**starting_text**: 'Wolfgang Amadeus Mozart\\n\\n (27 January 17'
+**proposed_next_token**: '6'
+**reference_next_token**: '5'
+**explanation**: The proposed_next_token does not match reference_next_token.
+  Completing with '6' would create 'Wolfgang Amadeus Mozart (27 January
+  176...', while the reference creates '...175...'. Mozart was born in 1756,
+  and the reference token '5' indicates the correct continuation is 1756 (
+  starting with 175). The digit '6' creates a factual conflict because it
+  would lead to an incorrect year.
+**output**: 0
+
+## Example 2: Invalid Continuation
+**starting_text**: 'Alan Turing was an English '
+**proposed_next_token**: 'linguist'
+**reference_next_token**: 'mathematician'
+**explanation**: The proposed_next_token does not match reference_next_token.
+    Completing with 'linguist' would create 'Alan Turing was an English
+    linguist', while the reference creates 'Alan Turing was an English
+    mathematician'. This creates a significant difference in meaning. Hence
+    the continuation is invalid.
+**output**: 0
+
+## Example 3: Valid Continuation
+**starting_text**: 'Entre Campos (Lisbon Metro)\\n\\nEntre Campos station is
+    part of the '
+**proposed_next_token**: 'metro'
+**reference_next_token**: 'Yellow'
+**explanation**: The proposed_next_token does not match reference_next_token,
+    but it does not create a factual conflict. The reference would create 'Entre
+    Campos station is part of the Yellow [line]', while the proposal
+    creates 'Entre Campos station is part of the metro [network/system]'. Both
+    statements have similar meaning and are factually true and compatible -
+    the station IS part of the Yellow line AND part of the metro system. These
+    are not contradictory facts.
+**output**: 1
+
+# Your Task
+**starting_text**: '{}'
+**proposed_next_token**: '{}'
+**reference_next_token**: '{}'
+**explanation**:"""
+
+#: Appended to the prompt for the single retry after an unparsable answer (our addition, not the paper's).
+FORMAT_REMINDER = ("\n\n(Format reminder: after your explanation, end with a final line of exactly "
+                   "'**output**: 1' or '**output**: 0'.)")
+
+DEFAULT_CONTEXT_TOKENS = 128
+
+
+# ----------------------------------------------------------------------------------------------- prompt/parse
+
+
+def _quote(text: str) -> str:
+    """Render text inside the prompt's single quotes as the paper's examples do: newlines as ``\\n``."""
+    return text.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n")
+
+
+def judge_prompt(starting_text: str, proposed: str, reference: str) -> str:
+    """The §A.1 prompt with its three slots filled."""
+    parts = JUDGE_PROMPT.rsplit("{}", 3)  # [head, between, between, tail]; '{}' in the inputs stays literal
+    return (parts[0] + _quote(starting_text) + parts[1] + _quote(proposed) + parts[2] + _quote(reference)
+            + parts[3])
+
+
+_OUTPUT_RE = re.compile(r"\**\s*output\s*\**\s*[:=]\s*\**\s*[\"'`]?\s*([01])(?![0-9.]*[0-9])", re.IGNORECASE)
+_BARE_RE = re.compile(r"^\s*\**\s*[\"'`]?([01])[\"'`]?\s*\**\s*\.?\s*$")
+
+
+def parse_judgement(answer: str | None) -> int | None:
+    """The 0/1 label of a judge answer, or ``None`` when there is none.
+
+    Accepts ``**output**: 1``, ``output: 0``, ``Output = **1**``, ``**output**: '1'`` (the last such line
+    wins, since the explanation may quote the format), or an answer that is only ``0`` / ``1``. Anything
+    else (``output: 2``, ``output: 0.5``, ``valid``, an empty answer) is ``None``.
+    """
+    if not answer:
+        return None
+    matches = _OUTPUT_RE.findall(answer)
+    if matches:
+        return int(matches[-1])
+    bare = _BARE_RE.match(answer)
+    return int(bare.group(1)) if bare else None
+
+
+# ----------------------------------------------------------------------------------------------------- record
+
+
+def token_text(tokenizer, context_ids: list[int], token_id: int) -> str:
+    """Surface text of ``token_id`` after ``context_ids`` (keeps the piece's leading space, which decoding a
+    piece on its own drops)."""
+    before = tokenizer.decode(context_ids)
+    after = tokenizer.decode(list(context_ids) + [int(token_id)])
+    if after.startswith(before):
+        return after[len(before):]
+    return tokenizer.sp.id_to_piece(int(token_id)).replace("\u2581", " ")
+
+
+def record_positions(model, batch, tokenizer, *, context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+                     max_positions: int | None = None) -> list[dict]:
+    """One record per valid position of ``batch`` (row-major; the first ``max_positions`` if given).
+
+    ``model(x).logits`` [B, T, V] is read in float32; greedy is the argmax with <CALL> excluded.
+    """
+    import torch
+
+    from lacy.losses import token_log_probs
+
+    call_id = tokenizer.call_id
+    with torch.no_grad():
+        logits = model(batch.x).logits.float()
+        loss = -token_log_probs(logits, batch.y, call_id).true_without_call
+        masked = logits.clone()
+        masked[..., call_id] = float("-inf")
+        greedy = masked.argmax(-1)
+    x, y = batch.x.cpu().numpy(), batch.y.cpu().numpy()
+    fact, valid = batch.fact.cpu().numpy(), batch.valid.cpu().numpy()
+    grammatical = batch.grammatical.cpu().numpy()
+    loss, greedy = loss.cpu().numpy(), greedy.cpu().numpy()
+    records: list[dict] = []
+    for row in range(x.shape[0]):
+        doc_start = 0  # index into x of the first token of the current document
+        for t in range(x.shape[1]):
+            if not valid[row, t]:  # y[t] = x[t + 1] opens a document
+                doc_start = t + 1
+                continue
+            if max_positions is not None and len(records) >= max_positions:
+                return records
+            ctx = [int(i) for i in x[row, max(doc_start, t + 1 - context_tokens):t + 1]]
+            g, truth = int(greedy[row, t]), int(y[row, t])
+            label = "fact" if fact[row, t] else ("grammatical" if grammatical[row, t] else "other")
+            records.append({
+                "id": f"{row}:{t}", "row": row, "position": t,
+                "context": tokenizer.decode(ctx),
+                "context_tokens": len(ctx), "truncated": t + 1 - doc_start > context_tokens,
+                "greedy_id": g, "greedy": token_text(tokenizer, ctx, g),
+                "truth_id": truth, "truth": token_text(tokenizer, ctx, truth),
+                "correct": g == truth, "loss": float(loss[row, t]),
+                "label": label, "class": FACT_CLASS if fact[row, t] else NONFACT_CLASS,
+            })
+    return records
+
+
+def write_jsonl(path: Path, records: Iterable[dict]) -> None:
+    from lacy.io import atomic_output
+
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def _record_command(args: argparse.Namespace) -> None:
+    import torch
+
+    from lacy.batches import TokenWindows
+    from lacy.tokenizer import LacyTokenizer
+    from lacy.validation import load_model
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = LacyTokenizer.load(args.model)
+    model = load_model(args.model, device)
+    windows = TokenWindows.from_directory(args.annotation, "validation", model.config.n_positions, seed=args.seed)
+    batch = next(windows.sequential(args.batch_size, max_batches=1)).to(device)
+    records = record_positions(model, batch, tokenizer, context_tokens=args.context_tokens,
+                               max_positions=args.max_positions or None)
+    write_jsonl(args.out, records)
+    correct = sum(r["correct"] for r in records)
+    log.info("%d positions (%d fact), greedy accuracy %.3f", len(records),
+             sum(r["class"] == FACT_CLASS for r in records), correct / max(len(records), 1))
+
+
+# ------------------------------------------------------------------------------------------------------ judge
+
+
+def read_judged(path: Path) -> dict[str, dict]:
+    """Judged records already in ``path`` by id; a truncated last line (a crash mid-write) is cut off."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        keep = data.rfind(b"\n") + 1
+        log.warning("%s: dropping a truncated last line", path)
+        with open(path, "r+b") as f:
+            f.truncate(keep)
+        data = data[:keep]
+    done = {}
+    for line_no, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{line_no}: not JSON ({err.msg}); delete the file to rejudge") from err
+            done[record["id"]] = record
+    return done
+
+
+def judge_position(llm, position: dict) -> dict:
+    """``position`` plus ``acceptable`` (1 / 0 / None), ``judge`` (exact / llm / unparsable), ``attempts``
+    and the judge's last ``answer``."""
+    out = dict(position)
+    if position["correct"]:
+        out.update(acceptable=1, judge="exact", attempts=0, answer=None)
+        return out
+    prompt = judge_prompt(position["context"], position["greedy"], position["truth"])
+    answer = None
+    for attempt, p in enumerate((prompt, prompt + FORMAT_REMINDER), start=1):
+        answer = llm.complete(p)
+        label = parse_judgement(answer)
+        if label is not None:
+            out.update(acceptable=label, judge="llm", attempts=attempt, answer=answer)
+            return out
+    out.update(acceptable=None, judge="unparsable", attempts=2, answer=answer)
+    return out
+
+
+def judge_positions(llm, positions: list[dict], out: Path, workers: int = 4) -> dict:
+    """Judge every position not yet in ``out`` (append-only JSONL), and summarise the whole file."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = read_judged(out)
+    todo = [p for p in positions if p["id"] not in done]
+    log.info("%d positions, %d already judged, %d to go", len(positions), len(done), len(todo))
+    with open(out, "a", encoding="utf-8") as f, ThreadPoolExecutor(max(1, workers)) as pool:
+        for record in pool.map(lambda p: judge_position(llm, p), todo):  # in order; each flushed at once
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            done[record["id"]] = record
+    return summarize(done.values())
+
+
+def summarize(records: Iterable[dict]) -> dict:
+    records = list(records)
+    by = {k: sum(r["judge"] == k for r in records) for k in ("exact", "llm", "unparsable")}
+    scored = [r["acceptable"] for r in records if r["acceptable"] is not None]
+    return {"positions": len(records), **by, "retried": sum(r.get("attempts", 0) == 2 for r in records),
+            "acceptability": float(np.mean(scored)) if scored else math.nan,
+            "accuracy": float(np.mean([r["correct"] for r in records])) if records else math.nan}
+
+
+def _judge_command(args: argparse.Namespace) -> None:
+    from lacy.io import read_jsonl, write_json
+    from lacy.llm import make_llm
+
+    llm = make_llm(args.backend, args.llm, cache_dir=args.cache_dir, base_url=args.base_url,
+                   api_key_env=args.api_key_env)
+    positions = [r for _, r in read_jsonl(args.positions)]
+    summary = judge_positions(llm, positions, args.out, args.workers)
+    summary["judge"] = getattr(llm, "name", f"{args.backend}:{args.llm}")
+    log.info("%d positions: %d exact, %d judged, %d unparsable (not scored); acceptability %.3f",
+             summary["positions"], summary["exact"], summary["llm"], summary["unparsable"],
+             summary["acceptability"])
+    if args.summary:
+        write_json(args.summary, summary)
+
+
+# ------------------------------------------------------------------------------------------------------- plot
+
+
+def quantile_bins(losses: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bin index in ``[0, n_bins)`` of every loss and the ``n_bins + 1`` quantile edges.
+
+    Bin k holds losses in ``[edge_k, edge_{k+1})`` (the last bin also its upper edge), so with distinct
+    losses every bin holds ``len / n_bins`` of them, up to rounding; ties may leave bins empty.
+    """
+    losses = np.asarray(losses, dtype=np.float64)
+    edges = np.quantile(losses, np.linspace(0.0, 1.0, n_bins + 1))
+    return np.searchsorted(edges[1:-1], losses, side="right"), edges
+
+
+def binned_rows(label: str, records: list[dict], n_bins: int) -> list[dict]:
+    """One CSV row per (class, bin): loss range, counts, accuracy, acceptability over scored positions."""
+    if not records:
+        raise ValueError(f"{label}: no judged positions")
+    bins, edges = quantile_bins([r["loss"] for r in records], n_bins)
+    rows = []
+    for cls in CLASSES:
+        for k in range(n_bins):
+            members = [r for r, b in zip(records, bins) if b == k and r["class"] == cls]
+            scored = [r["acceptable"] for r in members if r.get("acceptable") is not None]
+            rows.append({
+                "label": label, "class": cls, "bin": k, "loss_lo": float(edges[k]), "loss_hi": float(edges[k + 1]),
+                "loss_mean": float(np.mean([r["loss"] for r in members])) if members else math.nan,
+                "n": len(members),
+                "accuracy": float(np.mean([r["correct"] for r in members])) if members else math.nan,
+                "n_scored": len(scored),
+                "acceptability": float(np.mean(scored)) if scored else math.nan,
+                "n_unparsable": sum(r.get("judge") == "unparsable" for r in members),
+            })
+    return rows
+
+
+def _parse_labelled(spec: str) -> tuple[str, Path]:
+    if "=" not in spec:
+        raise ValueError(f"--judged {spec!r}: expected LABEL=PATH")
+    label, path = spec.split("=", 1)
+    return label, Path(path)
+
+
+def plot(judged: list[tuple[str, Path]], out: Path, n_bins: int = 10) -> list[dict]:
+    """Write the CSV (``out`` with suffix .csv), then the figure as ``out`` and a PNG beside it."""
+    from lacy.io import atomic_output, read_jsonl
+
+    out = Path(out)
+    rows: list[dict] = []
+    for label, path in judged:
+        records = [r for _, r in read_jsonl(path)]
+        unparsable = sum(r.get("judge") == "unparsable" for r in records)
+        if unparsable:
+            log.warning("%s: %d of %d positions have an unparsable judgement; they are not scored", label,
+                        unparsable, len(records))
+        rows += binned_rows(label, records, n_bins)
+    with atomic_output(out.with_suffix(".csv")) as tmp:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    try:
+        import matplotlib
+    except ImportError as err:
+        raise ValueError("plotting needs matplotlib (pip install matplotlib); the CSV "
+                         f"{out.with_suffix('.csv')} is written") from err
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(dict.fromkeys(label for label, _ in judged))
+    fig, axes = plt.subplots(len(labels), 2, figsize=(9, 3.2 * len(labels)), squeeze=False, sharey=True)
+    for i, label in enumerate(labels):
+        for j, metric in enumerate(("accuracy", "acceptability")):
+            ax = axes[i][j]
+            for cls, marker in zip(CLASSES, ("o", "s")):
+                sel = [r for r in rows if r["label"] == label and r["class"] == cls]
+                ax.plot([r["bin"] + 1 for r in sel], [r[metric] for r in sel], marker=marker,
+                        label="factual" if cls == FACT_CLASS else "non-factual")
+            ax.set_title(f"{label}: {metric}")
+            ax.set_xlabel(f"token loss quantile bin (1 = lowest of {n_bins})")
+            ax.set_ylim(-0.02, 1.02)
+            ax.grid(alpha=0.3)
+            if j == 0:
+                ax.set_ylabel("share of positions")
+            ax.legend()
+    fig.tight_layout()
+    for target in (out, out.with_suffix(".png")):
+        with atomic_output(target) as tmp:
+            fig.savefig(tmp, format=target.suffix.lstrip(".") or "pdf", dpi=150)
+    plt.close(fig)
+    return rows
+
+
+def _plot_command(args: argparse.Namespace) -> None:
+    plot([_parse_labelled(s) for s in args.judged], args.out, args.bins)
+    log.info("wrote %s, %s and %s", args.out, args.out.with_suffix(".png"), args.out.with_suffix(".csv"))
+
+
+# -------------------------------------------------------------------------------------------------------- CLI
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``lacy acceptability record|judge|plot``."""
+    parser = subparsers.add_parser("acceptability", help="accuracy vs LLM-judged acceptability by loss (§3, §A.1)")
+    sub = parser.add_subparsers(dest="acceptability_command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    record = sub.add_parser("record", help="greedy vs true next token, loss and class for one validation batch",
+                            formatter_class=fmt)
+    record.add_argument("--model", type=Path, required=True, help="model directory (with its tokenizer)")
+    record.add_argument("--annotation", type=Path, required=True, help="annotation directory")
+    record.add_argument("--out", type=Path, required=True, help="positions JSONL to write")
+    record.add_argument("--batch-size", type=int, default=4, help="validation windows (112 in the paper)")
+    record.add_argument("--max-positions", type=int, default=0, help="keep the first N positions (0: all)")
+    record.add_argument("--context-tokens", type=int, default=DEFAULT_CONTEXT_TOKENS,
+                        help="context shown to the judge: at most this many last tokens of the document")
+    record.add_argument("--seed", type=int, default=0)
+    record.set_defaults(func=_record_command)
+
+    judge = sub.add_parser("judge", help="LLM-judge the acceptability of each greedy token (resumable)",
+                           formatter_class=fmt)
+    judge.add_argument("--positions", type=Path, required=True, help="JSONL from 'acceptability record'")
+    judge.add_argument("--out", type=Path, required=True, help="judged JSONL (appended to; rerun resumes)")
+    judge.add_argument("--backend", required=True, help="lacy.llm backend: openai or gemini")
+    judge.add_argument("--llm", required=True, help="judge model name (Gemini 2.0 Flash in the paper)")
+    judge.add_argument("--cache-dir", type=Path, required=True, help="LLM answer cache")
+    judge.add_argument("--base-url", default=None)
+    judge.add_argument("--api-key-env", default=None)
+    judge.add_argument("--workers", type=int, default=4, help="concurrent judge requests")
+    judge.add_argument("--summary", type=Path, default=None, help="optional summary JSON (counts, means)")
+    judge.set_defaults(func=_judge_command)
+
+    plot_parser = sub.add_parser("plot", help="accuracy and acceptability by loss quantile, fact / non-fact",
+                                 formatter_class=fmt)
+    plot_parser.add_argument("--judged", action="append", required=True, metavar="LABEL=JSONL",
+                             help="judged positions of one checkpoint; repeat for several")
+    plot_parser.add_argument("--out", type=Path, required=True, help="figure (PDF); PNG and CSV go beside it")
+    plot_parser.add_argument("--bins", type=int, default=10, help="loss quantile bins")
+    plot_parser.set_defaults(func=_plot_command)

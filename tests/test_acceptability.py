@@ -1,0 +1,188 @@
+"""Accuracy vs acceptability (§3, §A.1): judge-answer parsing, retries, resume, recording, binning."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lacy import acceptability as acc
+from lacy.batches import TokenWindows
+from lacy.losses import token_log_probs
+from lacy.model import build_model
+from lacy.tokenizer import LacyTokenizer
+
+
+class FakeLLM:
+    """Answers from a list (cycled per call) and records every prompt."""
+
+    name = "fake:judge"
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.prompts: list[str] = []
+
+    def complete(self, prompt, *, system=None, max_tokens=512):
+        self.prompts.append(prompt)
+        return self.answers[(len(self.prompts) - 1) % len(self.answers)]
+
+
+def position(i: int, correct: bool = False, loss: float = 1.0, cls: str = "fact") -> dict:
+    return {"id": f"0:{i}", "row": 0, "position": i, "context": "Alan Turing was an English", "greedy": " linguist",
+            "truth": " mathematician" if not correct else " linguist", "correct": correct, "loss": loss,
+            "class": cls}
+
+
+@pytest.mark.parametrize("answer, label", [
+    ("The meaning changes.\n**output**: 0", 0),
+    ("Compatible statements.\n**output**: 1", 1),
+    ("output: 1", 1),
+    ("Output = **0**", 0),
+    ("**output**: '1'", 1),
+    ("**Output:** 1", 1),
+    ("1", 1),
+    (" 0.\n", 0),
+    ("Format is '**output**: 0'. ... **output**: 1", 1),  # the last label wins
+])
+def test_parse_judgement(answer, label):
+    assert acc.parse_judgement(answer) == label
+
+
+@pytest.mark.parametrize("answer", ["", None, "valid", "output: 2", "output: 0.5", "output: 10", "yes, 1 or 0"])
+def test_parse_judgement_malformed(answer):
+    assert acc.parse_judgement(answer) is None
+
+
+def test_prompt_is_the_papers_with_slots_filled():
+    prompt = acc.judge_prompt("Line one\nEntre {} Campos", " metro", " Yellow")
+    assert prompt.startswith("# Task\nYou must evaluate whether a proposed next token")
+    assert "## Example 3: Valid Continuation" in prompt and "Mozart was born in 1756" in prompt
+    assert prompt.endswith("**starting_text**: 'Line one\\nEntre {} Campos'\n**proposed_next_token**: ' metro'\n"
+                           "**reference_next_token**: ' Yellow'\n**explanation**:")
+
+
+def test_exact_matches_need_no_judge_and_retry_once_then_unparsable(tmp_path):
+    llm = FakeLLM(["I cannot decide."])  # never parsable
+    out = acc.judge_position(llm, position(0, correct=True))
+    assert out["acceptable"] == 1 and out["judge"] == "exact" and llm.prompts == []
+    out = acc.judge_position(llm, position(1))
+    assert out["acceptable"] is None and out["judge"] == "unparsable" and out["attempts"] == 2
+    assert len(llm.prompts) == 2 and llm.prompts[1] == llm.prompts[0] + acc.FORMAT_REMINDER
+
+    retried = FakeLLM(["hmm", "**output**: 0"])  # fixed by the reminder
+    out = acc.judge_position(retried, position(2))
+    assert out["acceptable"] == 0 and out["judge"] == "llm" and out["attempts"] == 2
+
+    summary = acc.summarize([acc.judge_position(FakeLLM(["x"]), position(3)),
+                             acc.judge_position(FakeLLM(["**output**: 1"]), position(4)),
+                             acc.judge_position(FakeLLM(["x"]), position(5, correct=True))])
+    assert summary["unparsable"] == 1 and summary["llm"] == 1 and summary["exact"] == 1
+    assert summary["acceptability"] == 1.0  # the unparsable one is not scored
+
+
+def test_judge_resumes_and_skips_judged_positions(tmp_path):
+    out = tmp_path / "judged.jsonl"
+    positions = [position(i) for i in range(6)]
+    first = FakeLLM(["**output**: 1"])
+    acc.judge_positions(first, positions[:3], out, workers=2)
+    assert len(first.prompts) == 3
+    with open(out, "a") as f:  # a crash mid-write leaves a truncated line
+        f.write('{"id": "0:3", "acce')
+    second = FakeLLM(["**output**: 0"])
+    summary = acc.judge_positions(second, positions, out, workers=2)
+    assert len(second.prompts) == 3  # only 0:3, 0:4, 0:5
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in records] == [p["id"] for p in positions]
+    assert [r["acceptable"] for r in records] == [1, 1, 1, 0, 0, 0]
+    assert summary["positions"] == 6 and summary["acceptability"] == 0.5
+    third = FakeLLM(["**output**: 0"])
+    acc.judge_positions(third, positions, out)
+    assert third.prompts == []
+
+
+class CallHeavy(torch.nn.Module):
+    """The tiny model with a huge <CALL> logit: greedy must still be a text token."""
+
+    def __init__(self, model, call_id):
+        super().__init__()
+        self.model, self.call_id = model, call_id
+
+    def forward(self, x):
+        out = self.model(x)
+        out.logits[..., self.call_id] = 1e4
+        return out
+
+
+def test_record_fields_on_a_tiny_model(data, tmp_path):
+    annotation, _, tokenizer_dir = data
+    tokenizer = LacyTokenizer.load(tokenizer_dir)
+    torch.manual_seed(0)
+    model = build_model("test-tiny", tokenizer.vocab_size, 32, tokenizer.call_id).eval()
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    windows = TokenWindows.from_directory(annotation, "validation", 32, seed=0)
+    batch = next(windows.sequential(2, max_batches=1))
+    records = acc.record_positions(CallHeavy(model, tokenizer.call_id), batch, tokenizer, context_tokens=8)
+    assert len(records) == int(batch.valid.sum())
+    with torch.no_grad():
+        expected = -token_log_probs(model(batch.x).logits, batch.y, tokenizer.call_id).true_without_call
+    for r in records:
+        b, t = r["row"], r["position"]
+        assert r["greedy_id"] != tokenizer.call_id
+        assert r["truth_id"] == int(batch.y[b, t])
+        assert r["correct"] == (r["greedy_id"] == r["truth_id"])
+        assert math.isclose(r["loss"], float(expected[b, t]), rel_tol=1e-4, abs_tol=1e-4)
+        assert r["class"] == ("fact" if batch.fact[b, t] else "non-fact")
+        assert 1 <= r["context_tokens"] <= 8 and isinstance(r["context"], str)
+    assert {r["class"] for r in records} == {"fact", "non-fact"}
+    assert len(acc.record_positions(model, batch, tokenizer, max_positions=5)) == 5
+
+    # the subcommand end to end on the saved model (registered directly: lacy.cli wires it separately)
+    parser = argparse.ArgumentParser()
+    acc.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["acceptability", "record", "--model", str(tmp_path / "model"), "--annotation",
+                              str(annotation), "--out", str(tmp_path / "pos.jsonl"), "--batch-size", "2",
+                              "--max-positions", "10"])
+    args.func(args)
+    lines = (tmp_path / "pos.jsonl").read_text().splitlines()
+    assert len(lines) == 10 and {"greedy", "truth", "loss", "class", "context"} <= set(json.loads(lines[0]))
+
+
+def test_quantile_bins():
+    losses = np.arange(100, dtype=float)
+    bins, edges = acc.quantile_bins(losses, 10)
+    assert np.array_equal(np.bincount(bins, minlength=10), np.full(10, 10))
+    assert bins[0] == 0 and bins[9] == 0 and bins[10] == 1 and bins[99] == 9
+    assert edges[0] == 0 and edges[-1] == 99
+    bins, _ = acc.quantile_bins(np.random.default_rng(0).exponential(size=1000), 4)
+    assert np.array_equal(np.bincount(bins, minlength=4), np.full(4, 250))
+
+
+def test_binned_rows_and_csv(tmp_path):
+    records = []
+    for i in range(20):  # losses 0..19, two bins: 0..9 and 10..19
+        cls = "fact" if i % 2 else "non-fact"
+        r = position(i, correct=i < 5, loss=float(i), cls=cls)
+        r.update(acceptable=1 if (i < 5 or cls == "non-fact") else 0, judge="exact" if i < 5 else "llm")
+        records.append(r)
+    records[19].update(acceptable=None, judge="unparsable")
+    rows = {(r["class"], r["bin"]): r for r in acc.binned_rows("final", records, 2)}
+    low_fact = rows[("fact", 0)]  # i = 1, 3, 5, 7, 9: correct 1, 3
+    assert low_fact["n"] == 5 and low_fact["accuracy"] == pytest.approx(0.4)
+    assert low_fact["acceptability"] == pytest.approx(0.4) and low_fact["loss_mean"] == 5.0
+    high_fact = rows[("fact", 1)]  # 11, 13, 15, 17 scored 0; 19 unparsable
+    assert high_fact["n"] == 5 and high_fact["n_scored"] == 4 and high_fact["n_unparsable"] == 1
+    assert high_fact["acceptability"] == 0.0 and high_fact["accuracy"] == 0.0
+    assert rows[("non-fact", 1)]["acceptability"] == 1.0 and rows[("non-fact", 1)]["accuracy"] == 0.0
+
+    path = tmp_path / "judged.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "fig.pdf"
+    acc.plot([("10B", path), ("50B", path)], out, n_bins=2)
+    assert out.exists() and out.with_suffix(".png").exists()
+    lines = out.with_suffix(".csv").read_text().splitlines()
+    assert len(lines) == 1 + 2 * 2 * 2 and lines[0].startswith("label,class,bin,")
