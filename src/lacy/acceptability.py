@@ -225,15 +225,6 @@ def record_positions(model, batch, tokenizer, *, context_tokens: int = DEFAULT_C
     return records
 
 
-def write_jsonl(path: Path, records: Iterable[dict]) -> None:
-    from lacy.io import atomic_output
-
-    with atomic_output(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-
-
 def _record_command(args: argparse.Namespace) -> None:
     import torch
 
@@ -248,6 +239,8 @@ def _record_command(args: argparse.Namespace) -> None:
     batch = next(windows.sequential(args.batch_size, max_batches=1)).to(device)
     records = record_positions(model, batch, tokenizer, context_tokens=args.context_tokens,
                                max_positions=args.max_positions or None)
+    from lacy.io import write_jsonl
+
     write_jsonl(args.out, records)
     correct = sum(r["correct"] for r in records)
     log.info("%d positions (%d fact), greedy accuracy %.3f", len(records),

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 import logging
 import sys
 from collections import Counter
@@ -61,6 +60,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
+from lacy.io import atomic_output, write_json, write_jsonl
 from lacy.tokenizer import LacyTokenizer
 
 log = logging.getLogger(__name__)
@@ -526,14 +526,14 @@ def _run_cascade(args: argparse.Namespace) -> None:
     settings = _settings(args)
     records = cascade_records([bio_prompt(e) for e in entities], entities, slm, tokenizer, partner, settings,
                               args.batch_size)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    write_jsonl(args.out, records)
     summary = summarise(records, settings) | {"model": str(args.model), "partner": args.partner}
     log.info("realised call rate %.1f%% (target %.1f%%)", 100 * summary["realised_call_rate"], 100 * settings.call_rate)
     if args.summary:
-        args.summary.write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(args.summary, summary)
     if args.html:
-        args.html.write_text(render_html(records, f"{args.model} with cascade partner {args.partner}"))
+        with atomic_output(args.html) as tmp:
+            tmp.write_text(render_html(records, f"{args.model} with cascade partner {args.partner}"))
 
 
 def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:

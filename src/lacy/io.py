@@ -11,7 +11,7 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -44,6 +44,18 @@ def write_npy(path: Path, array: np.ndarray) -> None:
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, array)
+
+
+def write_jsonl(path: Path, records: Iterable[dict]) -> int:
+    """Write JSONL (gzip when the name ends in ``.gz``) atomically; return the number of records."""
+    n = 0
+    with atomic_output(Path(path)) as tmp:
+        opener = gzip.open if Path(path).suffix == ".gz" else open
+        with opener(tmp, "wt", encoding="utf-8") as f:
+            for record in records:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                n += 1
+    return n
 
 
 def open_text(path: Path, mode: str = "rt"):

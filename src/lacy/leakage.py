@@ -22,7 +22,6 @@ text shown after the prompt when the query serves as a shot; default: the first 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import logging
 import re
@@ -32,7 +31,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from lacy.io import atomic_output, read_jsonl, write_json
+from lacy.io import read_jsonl, write_json, write_jsonl
 from lacy.stats import bootstrap_ci
 
 log = logging.getLogger(__name__)
@@ -200,20 +199,6 @@ def rephrase_popqa(rows: list[dict], llm) -> list[dict]:
 def read_queries(path: Path) -> list[dict]:
     return [record for _, record in read_jsonl(path)]
 
-
-def write_jsonl(path: Path, records: Iterable[dict]) -> int:
-    """Write JSONL (gzip when the name ends in ``.gz``) atomically; return the number of records."""
-    n = 0
-    with atomic_output(Path(path)) as tmp:
-        opener = gzip.open if Path(path).suffix == ".gz" else open
-        with opener(tmp, "wt", encoding="utf-8") as f:
-            for record in records:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-                n += 1
-    return n
-
-
-# --- generation with calls disabled --------------------------------------------------------------------------
 
 def generate_greedy(model, encode: Callable[[str], list[int]], decode: Callable[[list[int]], str],
                     prompts: list[str], call_id: int, max_new_tokens: int = MAX_NEW_TOKENS,

@@ -9,14 +9,12 @@ from a partial file and are renamed into place only when complete.
 from __future__ import annotations
 
 import logging
-import shutil
 import urllib.request
 import zipfile
 from pathlib import Path
 
 from tqdm import tqdm
 
-from lacy.io import atomic_output
 
 log = logging.getLogger(__name__)
 
