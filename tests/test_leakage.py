@@ -7,7 +7,6 @@ import io
 import json
 import tarfile
 
-import numpy as np
 import pytest
 import torch
 

@@ -61,7 +61,7 @@ def test_paper_config_dry_runs_to_its_final_targets_with_the_slurm_profile():
     assert "--vocab-size 32000" in run.stdout
     assert "torchrun --standalone --nproc_per_node 8 -m lacy train" in run.stdout
     assert "gpu=8" in run.stdout
-    assert "lacy factscore llm" in run.stdout and "--partner meta-llama/Llama-3.2-1B" in run.stdout
+    assert "lacy factscore llm" in run.stdout and "--llm gpt-4o-mini" in run.stdout and "--partner meta-llama/Llama-3.2-1B" in run.stdout
     assert "--tasks arc_easy,hellaswag,piqa,siqa" in run.stdout
     assert "executor: slurm" in (ROOT / "slurm/config.yaml").read_text()
 

@@ -27,17 +27,14 @@ def _corpus_wiki_offline(args: argparse.Namespace) -> None:
 
 
 def _corpus_entities(args: argparse.Namespace) -> None:
-    import json
-
     from lacy.corpus.persons import factscore_entities, sample_persons
-    from lacy.io import atomic_output
+    from lacy.io import write_jsonl
 
     if args.factscore_list:
         entities = factscore_entities(args.factscore_list, args.corpus)
     else:
         entities = sample_persons(args.corpus, args.n, args.seed)
-    with atomic_output(args.out) as tmp:
-        tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entities))
+    write_jsonl(args.out, entities)
     in_train = sum(e["split"] == "train" for e in entities)
     logging.info("%d evaluation entities, %d of them with their article in the training split", len(entities),
                  in_train)

@@ -497,7 +497,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_common_arguments(llm)
     llm.add_argument("--backend", choices=["openai", "gemini"], default="openai")
-    llm.add_argument("--model", default="gpt-3.5-turbo", help="judge model (and extractor by default)")
+    llm.add_argument("--llm", "--model", dest="model", default="gpt-3.5-turbo",
+                     help="judge model (and extractor by default); --llm as in the other LLM commands")
     llm.add_argument("--extract-model", default=None, help="atomic-fact model, if not the judge model")
     llm.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (vLLM, llama.cpp server)")
     llm.add_argument("--api-key-env", default=None,

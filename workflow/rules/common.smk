@@ -188,7 +188,7 @@ def fact_precision_options(wildcards):
     if wildcards.scorer == "offline":
         return ""
     llm = config["fact_precision"]["llm"]
-    return llm_options(llm).replace("--llm", "--model") + " --cache-dir results/llm_cache"
+    return llm_options(llm) + " --cache-dir results/llm_cache"
 
 
 def nlu_inputs(wildcards):
