@@ -12,6 +12,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/corpus.smk"
 include: "workflow/rules/tokenizer.smk"
@@ -21,9 +24,16 @@ include: "workflow/rules/training.smk"
 include: "workflow/rules/validation.smk"
 include: "workflow/rules/cascade.smk"
 include: "workflow/rules/leakage.smk"
+include: "workflow/rules/acceptability.smk"
+include: "workflow/rules/equal_steps.smk"
+include: "workflow/rules/labelling_cost.smk"
+include: "workflow/rules/figure_targets.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
     input:
         final_targets(),
+        ACCEPTABILITY_TARGETS,
+        figure_targets(),
     default_target: True

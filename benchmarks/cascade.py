@@ -3,7 +3,8 @@
 The SLM is a trained model directory (``--model``) or, if none is given, an untrained ``cpu-small`` GPT-2 with a
 SentencePiece tokenizer trained on the embedded Wikipedia leads; an untrained model's ``<CALL>`` logit is noise,
 and the call budget still forces calls at the target rate. The partner defaults to the real Gemma-3-270M.
-Prints one JSON object.
+Prints one JSON object, with the machine (CPU, torch threads, load average before and after: on a shared machine
+the ratio of the two timings is the robust number).
 
     python benchmarks/cascade.py --prompts 4 --max-new-tokens 256
 """
@@ -12,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+import transformers
 
 from lacy.cascade import (GEMMA_GGUF, CascadeSettings, bio_prompt, generate_cached, generate_naive, load_partner,
                           load_slm)
@@ -38,6 +42,15 @@ def untrained_slm(context: int, vocab_size: int):
     return build_model("cpu-small", tokenizer.vocab_size, context, tokenizer.call_id).eval(), tokenizer
 
 
+def machine() -> dict:
+    """CPU model, core count and library versions."""
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")] if cpuinfo.exists() else []
+    return {"cpu": names[0] if names else platform.processor(), "cores": os.cpu_count(), "torch": torch.__version__,
+            "transformers": transformers.__version__}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="trained SLM directory (default: untrained)")
@@ -55,6 +68,7 @@ def main() -> None:
     load_s = time.perf_counter() - start
     settings = CascadeSettings(call_rate=args.call_rate, max_new_tokens=args.max_new_tokens)
     prompts = [bio_prompt(e) for e in (ENTITIES * args.prompts)[: args.prompts]]
+    load_before = os.getloadavg()[0]
 
     start = time.perf_counter()
     cached = generate_cached(prompts, slm, tokenizer, partner, settings)
@@ -75,6 +89,7 @@ def main() -> None:
         "cached_s": round(cached_s, 2), "full_prefix_s": round(naive_s, 2),
         "cached_tokens_per_s": round(tokens / cached_s, 2), "full_prefix_tokens_per_s": round(tokens / naive_s, 2),
         "speedup": round(naive_s / cached_s, 2), "identical_outputs": True,
+        "machine": machine() | {"load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
     }, indent=2))
 
 

@@ -18,17 +18,22 @@ from lacy.tokenizer import LacyTokenizer
 
 
 class FakeLLM:
-    """Answers from a list (cycled per call) and records every prompt."""
+    """Answers from a list (cycled per call) and records every prompt; ``choose`` answers the same way."""
 
     name = "fake:judge"
 
     def __init__(self, answers):
         self.answers = list(answers)
         self.prompts: list[str] = []
+        self.options: list[tuple[str, ...]] = []
 
     def complete(self, prompt, *, system=None, max_tokens=512):
         self.prompts.append(prompt)
         return self.answers[(len(self.prompts) - 1) % len(self.answers)]
+
+    def choose(self, prompt, options, *, system=None):
+        self.options.append(tuple(options))
+        return self.complete(prompt)
 
 
 def position(i: int, correct: bool = False, loss: float = 1.0, cls: str = "fact") -> dict:
@@ -82,6 +87,65 @@ def test_exact_matches_need_no_judge_and_retry_once_then_unparsable(tmp_path):
                              acc.judge_position(FakeLLM(["x"]), position(5, correct=True))])
     assert summary["unparsable"] == 1 and summary["llm"] == 1 and summary["exact"] == 1
     assert summary["acceptability"] == 1.0  # the unparsable one is not scored
+
+
+def test_next_token_scoring_asks_for_the_label_at_once():
+    llm = FakeLLM([" 0", " 1"])
+    out = acc.judge_position(llm, position(0), scoring="next_token")
+    assert out["acceptable"] == 0 and out["judge"] == "llm" and out["attempts"] == 1
+    assert llm.options == [(" 0", " 1")]
+    prompt = llm.prompts[0]
+    assert prompt == acc.label_prompt("Alan Turing was an English", " linguist", " mathematician")
+    assert prompt.endswith("**reference_next_token**: ' mathematician'\n**output**:")
+    assert "**explanation**: The proposed_next_token does not match" in prompt  # the examples keep theirs
+    assert acc.judge_position(llm, position(1), scoring="next_token")["acceptable"] == 1
+    assert acc.judge_position(llm, position(2, correct=True), scoring="next_token")["judge"] == "exact"
+
+
+def test_a_capped_sample_is_unbiased_and_the_rest_is_unsampled(tmp_path):
+    rng = np.random.default_rng(1)
+    positions = [position(i, correct=bool(rng.random() < 0.3)) for i in range(2000)]
+    chosen = acc.judged_sample(positions, 300, seed=0)
+    sample = [p for p in positions if p["id"] in chosen]
+    assert sum(not p["correct"] for p in sample) == 300
+    exact_share = np.mean([p["correct"] for p in positions])
+    assert abs(np.mean([p["correct"] for p in sample]) - exact_share) < 0.05  # exact ones sampled alike
+    assert chosen == acc.judged_sample(positions, 300, seed=0)
+    assert len(acc.judged_sample(positions, None)) == 2000
+
+    llm = FakeLLM(["**output**: 0"])
+    summary = acc.judge_positions(llm, positions[:40], tmp_path / "j.jsonl", max_judged=5, judged_by="stand-in")
+    records = [json.loads(line) for line in (tmp_path / "j.jsonl").read_text().splitlines()]
+    assert len(llm.prompts) == 5 and summary["llm"] == 5
+    assert summary["unsampled"] == 40 - summary["llm"] - summary["exact"]
+    assert all(r["acceptable"] is None for r in records if r["judge"] == "unsampled")
+    assert {r["judged_by"] for r in records} == {"stand-in"}
+    with pytest.raises(ValueError, match="judged by stand-in, not other"):
+        acc.judge_positions(llm, positions[:40], tmp_path / "j.jsonl", judged_by="other")
+
+
+def test_judge_command_judges_several_checkpoints_with_one_named_judge(tmp_path, monkeypatch):
+    import lacy.llm
+
+    llms = []
+    monkeypatch.setattr(lacy.llm, "llm_from_args", lambda args: llms.append(FakeLLM([" 1"])) or llms[-1])
+    argv = ["acceptability", "judge", "--backend", "transformers", "--llm", "gemma3-270m-gguf", "--cache-dir",
+            str(tmp_path / "cache"), "--judge-name", "local stand-in", "--scoring", "next_token"]
+    for name in ("early", "final"):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(position(i)) + "\n" for i in range(3)))
+        argv += ["--positions", str(tmp_path / f"{name}.jsonl"), "--out", str(tmp_path / f"{name}.judged.jsonl"),
+                 "--summary", str(tmp_path / f"{name}.summary.json")]
+    parser = argparse.ArgumentParser()
+    acc.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    args.func(args)
+    assert len(llms) == 1 and len(llms[0].prompts) == 6  # one judge for both files
+    for name in ("early", "final"):
+        summary = json.loads((tmp_path / f"{name}.summary.json").read_text())
+        assert summary["judge"] == "local stand-in" and summary["scoring"] == "next_token"
+        assert summary["acceptability"] == 1.0 and summary["llm"] == 3
+    with pytest.raises(ValueError, match="one --out"):
+        args.func(parser.parse_args(argv[:-2]))
 
 
 def test_judge_resumes_and_skips_judged_positions(tmp_path):
@@ -142,6 +206,7 @@ def test_record_fields_on_a_tiny_model(data, tmp_path):
     assert len(acc.record_positions(model, batch, tokenizer, max_positions=5)) == 5
 
     # the subcommand end to end on the saved model (registered directly: lacy.cli wires it separately)
+    (tmp_path / "model" / "train.json").write_text(json.dumps({"steps": 27, "tokens": 55296}))
     parser = argparse.ArgumentParser()
     acc.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["acceptability", "record", "--model", str(tmp_path / "model"), "--annotation",
@@ -150,6 +215,8 @@ def test_record_fields_on_a_tiny_model(data, tmp_path):
     args.func(args)
     lines = (tmp_path / "pos.jsonl").read_text().splitlines()
     assert len(lines) == 10 and {"greedy", "truth", "loss", "class", "context"} <= set(json.loads(lines[0]))
+    assert json.loads(lines[0])["checkpoint_step"] == 27
+    assert acc.checkpoint_label("early", [json.loads(lines[0])]) == "early (step 27, 55.3k tokens)"
 
 
 def test_quantile_bins():
@@ -167,7 +234,8 @@ def test_binned_rows_and_csv(tmp_path):
     for i in range(20):  # losses 0..19, two bins: 0..9 and 10..19
         cls = "fact" if i % 2 else "non-fact"
         r = position(i, correct=i < 5, loss=float(i), cls=cls)
-        r.update(acceptable=1 if (i < 5 or cls == "non-fact") else 0, judge="exact" if i < 5 else "llm")
+        r.update(acceptable=1 if (i < 5 or cls == "non-fact") else 0, judge="exact" if i < 5 else "llm",
+                 judged_by="stand-in judge")
         records.append(r)
     records[19].update(acceptable=None, judge="unparsable")
     rows = {(r["class"], r["bin"]): r for r in acc.binned_rows("final", records, 2)}
@@ -182,7 +250,8 @@ def test_binned_rows_and_csv(tmp_path):
     path = tmp_path / "judged.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     out = tmp_path / "fig.pdf"
-    acc.plot([("10B", path), ("50B", path)], out, n_bins=2)
+    acc.plot([("10B", path), ("50B", path)], out, n_bins=2, title="Figure 8")
     assert out.exists() and out.with_suffix(".png").exists()
     lines = out.with_suffix(".csv").read_text().splitlines()
-    assert len(lines) == 1 + 2 * 2 * 2 and lines[0].startswith("label,class,bin,")
+    assert len(lines) == 1 + 2 * 2 * 2 and lines[0].startswith("label,judged_by,class,bin,")
+    assert all(",stand-in judge," in line for line in lines[1:])

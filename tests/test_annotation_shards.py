@@ -127,7 +127,10 @@ def test_rerun_through_the_cli_reproduces_the_shard_and_summary(corpus, tokenize
     again = load_outputs(prefix)
     for name in ("tokens", "labels", "docs"):
         assert np.array_equal(first[name], again[name])
-    assert first["stats"] == again["stats"]
+    timing = {"annotation_seconds", "annotation_cpu_seconds"}  # measured for Table 2, differ run to run
+    assert {k: v for k, v in first["stats"].items() if k not in timing} == \
+        {k: v for k, v in again["stats"].items() if k not in timing}
+    assert timing <= set(first["stats"])
     main(["annotate", "summary", "--out", str(tmp_path / "summary.json"), str(output_paths(prefix)["stats"])])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["splits"]["train"]["n_tokens"] == summary["total"]["n_tokens"] == first["stats"]["n_tokens"]

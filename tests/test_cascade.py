@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections import Counter
 
 import numpy as np
@@ -121,7 +122,7 @@ def test_multi_piece_partner_token_is_appended_whole(small_tokenizer, partner):
     segmenter = PieceSegmenter(small_tokenizer)
     token = next(t for t in range(len(partner.tokenizer))
                  if len(segmenter.segment(partner.tokenizer.decode([t]), 3) or []) == 3)
-    answer = choose_partner_token([token], partner.tokenizer, partner.special_ids, segmenter, 3, Counter())
+    answer = choose_partner_token(partner.describe([token]), segmenter, 3, Counter())
     assert answer.rank == 0 and len(answer.ids) == 3
     assert small_tokenizer.decode(answer.ids) == partner.tokenizer.decode([token]).lstrip(" ") or \
         small_tokenizer.decode([0] + answer.ids).endswith(partner.tokenizer.decode([token]))
@@ -135,8 +136,8 @@ def test_inexpressible_candidates_fall_to_the_next_best(small_tokenizer, partner
                     partner.tokenizer.decode([t]) and segmenter.segment(partner.tokenizer.decode([t]), 1) is None)
     good = partner.tokenizer.convert_tokens_to_ids("Ġthe")
     rejected = Counter()
-    answer = choose_partner_token([partner.tokenizer.eos_token_id, partial, too_long, good], partner.tokenizer,
-                                  partner.special_ids, segmenter, 1, rejected)
+    answer = choose_partner_token(partner.describe([partner.tokenizer.eos_token_id, partial, too_long, good]),
+                                  segmenter, 1, rejected)
     assert answer.rank == 3 and answer.text == " the"
     assert rejected == Counter(special=1, partial_utf8=1, not_in_vocabulary=1)
 
@@ -188,16 +189,133 @@ def test_generate_command_marks_partner_tokens(saved, capsys):
     assert out.startswith(PROMPTS[0]) and "[" in out and "]" in out and "call rate" in out
 
 
-def test_cascade_command_writes_jsonl_summary_and_html(saved, tmp_path):
+def test_cascade_command_writes_jsonl_summary_html_and_pdf(saved, tmp_path):
     entities = tmp_path / "entities.txt"
     entities.write_text("Ada Lovelace\nAlan Turing\nMarie Curie\n")
     args = _parser().parse_args(["cascade", "--entities", str(entities), "--model", str(saved / "slm"),
                                  "--partner", str(saved / "partner"), "--max-new-tokens", "12", "--batch-size", "2",
                                  "--out", str(tmp_path / "gen.jsonl"), "--summary", str(tmp_path / "summary.json"),
-                                 "--html", str(tmp_path / "gen.html")])
+                                 "--html", str(tmp_path / "gen.html"), "--pdf", str(tmp_path / "gen.pdf")])
     args.func(args)
     records = [json.loads(line) for line in (tmp_path / "gen.jsonl").read_text().splitlines()]
     assert [r["entity"] for r in records] == ["Ada Lovelace", "Alan Turing", "Marie Curie"]
     assert records[1]["prompt"] == "Tell me a bio of Alan Turing. Alan Turing is"
     assert json.loads((tmp_path / "summary.json").read_text())["generations"] == 3
     assert "<mark>" in (tmp_path / "gen.html").read_text()
+    assert (tmp_path / "gen.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_pdf_view_has_one_page_per_generation(tmp_path, slm, small_tokenizer, partner):
+    seqs = generate_cached(PROMPTS, slm, small_tokenizer, partner, CascadeSettings(call_rate=0.3, max_new_tokens=40))
+    records = [sequence_record(s, small_tokenizer, e) for s, e in zip(seqs, ["Ada Lovelace", "C. F. Gauss", None])]
+    records[0]["tokens"].append({"text": " costs $5 and\n50% of {x}", "source": "partner"})  # no mathtext
+    cascade.render_pdf(records, tmp_path / "view.pdf", "test-tiny with tiny-bpe")
+    data = (tmp_path / "view.pdf").read_bytes()
+    assert data.startswith(b"%PDF") and len(re.findall(rb"/Type /Page\b", data)) == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["view.pdf"]  # written under a temporary name, then renamed
+
+
+# --- the RAG cascade partner of §A.5 against a local server playing the served model -----------------------
+
+ARTICLE = "Augusta Ada King, Countess of Lovelace, was an English mathematician. " * 140  # 9,940 characters
+
+
+@pytest.fixture()
+def knowledge(tmp_path):
+    path = tmp_path / "articles.jsonl"
+    path.write_text(json.dumps({"title": "Ada Lovelace", "text": ARTICLE}) + "\n")
+    return path
+
+
+def _rag_partner(server, knowledge, tmp_path, **kwargs):
+    from lacy.rag_partner import load_rag_partner
+
+    return load_rag_partner("Qwen/Qwen3-32B", base_url=server.base_url, knowledge=[knowledge],
+                            entities=["Ada Lovelace", "Mo"], cache_dir=tmp_path / "cache", **kwargs)
+
+
+def test_rag_prompt_holds_the_name_the_truncated_article_and_the_text_so_far(slm, small_tokenizer, knowledge,
+                                                                             tmp_path):
+    from lacy.rag_partner import RAG_PROMPT
+    from test_llm import FakeCompletionsServer
+
+    with FakeCompletionsServer(lambda prompt: {" the": -0.4, " of": -1.5}) as server:
+        rag = _rag_partner(server, knowledge, tmp_path, api_key_env=None)
+        ada, mo = generate_cached(PROMPTS[::2], slm, small_tokenizer, rag, CascadeSettings(call_rate=0.3,
+                                                                                            max_new_tokens=30),
+                                  ["Ada Lovelace", "Mo"])
+    head = RAG_PROMPT.split("{person_name}")[0]
+    ada_prompts = [r["prompt"] for r in server.requests if "about Ada Lovelace." in r["prompt"]]
+    assert len(ada_prompts) == ada.budget.calls > 0 and len(server.requests) == ada.budget.calls + mo.budget.calls
+    background = ARTICLE[:8000]
+    assert len(ARTICLE) > 8000 and not background[-1].isspace()
+    for prompt in ada_prompts:
+        assert prompt.startswith(head + "Ada Lovelace. Here is some background information:\n" + background +
+                                 "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n" + PROMPTS[0])
+    # the text so far grows from call to call; a subject without an article gets no background
+    assert len(set(ada_prompts)) == len(ada_prompts)
+    assert any("about Mo. Here is some background information:\n<|im_end|>" in r["prompt"] for r in server.requests)
+    assert ada.sources.count("partner") == ada.cases["single"] + ada.cases["multi"] > 0
+    assert small_tokenizer.decode(ada.ids).count(" the") >= ada.cases["single"]
+
+
+def test_rag_partner_takes_the_next_best_token_when_the_top_one_is_not_expressible(slm, small_tokenizer, knowledge,
+                                                                                  tmp_path):
+    from test_llm import FakeCompletionsServer
+
+    top = {"<|im_end|>": -0.1, " Supercalifragilisticexpialidocious": -0.7, "\ufffd": -0.9, " the": -2.0}
+    with FakeCompletionsServer(lambda prompt: top) as server:
+        rag = _rag_partner(server, knowledge, tmp_path, api_key_env=None)
+        seq = generate_cached(PROMPTS[:1], slm, small_tokenizer, rag, CascadeSettings(call_rate=0.3,
+                                                                                     max_new_tokens=30),
+                              ["Ada Lovelace"])[0]
+    calls = seq.budget.calls
+    assert calls > 0 and seq.cases["next_best"] == calls and seq.cases["slm_fallback"] == 0
+    assert seq.rejected == Counter(special=calls, not_in_vocabulary=calls, partial_utf8=calls)
+    record = sequence_record(seq, small_tokenizer, "Ada Lovelace")
+    assert {t["text"] for t in record["tokens"] if t["source"] == "partner"} == {" the"}
+
+
+def test_rag_cascade_command_caches_answers_and_never_writes_the_key(saved, knowledge, tmp_path, monkeypatch):
+    from test_llm import FakeCompletionsServer
+
+    monkeypatch.setenv("LACY_TEST_RAG_KEY", "sk-rag-secret-42")
+    entities = tmp_path / "entities.txt"
+    entities.write_text("Ada Lovelace\nMo\n")
+
+    def run(server, out):
+        args = _parser().parse_args(["cascade", "--entities", str(entities), "--model", str(saved / "slm"),
+                                     "--partner", "Qwen/Qwen3-32B", "--rag-base-url", server.base_url,
+                                     "--rag-knowledge", str(knowledge), "--api-key-env", "LACY_TEST_RAG_KEY",
+                                     "--cache-dir", str(tmp_path / "cache"), "--call-rate", "0.3",
+                                     "--max-new-tokens", "16", "--out", str(out), "--summary", str(out) + ".json",
+                                     "--html", str(out) + ".html", "--pdf", str(out) + ".pdf"])
+        args.func(args)
+
+    with FakeCompletionsServer(lambda prompt: {" the": -0.4, " of": -1.5}) as server:
+        run(server, tmp_path / "first.jsonl")
+        n_requests = len(server.requests)
+        assert n_requests > 0 and {h["Authorization"] for h in server.headers} == {"Bearer sk-rag-secret-42"}
+        run(server, tmp_path / "again.jsonl")
+        assert len(server.requests) == n_requests  # every answer came from the cache
+    assert (tmp_path / "first.jsonl").read_text() == (tmp_path / "again.jsonl").read_text()
+    summary = json.loads((tmp_path / "first.jsonl.json").read_text())
+    assert summary["partner"] == "Qwen/Qwen3-32B + RAG" and summary["partner_cases"]["single"] > 0
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert b"sk-rag-secret-42" not in path.read_bytes(), path
+
+
+def test_rag_partner_without_its_key_stops_before_any_request(saved, knowledge, tmp_path, monkeypatch):
+    from lacy.llm import MissingCredentialsError
+    from test_llm import FakeCompletionsServer
+
+    monkeypatch.delenv("LACY_TEST_RAG_KEY", raising=False)
+    with FakeCompletionsServer(lambda prompt: {" the": -0.4}) as server:
+        args = _parser().parse_args(["generate", PROMPTS[0], "--entity", "Ada Lovelace", "--model",
+                                     str(saved / "slm"), "--partner", "Qwen/Qwen3-32B", "--rag-base-url",
+                                     server.base_url, "--rag-knowledge", str(knowledge), "--api-key-env",
+                                     "LACY_TEST_RAG_KEY", "--cache-dir", str(tmp_path / "cache")])
+        with pytest.raises(MissingCredentialsError, match="LACY_TEST_RAG_KEY"):
+            args.func(args)
+        assert server.requests == []

@@ -128,6 +128,79 @@ def test_changed_settings_do_not_resume_a_stale_checkpoint(data, tmp_path, caplo
     assert [r["step"] for r in read_metrics(run / "m.jsonl")] == [1, 2]
 
 
+def test_export_at_a_fraction_is_that_steps_model_and_survives_a_resume(data, tmp_path, monkeypatch):
+    """--export-at-fraction (Figure 8's early checkpoint): the published model is the one after its step, a run
+    killed past that step publishes the kept copy when resumed, and without that copy resuming fails loudly."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    import lacy.training as training
+    from lacy.tokenizer import LacyTokenizer
+    from lacy.training import Export, export_step
+    from lacy.validation import load_model
+
+    assert [export_step(8, f) for f in (0.2, 0.4, 1.0, 0.01)] == [2, 3, 8, 1]
+    annotation, _, tokenizer = data
+    meta = json.loads((tokenizer / "lacy_tokenizer.json").read_text())
+    windows = TokenWindows.from_directory(annotation, "train", 16, 3)
+    # warmup, then a constant rate: the first 3 steps of an 8-step run are a 3-step run
+    train(tiny_config("baseline", steps=3), windows, meta, tmp_path / "three", tmp_path / "r3" / "latest.pt",
+          tmp_path / "r3" / "m.jsonl")
+    config = tiny_config("baseline", steps=8)
+    train(config, windows, meta, tmp_path / "a", tmp_path / "a_run" / "latest.pt", tmp_path / "a_run" / "m.jsonl")
+    uninterrupted = read_metrics(tmp_path / "a_run" / "m.jsonl")
+
+    run = tmp_path / "run"
+    export = Export(step=3, kept=run / "model-step3", out=tmp_path / "early", tokenizer=tokenizer)
+    real_step = training.training_step
+
+    def crash_at_step_5(*args, **kwargs):
+        if args[4] == 5:  # after the checkpoint of step 4, past the export step
+            raise KeyboardInterrupt("killed")
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(training, "training_step", crash_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, windows, meta, tmp_path / "b", run / "latest.pt", run / "m.jsonl", export=export)
+    assert export.kept.is_dir() and not export.out.exists()
+    monkeypatch.setattr(training, "training_step", real_step)
+    train(config, windows, meta, tmp_path / "b", run / "latest.pt", run / "m.jsonl", export=export)
+    keys = ("step", "loss", "call_rate", "ignore_rate", "lr")
+    resumed = read_metrics(run / "m.jsonl")
+    assert [[r[k] for k in keys] for r in resumed] == [[r[k] for k in keys] for r in uninterrupted]
+    early, three = load_file(export.out / "model.safetensors"), load_file(tmp_path / "three" / "model.safetensors")
+    assert early.keys() == three.keys() and all(torch.equal(early[k], three[k]) for k in early)
+    summary = json.loads((export.out / "train.json").read_text())
+    assert (summary["steps"], summary["of_steps"], summary["tokens"]) == (3, 8, 3 * 4 * 16)
+    assert LacyTokenizer.load(export.out).vocab_size == meta["vocab_size"]
+    load_model(export.out, torch.device("cpu"))
+
+    shutil.rmtree(export.kept)
+    with pytest.raises(FileNotFoundError, match="past the export step 3"):
+        train(config, windows, meta, tmp_path / "b", run / "latest.pt", run / "m.jsonl", export=export)
+
+
+def test_train_command_exports_at_a_fraction_of_its_steps(data, tmp_path):
+    import argparse
+
+    from lacy.training import add_train_arguments, run_training
+
+    annotation, _, tokenizer = data
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    argv = ["--annotation", str(annotation), "--tokenizer", str(tokenizer), "--out", str(tmp_path / "model"),
+            "--run-dir", str(tmp_path / "run"), "--method", "baseline", "--preset", "test-tiny", "--steps", "5",
+            "--batch-size", "4", "--grad-accum", "1", "--lr", "0.003", "--warmup", "2", "--context", "16",
+            "--precision", "fp32", "--export-at-fraction", "0.4"]
+    with pytest.raises(ValueError, match="go together"):
+        run_training(parser.parse_args(argv))
+    run_training(parser.parse_args([*argv, "--export-dir", str(tmp_path / "early")]))
+    assert json.loads((tmp_path / "early" / "train.json").read_text())["steps"] == 2
+    assert json.loads((tmp_path / "model" / "train.json").read_text())["steps"] == 5
+    assert [p.name.startswith("model-step2-") for p in (tmp_path / "run").glob("model-step*")] == [True]
+
+
 @pytest.mark.slow
 def test_sigterm_checkpoints_and_the_retry_resumes(data, tmp_path):
     """What SLURM does at a time limit: SIGTERM; the job exits non-zero, the retry resumes."""

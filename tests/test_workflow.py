@@ -37,11 +37,36 @@ def test_default_config_plans_every_stage(tmp_path):
     jobs = planned_jobs(run.stdout)
     methods = 8
     assert jobs == {"corpus_wiki_offline": 1, "tokenizer": 1, "annotate_shard": 4, "annotation_summary": 1,
-                    "train": methods + 1, "validation_losses": methods - 1, "validation_losses_table": 1,
+                    "train": methods - 2, "train_with_early_export": 1,  # the acceptability study's run (§3)
+                    # LaCy + Ignorefacts / + Ignore also export and evaluate a model at 160 steps (Figure 10)
+                    "train_with_equal_steps_export": 2, "cascade_generate_equal_steps": 2,
+                    "fact_precision_equal_steps": 2, "fact_leakage_equal_steps": 2,
+                    "validation_losses": methods - 1, "validation_losses_table": 1,
                     "evaluation_entities": 1, "cascade_generate": methods, "fact_precision": methods,
                     "bigbench_tasks": 1, "leakage_qa_wikidata": 1, "leakage_person_cloze": 1,
-                    "fact_leakage": methods, "nlu_local_tasks": 1, "nlu": methods, "all": 1}
+                    "fact_leakage": methods, "nlu_local_tasks": 1, "nlu": methods, "labelling_cost_rho1": 1,
+                    "labelling_cost_table": 1, "acceptability_record": 2, "acceptability_judge": 1,
+                    "acceptability_figure": 3,
+                    # Figures 2, 5-7, 10, 11, 15, 16, 19-21 (12, 13, 14, 17, 18, 22-24 need a second scale or a
+                    # RAG partner), Figure 4, Tables 1 and 6, the summary
+                    "figure": 11, "figure4": 1, "nlu_table": 2, "summary": 1, "all": 1}
     assert "carries no LMLM LLM-judge annotations" in run.stderr + run.stdout
+
+
+def test_rag_partner_in_the_default_config_reads_the_corpus(tmp_path):
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config["cascade"]["partners"].append({"name": "qwen3_rag", "model": "Qwen/Qwen3-32B", "rag": {
+        "base_url": "http://127.0.0.1:8000/v1", "api_key_env": None, "knowledge": "corpus"}})
+    configfile = tmp_path / "rag.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    run = snakemake("-n", "-p", "--directory", str(tmp_path), "--configfile", str(configfile), "-s",
+                    str(ROOT / "Snakefile"), "results/fact_precision/qwen3_rag/lacy/seed0.offline.json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert ("--partner Qwen/Qwen3-32B --rag-base-url http://127.0.0.1:8000/v1 --rag-knowledge results/corpus"
+            " --cache-dir results/llm_cache --call-rate") in run.stdout  # no key variable: a keyless local server
+    assert "results/cascade/qwen3_rag/lacy/seed0.pdf" in run.stdout
 
 
 def test_paper_config_dry_runs_to_its_final_targets_with_the_slurm_profile():
@@ -53,17 +78,93 @@ def test_paper_config_dry_runs_to_its_final_targets_with_the_slurm_profile():
     assert jobs["download_dwiki"] == 1 and jobs["corpus_dwiki"] == 1 and jobs["tokenizer"] == 1
     assert jobs["annotate_shard"] == 2 * shards
     assert jobs["llm_judge_labels"] == 2 * shards
-    assert jobs["train"] == 9 + 1, "nine methods and the reference model"
-    assert jobs["validation_losses"] == 8
-    assert jobs["cascade_generate"] == jobs["fact_precision"] == jobs["fact_leakage"] == jobs["nlu"] == 9
+    # the baseline also exports the study's early model, the two ignore ablations their 400k-step one (Fig. 10)
+    trainings = jobs["train"] + jobs["train_with_early_export"] + jobs["train_with_equal_steps_export"]
+    assert trainings == 9 + 1, "nine methods and the reference model; the 1.3B runs are switched off"
+    assert jobs["train_with_equal_steps_export"] == jobs["fact_leakage_equal_steps"] == 2
+    assert jobs["cascade_generate_equal_steps"] == jobs["fact_precision_equal_steps"] == 2, "Llama partner only"
+    assert jobs["acceptability_record"] == 2 and jobs["acceptability_judge"] == 1 and jobs["acceptability_figure"] == 3
+    assert jobs["validation_losses"] == 8 and "validation_losses_table_of_scale" not in jobs
+    assert jobs["labelling_cost_rho1"] == jobs["labelling_cost_table"] == 1
+    assert jobs["fact_leakage"] == jobs["nlu"] == 9
+    assert jobs["cascade_generate"] == jobs["fact_precision"] == 2 * 9, "Llama and RAG (§A.5) cascades per method"
     assert jobs["factscore_release"] == jobs["leakage_popqa_rephrase"] == 1
+    assert jobs["figure"] == 13, "Figures 2, 5-7, 10, 11, 13 (one scale), 14-16, 19-21; 12, 17, 18, 22-24 need 1.3B"
+    assert "--export-at-fraction 0.9090909090909091 --export-dir $(dirname results/models/lacy_ignorefacts" in run.stdout
+    assert jobs["figure4"] == jobs["summary"] == 1 and jobs["nlu_table"] == 2
     assert jobs["all"] == 1
     assert "--vocab-size 32000" in run.stdout
     assert "torchrun --standalone --nproc_per_node 8 -m lacy train" in run.stdout
     assert "gpu=8" in run.stdout
     assert "lacy factscore llm" in run.stdout and "--llm gpt-4o-mini" in run.stdout and "--partner meta-llama/Llama-3.2-1B" in run.stdout
+    assert ("--partner Qwen/Qwen3-32B --rag-base-url http://localhost:8000/v1 --rag-knowledge "
+            "resources/factscore/enwiki-20230401.db --cache-dir results/llm_cache --api-key-env VLLM_API_KEY") in run.stdout
+    assert "--generations results/cascade/qwen3_rag/lacy/seed0.jsonl" in run.stdout
     assert "--tasks arc_easy,hellaswag,piqa,siqa" in run.stdout
+    assert "--export-at-fraction 0.2 --export-dir results/models/baseline/seed0/early" in run.stdout
+    assert ("--backend gemini --llm gemini-2.0-flash --api-key-env GEMINI_API_KEY --cache-dir results/llm_cache"
+            " --judge-name 'Gemini 2.0 Flash' --scoring generated") in run.stdout
     assert "executor: slurm" in (ROOT / "slurm/config.yaml").read_text()
+
+
+def planned_job_resources(output: str) -> dict[str, list[dict]]:
+    """Every job of a dry run as {rule: [{threads, resources...}, ...]}."""
+    jobs: dict[str, list[dict]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", output)[1:]:
+        rule = re.match(r"(?:local)?rule (\w+):", block)[1]
+        resources = re.search(r"^    resources: (.*)$", block, re.MULTILINE)
+        job = dict(item.split("=", 1) for item in resources[1].split(", ")) if resources else {}
+        threads = re.search(r"^    threads: (\d+)$", block, re.MULTILINE)
+        job["threads"] = int(threads[1]) if threads else 1
+        jobs.setdefault(rule, []).append(job)
+    return jobs
+
+
+def test_paper_config_with_the_1_3b_switch_plans_both_scales_with_cluster_resources(tmp_path):
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    assert [s["enabled"] for s in config["scales"]] == [False], "paper.yaml: the 1.3B runs are one switch"
+    config["scales"][0]["enabled"] = True
+    configfile = tmp_path / "paper_1.3b.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    # --cores 256: a dry run otherwise caps every job's threads at one core.
+    run = snakemake("-n", "--profile", "slurm", "--sdm", "env-modules", "--cores", "256", "--configfile",
+                    str(configfile))
+    assert run.returncode == 0, run.stderr
+    jobs = planned_jobs(run.stdout)
+    trainings = jobs["train"] + jobs.get("train_with_early_export", 0) + jobs["train_with_equal_steps_export"]
+    assert trainings == 2 * 9 + 1, "nine methods at 334M and at 1.3B, one shared reference model"
+    assert jobs["validation_losses"] == 2 * 8 and jobs["validation_losses_table_of_scale"] == 1
+    assert jobs["fact_leakage"] == jobs["nlu"] == 2 * 9
+    assert jobs["cascade_generate"] == jobs["fact_precision"] == 2 * 2 * 9, "two scales, two cascade partners"
+    assert jobs["annotate_shard"] == 2 * 256 and jobs["labelling_cost_table"] == 1
+    assert jobs["figure"] == 19, "every results figure but 3, 8, 9 (acceptability's rule) and 4 (its own rule)"
+    out = run.stdout
+    assert "--scale 'medium models=baseline,loss_based,rho1,llm_judge,lacy' --scale '1.3b models=1.3b/baseline," in out
+    assert "--preset xl --steps 400000 --lr 0.0001 --warmup 6400 --context 1024 --batch-size 112 --grad-accum 2" in out
+    assert "--preset medium --steps 400000 --lr 0.0002 --warmup 2560 --context 1024 --batch-size 128 --grad-accum 4" in out
+    for path in ["results/models/1.3b/lacy/seed0/model.safetensors", "results/cascade/llama/1.3b/lacy/seed0.jsonl",
+                 "results/leakage/1.3b/lacy/seed0.json", "results/nlu/1.3b/lacy/seed0.json",
+                 "results/fact_precision/llama/1.3b/lacy/seed0.llm.json", "results/tables/1.3b/validation_losses.csv"]:
+        assert path in out, path
+    assert ("--reference $(dirname results/models/reference/seed0/model.safetensors)"
+            " --out $(dirname results/models/1.3b/rho1/seed0/model.safetensors)") in out
+    assert ("--baseline $(dirname results/models/1.3b/baseline/seed0/model.safetensors) --annotation results/annotation"
+            " --method lacy ") in out
+    assert "results/models/1.3b/reference" not in out
+
+    resources = planned_job_resources(out)
+    assert all("mem_mb" in job and "runtime" in job for planned in resources.values() for job in planned)
+    model_rules = {"validation_losses", "cascade_generate", "fact_leakage", "nlu", "labelling_cost_rho1"}
+    cpu_rules = {"annotate_shard", "llm_judge_labels", "corpus_dwiki", "tokenizer", "fact_precision",
+                 "validation_losses_table", "labelling_cost_table"}
+    assert all(j["gpu"] == "1" for rule in model_rules for j in resources[rule])
+    assert all(int(j["mem_mb"]) >= 32000 for rule in model_rules - {"cascade_generate"} for j in resources[rule])
+    assert not any("gpu" in j for rule in cpu_rules for j in resources[rule])
+    assert all(j["gpu"] == "8" and j["threads"] == 64 and j["mem_mb"] == "480000" for j in resources["train"])
+    assert all(j["threads"] == 4 and j["mem_mb"] == "8000" for j in resources["annotate_shard"])
+    assert "torchrun --standalone --nproc_per_node 8 -m lacy train" in out
 
 
 def test_bad_config_stops_snakemake_before_any_job_and_names_the_key(tmp_path):
@@ -73,6 +174,14 @@ def test_bad_config_stops_snakemake_before_any_job_and_names_the_key(tmp_path):
     run = snakemake("-n", "--configfile", str(bad))
     assert run.returncode != 0
     assert "data.validation_fraction: '1e-1' is a string" in run.stderr + run.stdout
+
+
+def test_a_batch_that_does_not_split_over_accumulation_steps_stops_snakemake(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "config/config.yaml").read_text().replace("grad_accum: 1", "grad_accum: 3"))
+    run = snakemake("-n", "--configfile", str(bad))
+    assert run.returncode != 0
+    assert "batch size 16 does not split into grad_accum 3 x 1 processes" in run.stderr + run.stdout
 
 
 def test_ci_runs_the_readme_test_command():
@@ -134,11 +243,14 @@ def test_default_workflow_runs_end_to_end_on_a_small_slice(tmp_path):
     configfile.write_text(yaml.safe_dump(config))
     rerun = snakemake("-n", "--quiet", "rules", *common, *targets, cwd=tmp_path)
     jobs = planned_jobs(rerun.stdout)
-    assert jobs.get("train") == 1 and "validation_losses" in jobs, rerun.stdout
+    trainings = {rule: n for rule, n in jobs.items() if rule.startswith("train")}
+    # lacy_ignore trains under the rule that also exports its 160-step model for Figure 10
+    assert trainings == {"train_with_equal_steps_export": 1} and "validation_losses" in jobs, rerun.stdout
     assert "lacy_ignore" in snakemake("-n", *common, *targets, cwd=tmp_path).stdout
     # ... and an evaluation setting reruns no training.
     config["training"]["steps"]["lacy_ignore"] -= 100000
     config["evaluation"]["validation_batches"] = 2
     configfile.write_text(yaml.safe_dump(config))
     jobs = planned_jobs(snakemake("-n", "--quiet", "rules", *common, *targets, cwd=tmp_path).stdout)
-    assert "train" not in jobs and jobs.get("validation_losses") == len(config["methods"]) - 1
+    assert not any(rule.startswith("train") for rule in jobs)
+    assert jobs.get("validation_losses") == len(config["methods"]) - 1

@@ -15,19 +15,33 @@ Three steps, each a subcommand of ``lacy acceptability``:
   token is an acceptable continuation, with the paper's judging prompt of §A.1 and its three examples
   (:data:`JUDGE_PROMPT`, verbatim up to the PDF's line wrapping). Positions where greedy == truth are
   acceptable *by definition* (joining the proposal gives exactly the reference statement) and are not sent
-  to the judge (``judge: "exact"``). Answers are cached by ``lacy.llm``; on top of that the output JSONL is
-  append-only and flushed after every position, and a rerun skips every position already in it, so a crash
-  loses at most the answers in flight. An answer with no parsable 0/1 label is retried once with a format
-  reminder appended to the prompt (a different request, so the cache does not return the same answer);
-  a second failure is recorded as ``judge: "unparsable"`` with ``acceptable: null``, counted and reported,
-  and never scored.
+  to the judge (``judge: "exact"``).
+
+  - *Label* (``--scoring``). ``generated`` (the paper): the judge writes its explanation and label, read by
+    :func:`parse_judgement`; an answer with no parsable 0/1 label is retried once with a format reminder
+    appended (a different request, so the cache does not return the same answer), and a second failure is
+    recorded as ``judge: "unparsable"`` with ``acceptable: null``, counted, reported and never scored.
+    ``next_token``, for a base model run locally (``lacy.llm``'s ``transformers`` backend), which cannot be
+    relied on to write an explanation and then a label: the prompt's last line ``**explanation**:`` becomes
+    ``**output**:`` (:func:`label_prompt`; the examples keep their explanations) and the label is whichever
+    of ``" 0"`` / ``" 1"`` has the higher next-token probability (``LLM.choose``).
+  - *Judge's name*. Every record carries ``judged_by``, the name configured for the judge (a stand-in is
+    named as one, never as Gemini); a file is only ever resumed by the same judge.
+  - *Sample* (``--max-judged N``). The scored positions are the shortest prefix of a seeded random order of
+    *all* positions that holds N non-exact ones, so exact and non-exact positions are sampled alike and
+    acceptability over the sample stays unbiased; the others keep their accuracy, ``judge: "unsampled"``.
+  - *Resume*. Answers are cached by ``lacy.llm``; on top of that the output JSONL is append-only and
+    flushed after every position, and a rerun skips every position already in it, so a crash loses at most
+    the answers in flight.
+  - One process may judge several positions files (``--positions``/``--out`` repeated: the early and the
+    final checkpoint), so that a local judge model is loaded once.
 * ``plot``: accuracy (greedy == truth) and acceptability against loss-quantile bins (10 by default; bin
   edges are the loss quantiles of all recorded positions of that file, both classes together, so the two
   classes share an x-axis), split into fact / non-fact; one row of two panels (accuracy | acceptability)
-  per judged file (``LABEL=judged.jsonl``: the final checkpoint for Figure 3, an early and the final one
-  for Figures 8 / 9). Writes the PDF, a PNG beside it and a CSV of the binned values.
-
-The default configuration has no LLM judge; the workflow produces this figure only when one is configured.
+  per judged file (``LABEL=judged.jsonl``: the final checkpoint for Figures 3 and 9, the early one for
+  Figure 8), labelled with the checkpoint's step and tokens (``record`` copies them from the model's
+  ``train.json``), titled with ``--title`` and the judge's name. Writes the PDF, a PNG beside it and a CSV of
+  the binned values (with the judge's name in every row).
 """
 
 from __future__ import annotations
@@ -43,6 +57,8 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+
+from lacy.llm import add_llm_arguments
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +163,13 @@ def judge_prompt(starting_text: str, proposed: str, reference: str) -> str:
             + parts[3])
 
 
+def label_prompt(starting_text: str, proposed: str, reference: str) -> str:
+    """The §A.1 prompt asking for the label at once: its last line ``**explanation**:`` becomes ``**output**:``
+    (for ``--scoring next_token``; the three examples keep their explanations)."""
+    prompt = judge_prompt(starting_text, proposed, reference)
+    return prompt[: -len("**explanation**:")] + "**output**:"
+
+
 _OUTPUT_RE = re.compile(r"\**\s*output\s*\**\s*[:=]\s*\**\s*[\"'`]?\s*([01])(?![0-9.]*[0-9])", re.IGNORECASE)
 _BARE_RE = re.compile(r"^\s*\**\s*[\"'`]?([01])[\"'`]?\s*\**\s*\.?\s*$")
 
@@ -194,9 +217,8 @@ def record_positions(model, batch, tokenizer, *, context_tokens: int = DEFAULT_C
     with torch.no_grad():
         logits = model(batch.x).logits.float()
         loss = -token_log_probs(logits, batch.y, call_id).true_without_call
-        masked = logits.clone()
-        masked[..., call_id] = float("-inf")
-        greedy = masked.argmax(-1)
+        logits[..., call_id] = float("-inf")  # in place: a paper-size batch's logits are ~15 GB in float32
+        greedy = logits.argmax(-1)
     x, y = batch.x.cpu().numpy(), batch.y.cpu().numpy()
     fact, valid = batch.fact.cpu().numpy(), batch.valid.cpu().numpy()
     grammatical = batch.grammatical.cpu().numpy()
@@ -241,6 +263,9 @@ def _record_command(args: argparse.Namespace) -> None:
                                max_positions=args.max_positions or None)
     from lacy.io import write_jsonl
 
+    trained = json.loads((args.model / "train.json").read_text()) if (args.model / "train.json").is_file() else {}
+    for r in records:
+        r.update(checkpoint_step=trained.get("steps"), checkpoint_tokens=trained.get("tokens"))
     write_jsonl(args.out, records)
     correct = sum(r["correct"] for r in records)
     log.info("%d positions (%d fact), greedy accuracy %.3f", len(records),
@@ -273,13 +298,25 @@ def read_judged(path: Path) -> dict[str, dict]:
     return done
 
 
-def judge_position(llm, position: dict) -> dict:
+SCORINGS = ("generated", "next_token")
+#: The two labels as they follow ``**output**:`` in the prompt's examples.
+LABEL_OPTIONS = (" 0", " 1")
+
+
+def judge_position(llm, position: dict, scoring: str = "generated") -> dict:
     """``position`` plus ``acceptable`` (1 / 0 / None), ``judge`` (exact / llm / unparsable), ``attempts``
     and the judge's last ``answer``."""
     out = dict(position)
     if position["correct"]:
         out.update(acceptable=1, judge="exact", attempts=0, answer=None)
         return out
+    if scoring == "next_token":
+        answer = llm.choose(label_prompt(position["context"], position["greedy"], position["truth"]),
+                            LABEL_OPTIONS)
+        out.update(acceptable=int(answer.strip()), judge="llm", attempts=1, answer=answer)
+        return out
+    if scoring != "generated":
+        raise ValueError(f"unknown scoring {scoring!r}; choose one of {', '.join(SCORINGS)}")
     prompt = judge_prompt(position["context"], position["greedy"], position["truth"])
     answer = None
     for attempt, p in enumerate((prompt, prompt + FORMAT_REMINDER), start=1):
@@ -292,15 +329,48 @@ def judge_position(llm, position: dict) -> dict:
     return out
 
 
-def judge_positions(llm, positions: list[dict], out: Path, workers: int = 4) -> dict:
-    """Judge every position not yet in ``out`` (append-only JSONL), and summarise the whole file."""
+def judged_sample(positions: list[dict], max_judged: int | None, seed: int = 0) -> set[str]:
+    """Ids of the positions to score: all, or the shortest prefix of a seeded random order of all positions
+    that holds ``max_judged`` non-exact ones (exact and non-exact sampled alike: no bias)."""
+    if max_judged is None:
+        return {p["id"] for p in positions}
+    chosen, judged = set(), 0
+    for i in np.random.default_rng(seed).permutation(len(positions)):
+        if judged == max_judged:
+            break
+        chosen.add(positions[i]["id"])
+        judged += not positions[i]["correct"]
+    return chosen
+
+
+def judge_positions(llm, positions: list[dict], out: Path, workers: int = 4, *, scoring: str = "generated",
+                    judged_by: str | None = None, max_judged: int | None = None, seed: int = 0) -> dict:
+    """Judge every position not yet in ``out`` (append-only JSONL), and summarise the whole file.
+
+    ``judged_by`` (default: the LLM's name) names the judge in every record; a file judged by another judge is
+    an error, never resumed. With ``max_judged`` only :func:`judged_sample` is judged."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    judged_by = judged_by or llm.name
     done = read_judged(out)
+    others = {r.get("judged_by") for r in done.values()} - {judged_by}
+    if others:
+        raise ValueError(f"{out} was judged by {', '.join(map(str, others))}, not {judged_by}; delete it to rejudge")
+    sample = judged_sample(positions, max_judged, seed)
     todo = [p for p in positions if p["id"] not in done]
-    log.info("%d positions, %d already judged, %d to go", len(positions), len(done), len(todo))
+    log.info("%d positions, %d already judged, %d to go (%d of them sampled for the judge %s)", len(positions),
+             len(done), len(todo), sum(p["id"] in sample for p in todo), judged_by)
+
+    def judge(position: dict) -> dict:
+        if position["id"] in sample:
+            record = judge_position(llm, position, scoring)
+        else:
+            record = dict(position, acceptable=None, judge="unsampled", attempts=0, answer=None)
+        record["judged_by"] = judged_by
+        return record
+
     with open(out, "a", encoding="utf-8") as f, ThreadPoolExecutor(max(1, workers)) as pool:
-        for record in pool.map(lambda p: judge_position(llm, p), todo):  # in order; each flushed at once
+        for record in pool.map(judge, todo):  # in order; each flushed at once
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             done[record["id"]] = record
@@ -309,7 +379,7 @@ def judge_positions(llm, positions: list[dict], out: Path, workers: int = 4) -> 
 
 def summarize(records: Iterable[dict]) -> dict:
     records = list(records)
-    by = {k: sum(r["judge"] == k for r in records) for k in ("exact", "llm", "unparsable")}
+    by = {k: sum(r["judge"] == k for r in records) for k in ("exact", "llm", "unparsable", "unsampled")}
     scored = [r["acceptable"] for r in records if r["acceptable"] is not None]
     return {"positions": len(records), **by, "retried": sum(r.get("attempts", 0) == 2 for r in records),
             "acceptability": float(np.mean(scored)) if scored else math.nan,
@@ -318,18 +388,23 @@ def summarize(records: Iterable[dict]) -> dict:
 
 def _judge_command(args: argparse.Namespace) -> None:
     from lacy.io import read_jsonl, write_json
-    from lacy.llm import make_llm
+    from lacy.llm import llm_from_args
 
-    llm = make_llm(args.backend, args.llm, cache_dir=args.cache_dir, base_url=args.base_url,
-                   api_key_env=args.api_key_env)
-    positions = [r for _, r in read_jsonl(args.positions)]
-    summary = judge_positions(llm, positions, args.out, args.workers)
-    summary["judge"] = getattr(llm, "name", f"{args.backend}:{args.llm}")
-    log.info("%d positions: %d exact, %d judged, %d unparsable (not scored); acceptability %.3f",
-             summary["positions"], summary["exact"], summary["llm"], summary["unparsable"],
-             summary["acceptability"])
-    if args.summary:
-        write_json(args.summary, summary)
+    summaries = args.summary or [None] * len(args.positions)
+    if not len(args.positions) == len(args.out) == len(summaries):
+        raise ValueError("give one --out (and one --summary, if any) per --positions")
+    llm = llm_from_args(args)
+    judged_by = args.judge_name or llm.name
+    for positions_path, out, summary_path in zip(args.positions, args.out, summaries):
+        positions = [r for _, r in read_jsonl(positions_path)]
+        summary = judge_positions(llm, positions, out, args.workers, scoring=args.scoring, judged_by=judged_by,
+                                  max_judged=args.max_judged or None, seed=args.seed)
+        summary.update(judge=judged_by, judge_llm=llm.name, scoring=args.scoring)
+        log.info("%s, judge %s: %d positions: %d exact, %d judged, %d unparsable (not scored), %d not sampled; "
+                 "acceptability %.3f", out, judged_by, summary["positions"], summary["exact"], summary["llm"],
+                 summary["unparsable"], summary["unsampled"], summary["acceptability"])
+        if summary_path:
+            write_json(summary_path, summary)
 
 
 # ------------------------------------------------------------------------------------------------------- plot
@@ -351,13 +426,15 @@ def binned_rows(label: str, records: list[dict], n_bins: int) -> list[dict]:
     if not records:
         raise ValueError(f"{label}: no judged positions")
     bins, edges = quantile_bins([r["loss"] for r in records], n_bins)
+    judge = judged_by(records)
     rows = []
     for cls in CLASSES:
         for k in range(n_bins):
             members = [r for r, b in zip(records, bins) if b == k and r["class"] == cls]
             scored = [r["acceptable"] for r in members if r.get("acceptable") is not None]
             rows.append({
-                "label": label, "class": cls, "bin": k, "loss_lo": float(edges[k]), "loss_hi": float(edges[k + 1]),
+                "label": label, "judged_by": judge, "class": cls, "bin": k,
+                "loss_lo": float(edges[k]), "loss_hi": float(edges[k + 1]),
                 "loss_mean": float(np.mean([r["loss"] for r in members])) if members else math.nan,
                 "n": len(members),
                 "accuracy": float(np.mean([r["correct"] for r in members])) if members else math.nan,
@@ -368,6 +445,20 @@ def binned_rows(label: str, records: list[dict], n_bins: int) -> list[dict]:
     return rows
 
 
+def judged_by(records: list[dict]) -> str:
+    """The judge named in ``records`` (one per file: ``judge_positions`` never mixes judges)."""
+    return ", ".join(sorted({str(r.get("judged_by")) for r in records}))
+
+
+def checkpoint_label(label: str, records: list[dict]) -> str:
+    """``label`` with the checkpoint's step and training tokens when ``record`` found them."""
+    step, tokens = records[0].get("checkpoint_step"), records[0].get("checkpoint_tokens")
+    if step is None or tokens is None:
+        return label
+    scale, unit = next((s, u) for s, u in ((1e9, "B"), (1e6, "M"), (1e3, "k"), (1, "")) if tokens >= s or s == 1)
+    return f"{label} (step {step:,}, {tokens / scale:.3g}{unit} tokens)"
+
+
 def _parse_labelled(spec: str) -> tuple[str, Path]:
     if "=" not in spec:
         raise ValueError(f"--judged {spec!r}: expected LABEL=PATH")
@@ -375,19 +466,22 @@ def _parse_labelled(spec: str) -> tuple[str, Path]:
     return label, Path(path)
 
 
-def plot(judged: list[tuple[str, Path]], out: Path, n_bins: int = 10) -> list[dict]:
+def plot(judged: list[tuple[str, Path]], out: Path, n_bins: int = 10, title: str | None = None) -> list[dict]:
     """Write the CSV (``out`` with suffix .csv), then the figure as ``out`` and a PNG beside it."""
     from lacy.io import atomic_output, read_jsonl
 
     out = Path(out)
     rows: list[dict] = []
+    labels, judges = [], []
     for label, path in judged:
         records = [r for _, r in read_jsonl(path)]
         unparsable = sum(r.get("judge") == "unparsable" for r in records)
         if unparsable:
             log.warning("%s: %d of %d positions have an unparsable judgement; they are not scored", label,
                         unparsable, len(records))
-        rows += binned_rows(label, records, n_bins)
+        labels.append(checkpoint_label(label, records))
+        judges.append(judged_by(records))
+        rows += binned_rows(labels[-1], records, n_bins)
     with atomic_output(out.with_suffix(".csv")) as tmp:
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -401,8 +495,7 @@ def plot(judged: list[tuple[str, Path]], out: Path, n_bins: int = 10) -> list[di
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = list(dict.fromkeys(label for label, _ in judged))
-    fig, axes = plt.subplots(len(labels), 2, figsize=(9, 3.2 * len(labels)), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(len(labels), 2, figsize=(10, 3.4 * len(labels) + 0.6), squeeze=False, sharey=True)
     for i, label in enumerate(labels):
         for j, metric in enumerate(("accuracy", "acceptability")):
             ax = axes[i][j]
@@ -410,13 +503,16 @@ def plot(judged: list[tuple[str, Path]], out: Path, n_bins: int = 10) -> list[di
                 sel = [r for r in rows if r["label"] == label and r["class"] == cls]
                 ax.plot([r["bin"] + 1 for r in sel], [r[metric] for r in sel], marker=marker,
                         label="factual" if cls == FACT_CLASS else "non-factual")
-            ax.set_title(f"{label}: {metric}")
+            ax.set_title(f"{label}\n{metric}", fontsize=9)
             ax.set_xlabel(f"token loss quantile bin (1 = lowest of {n_bins})")
+            ax.set_xticks(range(1, n_bins + 1))
             ax.set_ylim(-0.02, 1.02)
             ax.grid(alpha=0.3)
             if j == 0:
                 ax.set_ylabel("share of positions")
             ax.legend()
+    judge_line = "acceptability judged by " + "; ".join(dict.fromkeys(judges))
+    fig.suptitle(f"{title}\n{judge_line}" if title else judge_line, fontsize=10)
     fig.tight_layout()
     for target in (out, out.with_suffix(".png")):
         with atomic_output(target) as tmp:
@@ -426,7 +522,7 @@ def plot(judged: list[tuple[str, Path]], out: Path, n_bins: int = 10) -> list[di
 
 
 def _plot_command(args: argparse.Namespace) -> None:
-    plot([_parse_labelled(s) for s in args.judged], args.out, args.bins)
+    plot([_parse_labelled(s) for s in args.judged], args.out, args.bins, args.title)
     log.info("wrote %s, %s and %s", args.out, args.out.with_suffix(".png"), args.out.with_suffix(".csv"))
 
 
@@ -453,15 +549,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     judge = sub.add_parser("judge", help="LLM-judge the acceptability of each greedy token (resumable)",
                            formatter_class=fmt)
-    judge.add_argument("--positions", type=Path, required=True, help="JSONL from 'acceptability record'")
-    judge.add_argument("--out", type=Path, required=True, help="judged JSONL (appended to; rerun resumes)")
-    judge.add_argument("--backend", required=True, help="lacy.llm backend: openai or gemini")
-    judge.add_argument("--llm", required=True, help="judge model name (Gemini 2.0 Flash in the paper)")
-    judge.add_argument("--cache-dir", type=Path, required=True, help="LLM answer cache")
-    judge.add_argument("--base-url", default=None)
-    judge.add_argument("--api-key-env", default=None)
+    judge.add_argument("--positions", type=Path, action="append", required=True,
+                       help="JSONL from 'acceptability record'; repeat (with --out) to judge several with one "
+                            "loaded judge")
+    judge.add_argument("--out", type=Path, action="append", required=True,
+                       help="judged JSONL (appended to; rerun resumes), one per --positions")
+    add_llm_arguments(judge, llm_help="judge model (paper: Gemini 2.0 Flash)")
+    judge.add_argument("--judge-name", default=None,
+                       help="the judge's name in records, summary, CSV and figure (default: backend:model)")
+    judge.add_argument("--scoring", choices=SCORINGS, default="generated",
+                       help="generated: the judge writes explanation and label (paper); next_token: the more "
+                            "probable of ' 0' / ' 1' after '**output**:' (a local base model)")
+    judge.add_argument("--max-judged", type=int, default=0,
+                       help="judge a seeded random sample of positions holding this many non-exact ones (0: all)")
+    judge.add_argument("--seed", type=int, default=0, help="seed of the --max-judged sample")
     judge.add_argument("--workers", type=int, default=4, help="concurrent judge requests")
-    judge.add_argument("--summary", type=Path, default=None, help="optional summary JSON (counts, means)")
+    judge.add_argument("--summary", type=Path, action="append", default=None,
+                       help="summary JSON (counts, means), one per --positions if given")
     judge.set_defaults(func=_judge_command)
 
     plot_parser = sub.add_parser("plot", help="accuracy and acceptability by loss quantile, fact / non-fact",
@@ -470,4 +574,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              help="judged positions of one checkpoint; repeat for several")
     plot_parser.add_argument("--out", type=Path, required=True, help="figure (PDF); PNG and CSV go beside it")
     plot_parser.add_argument("--bins", type=int, default=10, help="loss quantile bins")
+    plot_parser.add_argument("--title", default=None, help="figure title (the judge's name is added below it)")
     plot_parser.set_defaults(func=_plot_command)

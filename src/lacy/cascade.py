@@ -22,24 +22,26 @@ reported next to the target.
 the sequence (prompt included) are divided by the penalty when positive and multiplied by it when negative.
 It applies to the SLM's token choice; the partner's answer is its plain highest-probability token (§A.5).
 
-**Partner answer.** The partner reads our text so far (``LacyTokenizer.decode``) tokenised by its own tokenizer.
-Its candidates are taken in order of probability; a candidate is *expressible* iff it is not a special token, its
-decoded text is non-empty and is whole UTF-8 (no U+FFFD from a byte-level piece), and the text can be segmented
-into at most ``max_pieces`` (3: the paper saw no more) pieces of our dictionary, byte-fallback pieces excluded
-(a byte piece stands for a character our dictionary lacks). The segmentation uses the fewest pieces, ties broken
-by the higher total SentencePiece score; the partner's leading space becomes our ``▁`` so that decoding our ids
-reproduces the appended text exactly. The first expressible candidate is appended, all its pieces (§A.5); a call
-whose top-``partner_top_k`` candidates are all inexpressible falls back to the SLM's own greedy token.
-``partner_cases`` counts calls answered by one piece, by several, by a lower-ranked candidate, and not at all.
+**Partner answer.** The partner reads our text so far (``LacyTokenizer.decode``) tokenised by its own tokenizer. Its
+candidates are taken in order of probability, each as its text and whether it is a special token (a local partner
+decodes its top ids; the RAG partner of §A.5, ``lacy.rag_partner``, gets ranked token texts from a served model). A
+candidate is *expressible* iff it is not a special token, its text is non-empty and is whole UTF-8 (no U+FFFD from a
+byte-level piece), and the text can be segmented into at most ``max_pieces`` (3: the paper saw no more) pieces of
+our dictionary, byte-fallback pieces excluded (a byte piece stands for a character our dictionary lacks). The
+segmentation uses the fewest pieces, ties broken by the higher total SentencePiece score; the partner's leading
+space becomes our ``▁`` so that decoding our ids reproduces the appended text exactly. The first expressible
+candidate is appended, all its pieces (§A.5); a call whose top-``partner_top_k`` candidates are all inexpressible
+falls back to the SLM's own greedy token. ``partner_cases`` counts calls answered by one piece, by several, by a
+lower-ranked candidate, and not at all.
 
-**KV caches.** The SLM runs batched over prompts (left padding, explicit positions) and extends its cache one
-token per step; a partner answer of k pieces is fed over the next k steps, the SLM deciding again after the
-last. The partner keeps one cache per sequence. At a call the whole text is re-tokenised (cheap next to a
-forward pass) and only the ids after the longest common prefix with the cached ids are fed, the cache being
-cropped to that prefix (with past recording on, so that sliding-window layers such as Gemma 3's can be cropped).
-Tokenising just the new suffix would be cheaper still but differs from the tokenisation
-of the whole text where pieces merge across the boundary (" 1" + "815"); the common-prefix rule gives exactly
-the partner's full-prefix result, which ``generate_naive`` (no caches) checks in tests and the benchmark.
+**KV caches.** The SLM runs batched over prompts (left padding, explicit positions) and extends its cache one token
+per step; a partner answer of k pieces is fed over the next k steps, the SLM deciding again after the last. A local
+partner keeps one cache per sequence (a served partner's server keeps its own prefix cache). At a call the whole
+text is re-tokenised (cheap next to a forward pass) and only the ids after the longest common prefix with the cached
+ids are fed, the cache being cropped to that prefix (with past recording on, so that sliding-window layers such as
+Gemma 3's can be cropped). Tokenising just the new suffix would be cheaper still but differs from the tokenisation
+of the whole text where pieces merge across the boundary (" 1" + "815"); the common-prefix rule gives exactly the
+partner's full-prefix result, which ``generate_naive`` (no caches) checks in tests and the benchmark.
 
 **Context.** Generation stops at ``max_new_tokens`` or when the sequence fills the SLM's context
 (``n_positions``; learned absolute positions cannot slide without recomputing the cache). A partner answer is
@@ -51,10 +53,12 @@ from __future__ import annotations
 import argparse
 import html
 import logging
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -177,6 +181,14 @@ def inexpressible_reason(text: str, is_special: bool, pieces: list[int] | None) 
     return None
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One of the partner's ranked next tokens: its text and whether it is a special (control) token."""
+
+    text: str
+    special: bool
+
+
 @dataclass
 class PartnerAnswer:
     """The partner token appended at one call: its text, our ids for it, and its rank among the candidates."""
@@ -186,13 +198,13 @@ class PartnerAnswer:
     rank: int
 
 
-def choose_partner_token(candidates: list[int], partner_tokenizer, special_ids: set[int], segmenter: PieceSegmenter,
-                         max_pieces: int, rejected: Counter) -> PartnerAnswer | None:
-    """The first expressible candidate (partner ids, best first); rejections are counted by reason."""
+def choose_partner_token(candidates: list[Candidate], segmenter: PieceSegmenter, max_pieces: int,
+                         rejected: Counter) -> PartnerAnswer | None:
+    """The first expressible candidate (best first); rejections are counted by reason."""
     for rank, candidate in enumerate(candidates):
-        text = partner_tokenizer.decode([candidate])
+        text = candidate.text
         pieces = segmenter.segment(text, max_pieces) if text and "\ufffd" not in text else None
-        reason = inexpressible_reason(text, candidate in special_ids, pieces)
+        reason = inexpressible_reason(text, candidate.special, pieces)
         if reason is None:
             return PartnerAnswer(text=text, ids=pieces, rank=rank)
         rejected[reason] += 1
@@ -201,6 +213,20 @@ def choose_partner_token(candidates: list[int], partner_tokenizer, special_ids: 
 
 # ---------------------------------------------------------------------------------------------------------------
 # The cascade partner
+
+
+class PartnerView(Protocol):
+    """What the cascade asks of a partner for one sequence: its ranked next tokens after our text so far."""
+
+    def candidates(self, text: str, k: int) -> list[Candidate]: ...
+
+
+class CascadePartner(Protocol):
+    """A cascade partner: a local ``Partner`` or the served RAG partner (``lacy.rag_partner.RagPartner``)."""
+
+    name: str
+
+    def session(self, entity: str | None, use_cache: bool) -> PartnerView: ...
 
 
 @dataclass
@@ -216,6 +242,14 @@ class Partner:
         self.model.eval()
         decoder = getattr(self.tokenizer, "added_tokens_decoder", {})
         self.special_ids = set(self.tokenizer.all_special_ids) | {i for i, t in decoder.items() if t.special}
+
+    def session(self, entity: str | None, use_cache: bool) -> "PartnerSession":
+        """A view of one sequence (the subject ``entity`` plays no part: the partner reads our text only)."""
+        return PartnerSession(self, use_cache)
+
+    def describe(self, ids: list[int]) -> list[Candidate]:
+        """Partner ids as candidates: each id decoded on its own."""
+        return [Candidate(self.tokenizer.decode([i]), i in self.special_ids) for i in ids]
 
 
 def load_partner(spec: str) -> Partner:
@@ -263,6 +297,10 @@ class PartnerSession:
         self.ids = ids
         return out.logits[0, -1]
 
+    def candidates(self, text: str, k: int) -> list[Candidate]:
+        """The partner's ``k`` most probable next tokens after ``text``, best first."""
+        return self.partner.describe(self.next_token_logits(text).topk(k).indices.tolist())
+
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
     n = 0
@@ -280,8 +318,8 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 class Sequence:
     """One prompt's cascade state: our ids with their source, the call budget and the partner session."""
 
-    def __init__(self, prompt: str, tokenizer: LacyTokenizer, partner: Partner, settings: CascadeSettings,
-                 context: int, use_cache: bool):
+    def __init__(self, prompt: str, tokenizer: LacyTokenizer, session: PartnerView, settings: CascadeSettings,
+                 context: int):
         self.prompt = prompt
         self.ids = [int(i) for i in tokenizer.encode(prompt)]
         if not 0 < len(self.ids) < context:
@@ -290,7 +328,7 @@ class Sequence:
         self.sources: list[str] = []
         self.pending: list[int] = []  # committed ids the SLM has not read yet
         self.budget: CallBudget | None = None
-        self.session = PartnerSession(partner, use_cache)
+        self.session = session
         self.cases: Counter = Counter()
         self.rejected: Counter = Counter()
         self.limit = min(self.n_prompt + settings.max_new_tokens, context)
@@ -311,11 +349,8 @@ def decide(seq: Sequence, logits: torch.Tensor, tokenizer: LacyTokenizer, segmen
            settings: CascadeSettings) -> None:
     """One decoding step from the SLM's next-token ``logits``: call the partner within budget, or go greedy."""
     if seq.budget.should_call(float(logits[tokenizer.call_id])):
-        partner = seq.session.partner
-        partner_logits = seq.session.next_token_logits(tokenizer.decode(seq.ids))
-        candidates = partner_logits.topk(settings.partner_top_k).indices.tolist()
-        answer = choose_partner_token(candidates, partner.tokenizer, partner.special_ids, segmenter,
-                                      settings.max_pieces, seq.rejected)
+        candidates = seq.session.candidates(tokenizer.decode(seq.ids), settings.partner_top_k)
+        answer = choose_partner_token(candidates, segmenter, settings.max_pieces, seq.rejected)
         if answer is not None:
             seq.cases["single" if len(answer.ids) == 1 else "multi"] += 1
             seq.cases["next_best"] += answer.rank > 0
@@ -330,11 +365,14 @@ def decide(seq: Sequence, logits: torch.Tensor, tokenizer: LacyTokenizer, segmen
 
 
 @torch.no_grad()
-def generate_cached(prompts: list[str], slm, tokenizer: LacyTokenizer, partner: Partner,
-                    settings: CascadeSettings) -> list[Sequence]:
-    """The cascade for a batch of prompts with both models' KV caches kept across steps."""
+def generate_cached(prompts: list[str], slm, tokenizer: LacyTokenizer, partner: CascadePartner,
+                    settings: CascadeSettings, entities: list[str | None] | None = None) -> list[Sequence]:
+    """The cascade for a batch of prompts with both models' KV caches kept across steps; ``entities`` (the
+    subjects, for the RAG partner's background) default to none."""
     context = slm.config.n_positions
-    seqs = [Sequence(p, tokenizer, partner, settings, context, use_cache=True) for p in prompts]
+    entities = entities or [None] * len(prompts)
+    seqs = [Sequence(p, tokenizer, partner.session(e, use_cache=True), settings, context)
+            for p, e in zip(prompts, entities)]
     segmenter = PieceSegmenter(tokenizer)
     width = max(s.n_prompt for s in seqs)
     input_ids = torch.zeros(len(seqs), width, dtype=torch.long)
@@ -361,10 +399,10 @@ def generate_cached(prompts: list[str], slm, tokenizer: LacyTokenizer, partner: 
 
 
 @torch.no_grad()
-def generate_naive(prompt: str, slm, tokenizer: LacyTokenizer, partner: Partner,
-                   settings: CascadeSettings) -> Sequence:
+def generate_naive(prompt: str, slm, tokenizer: LacyTokenizer, partner: CascadePartner, settings: CascadeSettings,
+                   entity: str | None = None) -> Sequence:
     """The same cascade without caches: both models re-read the whole prefix at every step (the reference)."""
-    seq = Sequence(prompt, tokenizer, partner, settings, slm.config.n_positions, use_cache=False)
+    seq = Sequence(prompt, tokenizer, partner.session(entity, use_cache=False), settings, slm.config.n_positions)
     segmenter = PieceSegmenter(tokenizer)
     logits = slm(torch.tensor([seq.ids])).logits[0]
     seq.budget = CallBudget(settings.call_rate, logits[:-1, tokenizer.call_id].tolist())
@@ -468,6 +506,92 @@ def _runs(tokens: list[dict], opening: str, closing: str, escape) -> list[str]:
     return out
 
 
+#: Layout of the PDF view, in points: page width, margin, font size, line height.
+PDF_WIDTH, PDF_MARGIN, PDF_FONT_SIZE, PDF_LINE = 540.0, 36.0, 10.0, 15.0
+PDF_HIGHLIGHT = "0.82"
+
+
+def render_pdf(records: list[dict], path: Path, title: str = "Cascaded generations") -> None:
+    """The view of ``render_html`` as a PDF, one page per generation: the prompt in italics, the cascade partner's
+    tokens on a grey highlight (Figure 4). Words wrap at spaces; the file is written atomically. A record's own
+    ``"view_title"`` replaces ``title`` on its page."""
+    import matplotlib
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    with matplotlib.rc_context({"pdf.fonttype": 42}), atomic_output(path) as tmp:
+        with PdfPages(tmp, metadata={"Title": title, "CreationDate": None}) as pdf:
+            for record in records:
+                pdf.savefig(generation_page(record, record.get("view_title", title)))
+
+
+def _styled_words(record: dict) -> list[list[tuple[str, str]] | None]:
+    """The prompt and tokens as words, each a list of (text, style) fragments (style: prompt, slm or partner);
+    None marks a line break. Whitespace separates words and is not drawn."""
+    words: list[list[tuple[str, str]] | None] = [[]]
+    for text, style in [(record["prompt"], "prompt")] + [(t["text"], t["source"]) for t in record["tokens"]]:
+        for part in re.split(r"(\s+)", text):
+            if not part:
+                continue
+            if part.isspace():
+                words += [None] * part.count("\n") + [[]]
+            else:
+                words[-1].append((part, style))
+    return [w for w in words if w is None or w]
+
+
+def generation_page(record: dict, title: str):
+    """One generation laid out on a figure of ``PDF_WIDTH`` points, as tall as its text."""
+    from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.patches import Rectangle
+    from matplotlib.textpath import TextToPath
+
+    fonts = {style: FontProperties(family="serif", size=PDF_FONT_SIZE, style="italic" if style == "prompt" else
+                                   "normal") for style in ("prompt", "slm", "partner")}
+    measure = TextToPath()
+
+    def width(text: str, style: str) -> float:
+        return measure.get_text_width_height_descent(text, fonts[style], ismath=False)[0]
+
+    space, right = width("x x", "slm") - width("xx", "slm"), PDF_WIDTH - PDF_MARGIN
+    placed, x, line = [], PDF_MARGIN, 0  # (x, line, text, style)
+    for word in _styled_words(record):
+        if word is None:
+            x, line = PDF_MARGIN, line + 1
+            continue
+        total = sum(width(text, style) for text, style in word)
+        if x > PDF_MARGIN and x + space + total > right:
+            x, line = PDF_MARGIN, line + 1
+        elif x > PDF_MARGIN:
+            x += space
+        for text, style in word:
+            placed.append((x, line, text, style))
+            x += width(text, style)
+
+    head = PDF_MARGIN + 2 * PDF_LINE
+    height = head + (line + 1) * PDF_LINE + 2 * PDF_LINE + PDF_MARGIN
+    fig = Figure(figsize=(PDF_WIDTH / 72, height / 72), dpi=72)
+
+    def at(x: float, y: float) -> tuple[float, float]:  # points from the top left -> figure fraction
+        return x / PDF_WIDTH, 1 - y / height
+
+    fig.text(*at(PDF_MARGIN, PDF_MARGIN), title, fontsize=8, color="0.45", va="baseline", parse_math=False)
+    fig.text(*at(PDF_MARGIN, PDF_MARGIN + PDF_LINE + 4), record["entity"] or record["prompt"], fontsize=13,
+             weight="bold", family="serif", va="baseline", parse_math=False)
+    for x, line_no, text, style in placed:
+        baseline = head + (line_no + 1) * PDF_LINE
+        if style == "partner":
+            fig.patches.append(Rectangle(at(x, baseline + 0.3 * PDF_FONT_SIZE), width(text, style) / PDF_WIDTH,
+                                         PDF_LINE / height * 0.95, transform=fig.transFigure, facecolor=PDF_HIGHLIGHT,
+                                         edgecolor="none", zorder=0))
+        fig.text(*at(x, baseline), text, fontproperties=fonts[style], va="baseline", parse_math=False, zorder=1)
+    stats = (f"{record['n_calls']} calls in {record['n_steps']} steps (call rate {record['call_rate']:.1%}); "
+             "grey: tokens from the cascade partner; italics: the prompt")
+    fig.text(*at(PDF_MARGIN, head + (line + 2.5) * PDF_LINE), stats, fontsize=8, color="0.4", va="baseline",
+             parse_math=False)
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Commands
 
@@ -489,12 +613,13 @@ def read_entities(path: Path) -> list[str]:
     return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def cascade_records(prompts: list[str], entities: list[str | None], slm, tokenizer: LacyTokenizer, partner: Partner,
-                    settings: CascadeSettings, batch_size: int) -> list[dict]:
+def cascade_records(prompts: list[str], entities: list[str | None], slm, tokenizer: LacyTokenizer,
+                    partner: CascadePartner, settings: CascadeSettings, batch_size: int) -> list[dict]:
     """JSONL records of the cascade for all prompts, the SLM batched ``batch_size`` prompts at a time."""
     records = []
     for start in range(0, len(prompts), batch_size):
-        seqs = generate_cached(prompts[start:start + batch_size], slm, tokenizer, partner, settings)
+        seqs = generate_cached(prompts[start:start + batch_size], slm, tokenizer, partner, settings,
+                               entities[start:start + batch_size])
         for seq, entity in zip(seqs, entities[start:start + batch_size]):
             records.append(sequence_record(seq, tokenizer, entity))
             log.info("%s: %d tokens, %d calls (%.1f%%)", entity, records[-1]["n_tokens"], records[-1]["n_calls"],
@@ -508,10 +633,24 @@ def _settings(args: argparse.Namespace) -> CascadeSettings:
                            partner_top_k=args.partner_top_k)
 
 
+def partner_from_args(args: argparse.Namespace, entities: list[str | None]) -> CascadePartner:
+    """The local partner ``--partner``, or with ``--rag-base-url`` the served RAG partner of §A.5 for ``entities``
+    (its key is checked here, before any request)."""
+    if args.rag_base_url is None:
+        return load_partner(args.partner)
+    from lacy.rag_partner import load_rag_partner
+
+    if not args.rag_knowledge or args.cache_dir is None:
+        raise SystemExit("a RAG partner (--rag-base-url) needs --rag-knowledge and --cache-dir")
+    return load_rag_partner(args.partner, base_url=args.rag_base_url, api_key_env=args.api_key_env,
+                            knowledge=args.rag_knowledge, entities=[e for e in entities if e is not None],
+                            cache_dir=args.cache_dir)
+
+
 def _run_generate(args: argparse.Namespace) -> None:
+    partner = partner_from_args(args, [args.entity])
     slm, tokenizer = load_slm(args.model)
-    partner = load_partner(args.partner)
-    record = cascade_records([args.prompt], [None], slm, tokenizer, partner, _settings(args), 1)[0]
+    record = cascade_records([args.prompt], [args.entity], slm, tokenizer, partner, _settings(args), 1)[0]
     colour = args.colour == "always" or (args.colour == "auto" and sys.stdout.isatty())
     print(format_marked(record, colour))
     print(f"({record['n_calls']} calls in {record['n_steps']} steps, call rate {record['call_rate']:.1%})")
@@ -521,19 +660,22 @@ def _run_cascade(args: argparse.Namespace) -> None:
     entities = read_entities(args.entities)
     if args.max_entities:
         entities = entities[: args.max_entities]
+    partner = partner_from_args(args, entities)
     slm, tokenizer = load_slm(args.model)
-    partner = load_partner(args.partner)
     settings = _settings(args)
     records = cascade_records([bio_prompt(e) for e in entities], entities, slm, tokenizer, partner, settings,
                               args.batch_size)
     write_jsonl(args.out, records)
-    summary = summarise(records, settings) | {"model": str(args.model), "partner": args.partner}
+    summary = summarise(records, settings) | {"model": str(args.model), "partner": partner.name}
     log.info("realised call rate %.1f%% (target %.1f%%)", 100 * summary["realised_call_rate"], 100 * settings.call_rate)
     if args.summary:
         write_json(args.summary, summary)
+    title = f"{args.model} with cascade partner {partner.name}"
     if args.html:
         with atomic_output(args.html) as tmp:
-            tmp.write_text(render_html(records, f"{args.model} with cascade partner {args.partner}"))
+            tmp.write_text(render_html(records, title))
+    if args.pdf:
+        render_pdf(records, args.pdf, title)
 
 
 def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
@@ -548,6 +690,15 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
                         help="most of our pieces one partner token may map to")
     parser.add_argument("--partner-top-k", type=int, default=defaults.partner_top_k,
                         help="partner candidates tried before falling back to the SLM's token")
+    rag = parser.add_argument_group("RAG partner (§A.5, lacy.rag_partner): --partner names the served model, "
+                                    "e.g. Qwen/Qwen3-32B")
+    rag.add_argument("--rag-base-url", default=None,
+                     help="OpenAI-compatible endpoint serving --partner (raw completions with logprobs)")
+    rag.add_argument("--rag-knowledge", type=Path, nargs="+", default=None,
+                     help="subjects' articles: FactScore's SQLite dump (*.db), JSONL {title, text}, or a corpus dir")
+    rag.add_argument("--api-key-env", default=None,
+                     help="environment variable holding the endpoint's key (none: a keyless local server)")
+    rag.add_argument("--cache-dir", type=Path, default=None, help="on-disk cache of the served partner's answers")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -556,6 +707,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen = subparsers.add_parser("generate", help="one cascaded generation, partner tokens marked (§5.1)",
                                 formatter_class=fmt)
     gen.add_argument("prompt")
+    gen.add_argument("--entity", default=None, help="the prompt's subject (the RAG partner's background article)")
     _add_decoding_arguments(gen)
     gen.add_argument("--colour", choices=["auto", "always", "never"], default="auto",
                      help="ANSI colour for partner tokens (auto: on a terminal), else [brackets]")
@@ -571,4 +723,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cas.add_argument("--out", type=Path, required=True, help="JSONL, one generation per entity")
     cas.add_argument("--summary", type=Path, default=None, help="JSON: realised call rate and partner cases")
     cas.add_argument("--html", type=Path, default=None, help="HTML view with partner tokens highlighted (Figure 4)")
+    cas.add_argument("--pdf", type=Path, default=None, help="the same view as PDF, one page per generation")
     cas.set_defaults(func=_run_cascade)

@@ -130,6 +130,11 @@ COMMANDS = {
     "generate": "lacy.cascade:register",
     "cascade": "lacy.cascade:register",
     "acceptability": "lacy.acceptability:register",
+    "labelling-cost": "lacy.labelling_cost:register",
+    "figure": "lacy.figures:register",
+    "figure4": "lacy.figures:register",
+    "table": "lacy.figures:register",
+    "summary": "lacy.report:register",
 }
 
 
@@ -156,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser(command).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # matplotlib's PDF font subsetting chatters at INFO
     try:
         args.func(args)
     except (ValueError, FileNotFoundError) as err:

@@ -48,7 +48,7 @@ from typing import Callable, Iterable, TypeVar
 import numpy as np
 
 from lacy.io import read_jsonl, write_json
-from lacy.llm import LLM
+from lacy.llm import LLM, add_llm_arguments, llm_from_args
 from lacy.stats import bootstrap_ci
 
 log = logging.getLogger(__name__)
@@ -454,14 +454,8 @@ def _log_summary(summary: dict) -> None:
 
 
 def _run_llm(args: argparse.Namespace) -> None:
-    from lacy.llm import make_llm
-
-    def llm(model: str) -> LLM:
-        return make_llm(args.backend, model, cache_dir=args.cache_dir, base_url=args.base_url,
-                        api_key_env=args.api_key_env)
-
-    judge = llm(args.model)
-    extractor = llm(args.extract_model) if args.extract_model else judge
+    judge = llm_from_args(args)
+    extractor = llm_from_args(args, args.extract_model) if args.extract_model else judge
     generations, references = _read_inputs(args)
     scorer = FactScorer(extractor, judge, gamma=args.gamma, top_k=args.top_k, passage_words=args.passage_words)
     summary = factscore(generations, references, scorer, workers=args.workers, n_resamples=args.bootstrap,
@@ -496,15 +490,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     llm = metrics.add_parser("llm", help="FactScore (Min et al., 2023) with an LLM",
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_common_arguments(llm)
-    llm.add_argument("--backend", choices=["openai", "gemini"], default="openai")
-    llm.add_argument("--llm", "--model", dest="model", default="gpt-3.5-turbo",
-                     help="judge model (and extractor by default); --llm as in the other LLM commands")
+    add_llm_arguments(llm, backend="openai", llm="gpt-3.5-turbo", aliases=("--model",),
+                      llm_help="judge model (and extractor by default); --model is an alias")
     llm.add_argument("--extract-model", default=None, help="atomic-fact model, if not the judge model")
-    llm.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (vLLM, llama.cpp server)")
-    llm.add_argument("--api-key-env", default=None,
-                     help="environment variable of the key (default: OPENAI_API_KEY, or GEMINI_API_KEY / "
-                          "GOOGLE_API_KEY; none with --base-url)")
-    llm.add_argument("--cache-dir", type=Path, required=True, help="on-disk cache of LLM answers")
     llm.add_argument("--gamma", type=int, default=GAMMA, help="length-penalty constant")
     llm.add_argument("--top-k", type=int, default=TOP_K, help="passages retrieved per fact")
     llm.add_argument("--passage-words", type=int, default=PASSAGE_WORDS, help="words per reference passage")

@@ -32,6 +32,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from lacy.io import read_jsonl, write_json, write_jsonl
+from lacy.llm import add_llm_arguments, llm_from_args
 from lacy.stats import bootstrap_ci
 
 log = logging.getLogger(__name__)
@@ -303,10 +304,7 @@ def _download_popqa_command(args: argparse.Namespace) -> None:
 
 
 def _rephrase_popqa_command(args: argparse.Namespace) -> None:
-    from lacy.llm import make_llm
-
-    llm = make_llm(args.backend, args.llm, cache_dir=args.cache_dir, base_url=args.base_url,
-                   api_key_env=args.api_key_env)
+    llm = llm_from_args(args)
     n = write_jsonl(args.out, rephrase_popqa(read_queries(args.input), llm))
     log.info("wrote %s: %d popqa_long_tail queries", args.out, n)
 
@@ -350,11 +348,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               help="rephrase PopQA questions into sentence starts with an LLM (cached)")
     rephrase.add_argument("--input", type=Path, required=True, help="JSONL written by download-popqa")
     rephrase.add_argument("--out", type=Path, required=True, help="queries JSONL to write")
-    rephrase.add_argument("--backend", required=True, help="lacy.llm backend")
-    rephrase.add_argument("--llm", required=True, help="model name (paper: Gemini 2.0 Flash)")
-    rephrase.add_argument("--cache-dir", type=Path, required=True, help="LLM response cache")
-    rephrase.add_argument("--base-url", default=None)
-    rephrase.add_argument("--api-key-env", default=None, help="environment variable holding the API key")
+    add_llm_arguments(rephrase, llm_help="model name (paper: Gemini 2.0 Flash)")
     rephrase.set_defaults(func=_rephrase_popqa_command)
 
     run = sub.add_parser("run", formatter_class=fmt, help="fact leakage of one model on named query sets")

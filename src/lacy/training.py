@@ -11,6 +11,9 @@ One training step, for every method:
 AdamW (weight decay 0.1), linear warmup then a constant learning rate, gradient accumulation (§A.4.1).
 Checkpoints hold model, optimizer, scheduler and step; batches and random masks are functions of
 ``(seed, step, micro_step, rank)``, so a resumed run continues the uninterrupted one exactly.
+
+``--export-at-fraction`` also publishes the model after that fraction of the steps (:class:`Export`): the
+early checkpoint of the acceptability study (§C.1, Figure 8: "after training on 10B tokens" of ~50B).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import hashlib
 import json
 import logging
 import math
+import os
+import shutil
 import signal
 import time
 from dataclasses import MISSING, asdict, dataclass, fields
@@ -33,7 +38,7 @@ from tqdm import tqdm
 
 from lacy import distributed
 from lacy.batches import Batch, TokenWindows
-from lacy.io import atomic_output
+from lacy.io import atomic_output, partial_path, write_json
 from lacy.losses import masked_loss, token_log_probs, true_token_losses
 from lacy.masks import REFERENCE_METHODS, call_ignore_masks, realised_rates
 from lacy.model import build_model, count_parameters, flops_per_token
@@ -73,6 +78,47 @@ class TrainConfig:
         for k in ("checkpoint_every", "log_every", "compile"):
             keys.pop(k)
         return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Export:
+    """The model after ``step`` steps, saved at that step to ``kept`` in the run directory (which outlives a
+    failed job) and published to ``out`` when the run ends: a run resumed past ``step`` publishes the kept
+    copy, and fails if there is none, rather than silently going without."""
+
+    step: int
+    kept: Path
+    out: Path
+    tokenizer: Path
+
+
+def export_step(steps: int, fraction: float) -> int:
+    """The step ``--export-at-fraction`` saves: ``round(fraction * steps)``, at least 1."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"--export-at-fraction {fraction}: expected a fraction in (0, 1]")
+    return max(1, round(fraction * steps))
+
+
+def save_model_dir(path: Path, write) -> None:
+    """``write(tmp)`` a model directory under a temporary name, then rename it to ``path`` (replacing it)."""
+    tmp = partial_path(path)
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
+
+
+def save_export(model, export: Export, summary: dict) -> None:
+    """The model as a loadable directory (weights, tokenizer, ``train.json``) at ``export.kept``."""
+    from lacy.tokenizer import LacyTokenizer
+
+    def write(tmp: Path) -> None:
+        _unwrap(model).save_pretrained(tmp)
+        LacyTokenizer.load(export.tokenizer).save_pretrained(tmp)
+        write_json(tmp / "train.json", summary)
+
+    save_model_dir(export.kept, write)
+    log.info("step %d: kept the export in %s", export.step, export.kept)
 
 
 class StopRequested(SystemExit):
@@ -218,10 +264,11 @@ def _install_stop_handlers() -> dict:
 
 
 def train(config: TrainConfig, windows: TokenWindows, tokenizer_meta: dict, out_dir: Path, checkpoint: Path,
-          metrics_path: Path, reference_dir: Path | None = None) -> dict:
+          metrics_path: Path, reference_dir: Path | None = None, export: Export | None = None) -> dict:
     """Train ``config.method`` to ``config.steps`` steps, resuming from ``checkpoint`` if it exists.
 
-    Writes the final model to ``out_dir`` with ``save_pretrained`` and returns the run summary.
+    Writes the final model to ``out_dir`` with ``save_pretrained`` (and the ``export``, if any) and returns the
+    run summary.
     """
     runtime = distributed.init_runtime()
     torch.manual_seed(config.seed)
@@ -233,6 +280,9 @@ def train(config: TrainConfig, windows: TokenWindows, tokenizer_meta: dict, out_
                  config.method, config.preset, n_params / 1e6, runtime.device, runtime.world_size)
     optimizer = make_optimizer(model, config)
     start = load_checkpoint(checkpoint, model, optimizer, config)
+    if export and start >= export.step and not export.kept.is_dir():
+        raise FileNotFoundError(f"resuming at step {start}, past the export step {export.step}, but its kept copy "
+                                f"{export.kept} is missing; delete {checkpoint} to train again")
     reference = None
     if config.method in REFERENCE_METHODS:
         if reference_dir is None:
@@ -245,6 +295,11 @@ def train(config: TrainConfig, windows: TokenWindows, tokenizer_meta: dict, out_
     tokens_per_step = config.batch_size * config.context
     flops = flops_per_token(_unwrap(model)) * tokens_per_step / runtime.world_size
     peak = peak_flops(runtime.device)
+
+    def summary(steps: int) -> dict:
+        return {"method": config.method, "preset": config.preset, "parameters": n_params, "steps": steps,
+                "tokens": steps * tokens_per_step, "config": asdict(config)}
+
     stop = _install_stop_handlers()
     _truncate_metrics(metrics_path, start)
     progress = tqdm(total=config.steps, initial=start, desc=f"train {config.method}", unit="step",
@@ -266,19 +321,21 @@ def train(config: TrainConfig, windows: TokenWindows, tokenizer_meta: dict, out_
                 _append_metrics(metrics_path, record)
         if not math.isfinite(record["loss"]):
             raise FloatingPointError(f"loss is {record['loss']} at step {record['step']}")
+        if runtime.is_main and export and record["step"] == export.step:  # before the checkpoint that passes it
+            save_export(model, export, {**summary(export.step), "of_steps": config.steps})
         if runtime.is_main and (record["step"] % config.checkpoint_every == 0 or stop["stop"]):
             save_checkpoint(checkpoint, model, optimizer, record["step"], config)
         if stop["stop"]:
             raise StopRequested(f"stopped at step {record['step']}; checkpoint {checkpoint}")
     progress.close()
-    summary = {"method": config.method, "preset": config.preset, "parameters": n_params, "steps": config.steps,
-               "tokens": config.steps * tokens_per_step, "config": asdict(config)}
     if runtime.is_main:
         _unwrap(model).save_pretrained(out_dir)
         save_checkpoint(checkpoint, model, optimizer, config.steps, config)
+        if export:
+            save_model_dir(export.out, lambda tmp: shutil.copytree(export.kept, tmp))
     distributed.barrier(runtime)
     distributed.shutdown(runtime)
-    return summary
+    return summary(config.steps)
 
 
 def _append_metrics(path: Path, record: dict) -> None:
@@ -307,6 +364,9 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--run-dir", type=Path, required=True,
                         help="rolling checkpoint and metrics, kept outside the rule's outputs so a killed job "
                              "resumes on retry")
+    parser.add_argument("--export-at-fraction", type=float, default=None,
+                        help="also publish the model after this fraction of the steps (with --export-dir)")
+    parser.add_argument("--export-dir", type=Path, default=None, help="directory of --export-at-fraction's model")
     defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -321,8 +381,6 @@ def add_train_arguments(parser) -> None:
 
 def run_training(args) -> dict:
     """``lacy train``: build the config and data, train, and publish the model with its metrics."""
-    import shutil
-
     from lacy.batches import read_tokenizer_meta
     from lacy.tokenizer import LacyTokenizer
 
@@ -333,12 +391,18 @@ def run_training(args) -> dict:
     meta = read_tokenizer_meta(args.tokenizer)
     windows = TokenWindows.from_directory(args.annotation, "train", config.context, config.seed,
                                           llm_judge_dir=args.llm_judge if config.method == "llm_judge" else None)
+    if (args.export_at_fraction is None) != (args.export_dir is None):
+        raise ValueError("--export-at-fraction and --export-dir go together")
+    export = None
+    if args.export_at_fraction is not None:
+        step = export_step(config.steps, args.export_at_fraction)
+        # named by the run's fingerprint: a copy kept by a run with other settings is never published
+        export = Export(step, args.run_dir / f"model-step{step}-{config.fingerprint()}", args.export_dir,
+                        args.tokenizer)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     metrics = args.run_dir / "metrics.jsonl"
-    summary = train(config, windows, meta, args.out, args.run_dir / "latest.pt", metrics, args.reference)
+    summary = train(config, windows, meta, args.out, args.run_dir / "latest.pt", metrics, args.reference, export)
     LacyTokenizer.load(args.tokenizer).save_pretrained(args.out)
     shutil.copyfile(metrics, args.out / "metrics.jsonl")
-    from lacy.io import write_json
-
     write_json(args.out / "train.json", summary)
     return summary

@@ -1,5 +1,7 @@
 # Stage 6: biography generation in a cascade with a bigger partner, scored for factual precision
-# (§5.1 "Inference and Cascading", §5.2, §A.5, Figures 2-left, 4).
+# (§5.1 "Inference and Cascading", §5.2, §A.5, Figures 2-left, 4, 13).
+
+include: "cascade_partners.smk"
 
 
 rule factscore_release:
@@ -35,12 +37,14 @@ rule cascade_generate:
     input:
         model=rules.train.output.model,
         entities=rules.evaluation_entities.output[0],
+        knowledge=rag_knowledge,
     output:
         generations="results/cascade/{partner}/{method}/seed{seed}.jsonl",
         summary="results/cascade/{partner}/{method}/seed{seed}.summary.json",
         html="results/cascade/{partner}/{method}/seed{seed}.html",
+        pdf="results/cascade/{partner}/{method}/seed{seed}.pdf",
     params:
-        partner=lambda wildcards: PARTNERS[wildcards.partner],
+        partner=partner_options,
         call_rate=CASCADE["call_rate"],
         max_new_tokens=CASCADE["max_new_tokens"],
         batch_size=CASCADE["batch_size"],
@@ -55,9 +59,9 @@ rule cascade_generate:
         runtime=240,
     shell:
         "python -m lacy cascade --entities {input.entities} --model $(dirname {input.model})"
-        " --partner {params.partner} --call-rate {params.call_rate} --max-new-tokens {params.max_new_tokens}"
+        " {params.partner} --call-rate {params.call_rate} --max-new-tokens {params.max_new_tokens}"
         " --batch-size {params.batch_size} --out {output.generations} --summary {output.summary}"
-        " --html {output.html} 2> {log}"
+        " --html {output.html} --pdf {output.pdf} 2> {log}"
 
 
 rule fact_precision:

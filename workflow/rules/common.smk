@@ -1,5 +1,6 @@
 # Configuration validation, shared names and input functions.
 
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -48,9 +49,11 @@ def llm_judge_shard_stats():
 
 def final_targets():
     """Everything `rule all` builds; grows with each stage of the pipeline."""
-    targets = [rules.annotation_summary.output.summary, *trained_models(), *evaluation_targets()]
+    targets = [rules.annotation_summary.output.summary, *trained_models(), *evaluation_targets(),
+               *rules.labelling_cost_table.output]
     if "baseline" in config["methods"] and CALLING_METHODS:
         targets.append(rules.validation_losses_table.output[0])
+        targets += expand(rules.validation_losses_table_of_scale.output[0], scale=SCALE_NAMES)
     if HAS_LLM_JUDGE_LABELS:
         targets.append(rules.llm_judge_summary.output.summary)
     return targets
@@ -62,33 +65,109 @@ TRAIN = config["training"]
 REFERENCE = "reference"
 REFERENCE_METHODS = {"rho1", "spacy_refloss"}
 
+# Extra model sizes (§C: the 1.3B runs). A run of an extra scale is named "{scale}/{method}" and lives at
+# results/models/{scale}/{method}/seed{seed}/; every downstream output nests the same way. The main size is
+# `model.preset` with `training.*`; the reference model is one, shared by all scales.
+_ALL_SCALES = [s["name"] for s in config.get("scales", [])]
+if len(set(_ALL_SCALES)) < len(_ALL_SCALES):
+    raise ValueError(f"scales: names must be unique, got {_ALL_SCALES}")
+SCALES = {s["name"]: s for s in config.get("scales", []) if s.get("enabled", True)}
+SCALE_NAMES = list(SCALES)
+
+
+def runs(scale=None):
+    """Run names of one scale: the plain method names for the main scale (None), else "{scale}/{method}"."""
+    return list(config["methods"]) if scale is None else [f"{scale}/{m}" for m in config["methods"]]
+
+
+def split_run(run):
+    """(scale, method) of a run name: ("1.3b", "lacy") for "1.3b/lacy", (None, "lacy") for "lacy"."""
+    scale, _, method = run.rpartition("/")
+    return scale or None, method
+
+
+def all_runs():
+    """Every trained SLM: the main scale's runs, then each extra scale's, in config order."""
+    return runs() + [run for scale in SCALE_NAMES for run in runs(scale)]
+
+
+def scaled_run(scale, method):
+    """The run of ``method`` at ``scale`` (e.g. the baseline a calling model is compared with, §A.4.3)."""
+    return method if scale is None else f"{scale}/{method}"
+
+
+def model_size(run):
+    """Preset and Table 4 optimisation settings of a run: the reference's, an extra scale's or the main ones."""
+    if run == REFERENCE:
+        reference = config["reference"]
+        return {"preset": reference["preset"], "batch_size": reference.get("batch_size", TRAIN["batch_size"]),
+                "grad_accum": reference.get("grad_accum", TRAIN["grad_accum"]), "lr": reference["lr"],
+                "warmup": reference["warmup"]}
+    scale, _ = split_run(run)
+    main = {"preset": config["model"]["preset"], "batch_size": TRAIN["batch_size"],
+            "grad_accum": TRAIN["grad_accum"], "lr": TRAIN["lr"], "warmup": TRAIN["warmup"]}
+    return main if scale is None else {**main, **{k: v for k, v in SCALES[scale].items() if k in main}}
+
+
+def _check_batch_split():
+    """Fail at start-up, not hours into a SLURM job: every batch must split over GPUs x accumulation steps."""
+    processes = max(1, TRAIN["gpus_per_node"]) * TRAIN["nodes"]
+    for run in [REFERENCE] + [scaled_run(scale, "baseline") for scale in [None] + SCALE_NAMES]:
+        size = model_size(run)
+        if size["batch_size"] % (size["grad_accum"] * processes):
+            raise ValueError(f"{run}: batch size {size['batch_size']} does not split into grad_accum "
+                             f"{size['grad_accum']} x {processes} processes (training.gpus_per_node x nodes)")
+
+
+_check_batch_split()
+
+
+_SCALE_PATTERN = "|".join(map(re.escape, SCALE_NAMES)) or "(?!)"  # (?!) matches nothing: no extra scale
+#: A run: "lacy", "1.3b/lacy", or the reference model (no scale prefix: one reference for all scales).
+_RUN_PATTERN = "|".join(config["methods"]) if not SCALE_NAMES else (
+    f"(?:(?:{_SCALE_PATTERN})/)?(?:{'|'.join(config['methods'])})")
+
 
 wildcard_constraints:
-    method="|".join(config["methods"] + [REFERENCE]),
+    method=f"{_RUN_PATTERN}|{REFERENCE}",
     seed=r"\d+",
+    scale=_SCALE_PATTERN,
 
 
-def training_steps(method):
-    """Table 4: calling models train longer so all methods see as many true-token gradients."""
-    if method == REFERENCE:
+def training_steps(run):
+    """Table 4: calling models train longer so all methods see as many true-token gradients; the step counts
+    are the same at every scale."""
+    if run == REFERENCE:
         return config["reference"]["steps"]
+    _, method = split_run(run)
     group = {"baseline": "baseline", "lacy_ignorefacts": "lacy_ignorefacts", "lacy_ignore": "lacy_ignore"}
     steps = TRAIN["steps"][group.get(method, "calling")]
     return max(1, round(steps * TRAIN["step_scale"]))
 
 
-def training_settings(method, seed):
+#: Figure 10 (§C.2): main-scale runs that train longer than the calling models and are also evaluated at the
+#: calling models' step count (not the acceptability study's run, whose training exports its early model instead).
+EQUAL_STEPS_METHODS = [m for m in ("lacy_ignorefacts", "lacy_ignore") if m in config["methods"]
+                       and training_steps(m) != training_steps("lacy") and m != config["acceptability"]["run"]]
+
+
+def equal_steps_fraction(method):
+    """The share of ``method``'s steps at which it has trained as many steps as a calling model."""
+    return training_steps("lacy") / training_steps(method)
+
+
+def training_settings(run, seed):
     """`lacy train` options for one run; Snakemake reruns exactly the runs whose options change."""
-    is_reference = method == REFERENCE
+    size = model_size(run)
     values = {
-        "method": "baseline" if is_reference else method,
-        "preset": config["reference"]["preset"] if is_reference else config["model"]["preset"],
-        "steps": training_steps(method),
-        "lr": config["reference"]["lr"] if is_reference else TRAIN["lr"],
-        "warmup": config["reference"]["warmup"] if is_reference else TRAIN["warmup"],
+        "method": "baseline" if run == REFERENCE else split_run(run)[1],
+        "preset": size["preset"],
+        "steps": training_steps(run),
+        "lr": size["lr"],
+        "warmup": size["warmup"],
         "context": config["model"]["context"],
-        "batch-size": TRAIN["batch_size"],
-        "grad-accum": TRAIN["grad_accum"],
+        "batch-size": size["batch_size"],
+        "grad-accum": size["grad_accum"],
         "weight-decay": TRAIN.get("weight_decay", 0.1),
         "grad-clip": TRAIN.get("grad_clip", 1.0),
         "call-rate": TRAIN["call_rate"],
@@ -102,6 +181,19 @@ def training_settings(method, seed):
     return options + (" --compile" if TRAIN.get("compile") else "")
 
 
+def baseline_run(run):
+    """The baseline of a run's scale, whose losses on the run's call mask are reported beside it (§A.4.3)."""
+    return scaled_run(split_run(run)[0], "baseline")
+
+
+def labelling_cost_inputs(wildcards):
+    """Table 2 (§5.6): every annotation shard's timing, and the Rho-1 timing when this run trains the reference."""
+    inputs = {"annotation": annotation_shard_stats()}
+    if REFERENCE_METHODS & set(config["methods"]):
+        inputs["rho1"] = rules.labelling_cost_rho1.output[0]
+    return inputs
+
+
 def training_launcher():
     """python on CPU or one GPU; torchrun for several GPUs, under srun across several nodes."""
     gpus, nodes = TRAIN["gpus_per_node"], TRAIN["nodes"]
@@ -109,15 +201,17 @@ def training_launcher():
         return "python"
     if nodes == 1:
         return f"torchrun --standalone --nproc_per_node {gpus}"
-    return (f"srun --ntasks-per-node 1 torchrun --nnodes {nodes} --nproc_per_node {gpus} --rdzv_backend c10d"
+    # --overlap: the SLURM executor already runs this job's command inside a job step (srun -n1)
+    return (f"srun --overlap --ntasks-per-node 1 torchrun --nnodes {nodes} --nproc_per_node {gpus} --rdzv_backend c10d"
             " --rdzv_endpoint $(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1):29500")
 
 
 def training_inputs(wildcards):
     inputs = {"tokenizer": rules.tokenizer.output.meta, "annotation": annotation_shard_stats()}
-    if wildcards.method == "llm_judge":
+    _, method = split_run(wildcards.method)
+    if method == "llm_judge":
         inputs["llm_judge"] = llm_judge_shard_stats()
-    if wildcards.method in REFERENCE_METHODS:
+    if method in REFERENCE_METHODS:
         inputs["reference"] = f"results/models/{REFERENCE}/seed{wildcards.seed}/model.safetensors"
     return inputs
 
@@ -132,10 +226,12 @@ def training_data_options(wildcards, input):
 
 
 CALLING_METHODS = [m for m in config["methods"] if m != "baseline"]
+#: Host memory of a one-GPU job that loads trained models (up to 1.3B parameters, 5 GB each in fp32).
+MODEL_JOB_MEM_MB = TRAIN["mem_mb"] // max(1, TRAIN["gpus_per_node"])
 
 
 def trained_models():
-    return expand("results/models/{method}/seed{seed}/train.json", method=config["methods"], seed=config["seeds"])
+    return expand("results/models/{method}/seed{seed}/train.json", method=all_runs(), seed=config["seeds"])
 
 
 # --- evaluation: cascade, fact precision, leakage, NLU ---------------------------------------------
@@ -199,15 +295,15 @@ def nlu_inputs(wildcards):
 
 
 def evaluation_targets():
-    """Per method and seed: cascade generations and their fact precision, fact leakage, NLU."""
+    """Per run (method, at every scale) and seed: cascade generations and their fact precision, fact leakage, NLU."""
     return expand(
         "results/fact_precision/{partner}/{method}/seed{seed}.{scorer}.json",
         partner=list(PARTNERS),
-        method=config["methods"],
+        method=all_runs(),
         seed=config["seeds"],
         scorer=FACT_SCORER,
     ) + expand(
         ["results/leakage/{method}/seed{seed}.json", "results/nlu/{method}/seed{seed}.json"],
-        method=config["methods"],
+        method=all_runs(),
         seed=config["seeds"],
     )

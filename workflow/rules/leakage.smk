@@ -85,6 +85,7 @@ rule fact_leakage:
         "../../envs/evaluation.yaml"
     resources:
         gpu=min(1, TRAIN["gpus_per_node"]),
+        mem_mb=MODEL_JOB_MEM_MB,
         runtime=240,
     shell:
         "python -m lacy leakage run --model $(dirname {input.model}) {params.queries}"
@@ -121,6 +122,7 @@ rule nlu:
         "../../envs/evaluation.yaml"
     resources:
         gpu=min(1, TRAIN["gpus_per_node"]),
+        mem_mb=MODEL_JOB_MEM_MB,
         runtime=240,
     shell:
         "python -m lacy nlu run --model $(dirname {input.model}) --tasks {params.tasks} {params.include}"

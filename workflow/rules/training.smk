@@ -1,6 +1,8 @@
-# Stage 4: pretrain the reference model, then one SLM per method and seed (§4, §5.1, §A.4, Tables 4-5).
+# Stage 4: pretrain the reference model, then one SLM per method and seed (§4, §5.1, §A.4, Tables 4-5), at the
+# main size and at each extra scale of config `scales` (§C: results/models/1.3b/{method}/seed{seed}/).
 # Rolling checkpoints live in results/checkpoints/, outside the declared outputs, which Snakemake deletes
-# when a job fails: a job killed by its SLURM time limit resumes there on retry.
+# when a job fails: a job killed by its SLURM time limit resumes there on retry. The run the acceptability
+# study needs also exports an early checkpoint (`train_with_early_export`, workflow/rules/acceptability.smk).
 
 
 rule train:
@@ -17,16 +19,17 @@ rule train:
         run_dir="results/checkpoints/{method}/seed{seed}",
         data=training_data_options,
         torch_threads=TRAIN["cpus_per_gpu"],
+        export="",
     log:
         "logs/train/{method}/seed{seed}.log",
     conda:
         "../../envs/training.yaml"
     threads: max(1, TRAIN["gpus_per_node"]) * TRAIN["cpus_per_gpu"]
     resources:
-        gpu=TRAIN["gpus_per_node"],
+        gpu=TRAIN["gpus_per_node"] * TRAIN["nodes"],  # the SLURM executor's --gpus is per job, not per node
         nodes=TRAIN["nodes"],
         mem_mb=TRAIN["mem_mb"],
         runtime=TRAIN["runtime_minutes"],
     shell:
         "{params.launcher} -m lacy train {params.data} --out $(dirname {output.model})"
-        " --run-dir {params.run_dir} --threads {params.torch_threads} {params.settings} 2> {log}"
+        " --run-dir {params.run_dir} --threads {params.torch_threads} {params.settings} {params.export} 2> {log}"

@@ -1,15 +1,16 @@
 # Stage 5: validation call / non-call losses of every calling model, and of the baseline on its mask
-# (§5.3, §A.4.3, Figures 5 and 19-24).
+# (§5.3, §A.4.3, Figures 5 and 19-24). A run of an extra scale (§C) is compared with that scale's baseline.
 
 
 rule validation_losses:
     input:
         model=rules.train.output.model,
-        baseline="results/models/baseline/seed{seed}/model.safetensors",
+        baseline=lambda wildcards: expand(rules.train.output.model, method=baseline_run(wildcards.method), seed=wildcards.seed),
         annotation=annotation_shard_stats(),
     output:
         "results/validation_losses/{method}/seed{seed}.json",
     params:
+        method=lambda wildcards: split_run(wildcards.method)[1],
         rate=config["evaluation"]["validation_call_rate"],
         batch_size=config["evaluation"]["batch_size"],
         max_batches=config["evaluation"]["validation_batches"],
@@ -19,22 +20,18 @@ rule validation_losses:
         "../../envs/training.yaml"
     resources:
         gpu=min(1, TRAIN["gpus_per_node"]),
-        mem_mb=TRAIN["mem_mb"] // max(1, TRAIN["gpus_per_node"]),
+        mem_mb=MODEL_JOB_MEM_MB,
         runtime=120,
     shell:
         "python -m lacy validation-losses evaluate --model $(dirname {input.model})"
-        " --baseline $(dirname {input.baseline}) --annotation results/annotation --method {wildcards.method}"
+        " --baseline $(dirname {input.baseline}) --annotation results/annotation --method {params.method}"
         " --seed {wildcards.seed} --rate {params.rate} --batch-size {params.batch_size}"
         " --max-batches {params.max_batches} --out {output} 2> {log}"
 
 
 rule validation_losses_table:
     input:
-        expand(
-            "results/validation_losses/{method}/seed{seed}.json",
-            method=CALLING_METHODS,
-            seed=config["seeds"],
-        ),
+        expand("results/validation_losses/{method}/seed{seed}.json", method=CALLING_METHODS, seed=config["seeds"]),
     output:
         "results/tables/validation_losses.csv",
     log:
@@ -43,3 +40,17 @@ rule validation_losses_table:
         "../../envs/training.yaml"
     shell:
         "python -m lacy validation-losses table --out {output} {input} 2> {log}"
+
+
+use rule validation_losses_table as validation_losses_table_of_scale with:
+    input:
+        lambda wildcards: expand(
+            "results/validation_losses/{scale}/{method}/seed{seed}.json",
+            scale=wildcards.scale,
+            method=CALLING_METHODS,
+            seed=config["seeds"],
+        ),
+    output:
+        "results/tables/{scale}/validation_losses.csv",
+    log:
+        "logs/validation_losses/{scale}/table.log",

@@ -7,7 +7,10 @@ documents with ``lacy_facts`` and writes, for ``--out-prefix P``:
   (uint16 if the vocabulary including ``<CALL>`` fits, else uint32);
 * ``P.labels.npy``: uint8 OTHER / GRAMMATICAL / FACT, aligned 1:1 with the tokens;
 * ``P.docs.npy``: int64 offsets of length ``n_docs + 1``; document ``k`` is ``tokens[docs[k]:docs[k+1]]``;
-* ``P.json``: statistics, written last as the commit marker.
+* ``P.json``: statistics, written last as the commit marker. They include the labelling cost of the shard
+  (§5.6, Table 2): wall-clock and CPU seconds of the annotation loop (spaCy in this process and its
+  ``n_process`` workers, plus token alignment; reading the shard and loading spaCy excluded, like the paper's
+  "pure throughput within the loop", §A.2.1) and the CPU model they ran on.
 
 Crash safety: the whole shard is read and checked before any annotation, so a malformed line (not UTF-8,
 not JSON, not an object with ``id`` and a ``text`` string) fails with its file and line number and writes
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +37,7 @@ from tqdm import tqdm
 from lacy import LABEL_NAMES
 from lacy.annotation.pipeline import DEFAULT_MAX_CHARS, annotate_documents, load_spacy
 from lacy.io import atomic_output, read_jsonl, write_json
+from lacy.labelling_cost import cpu_model, cpu_seconds
 from lacy.tokenizer import LacyTokenizer
 
 log = logging.getLogger(__name__)
@@ -78,6 +83,7 @@ def annotate_shard(corpus: Path, tokenizer_dir: Path, out_prefix: Path, spacy_mo
     log.info("%s: %d documents (%d whitespace-only skipped), spaCy %s-%s, %d processes", corpus,
              len(shard.texts), len(shard.skipped_empty), nlp.meta["name"], nlp.meta["version"], n_process)
     ids, labels, lengths, split = [], [], [], []
+    wall_start, cpu_start = time.perf_counter(), cpu_seconds()
     documents = zip(shard.ids, annotate_documents(shard.texts, tokenizer, nlp, n_process, batch_size, max_chars),
                     strict=True)
     for doc_id, doc in tqdm(documents, total=len(shard.ids), desc=f"annotate {Path(corpus).name}", unit="doc",
@@ -87,6 +93,7 @@ def annotate_shard(corpus: Path, tokenizer_dir: Path, out_prefix: Path, spacy_mo
         lengths.append(len(doc.ids))
         if doc.pieces > 1:
             split.append(doc_id)
+    wall, cpu = time.perf_counter() - wall_start, cpu_seconds() - cpu_start
     arrays = {
         "tokens": np.concatenate(ids) if ids else np.zeros(0, dtype=tokenizer.dtype),
         "labels": np.concatenate(labels) if labels else np.zeros(0, dtype=np.uint8),
@@ -95,10 +102,11 @@ def annotate_shard(corpus: Path, tokenizer_dir: Path, out_prefix: Path, spacy_mo
     stats = shard_stats(arrays["labels"], shard, split)
     stats.update(corpus=str(corpus), tokenizer=str(tokenizer_dir), vocab_size=tokenizer.vocab_size,
                  token_dtype=np.dtype(tokenizer.dtype).name, max_chars=min(max_chars, nlp.max_length),
-                 spacy_model=f"{nlp.meta['name']}-{nlp.meta['version']}", spacy_components=nlp.pipe_names)
+                 spacy_model=f"{nlp.meta['name']}-{nlp.meta['version']}", spacy_components=nlp.pipe_names,
+                 n_process=n_process, annotation_seconds=wall, annotation_cpu_seconds=cpu, cpu_model=cpu_model())
     write_shard(out_prefix, arrays, stats)
-    log.info("%s: %d tokens, fact fraction %.3f, %d documents split", out_prefix, stats["n_tokens"],
-             stats["label_fractions"]["fact"], len(split))
+    log.info("%s: %d tokens, fact fraction %.3f, %d documents split; %.1f s (%.1f CPU s) annotating",
+             out_prefix, stats["n_tokens"], stats["label_fractions"]["fact"], len(split), wall, cpu)
     return stats
 
 

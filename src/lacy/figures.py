@@ -1,0 +1,695 @@
+"""Every result figure and table of the paper, drawn from this run's outputs beside the paper's numbers.
+
+Each figure follows its caption in the paper (panels, axes, method set); :data:`FIGURES` says which is which.
+The paper's reported value (``lacy/reported.yaml``) is drawn next to ours wherever the paper gives one, as a
+black marker labelled "paper", never in place of ours. Error bars are 95 % intervals: with one seed, the
+seeded bootstrap over entities / queries of that run (FactScore §5.2, fact leakage §5.3) or ±1.96 standard
+errors (NLU, lm-eval's stderr); with several seeds, a Student-t interval over the seeds' values (figures
+aggregate over ``seeds``). Validation losses (§A.4.3) have no interval within one seed.
+
+When the run's fact-precision metric is the offline stand-in (no LLM configured), axes and titles say
+"offline fact precision", and the paper's FactScore markers are labelled as such: the two are different
+metrics, shown side by side only so that a reader sees both.
+
+Runs are named as the workflow names them: a method (``lacy``) at the main scale, ``"{scale}/{method}"``
+(``1.3b/lacy``) at an extra scale (§C, the 1.3B models).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Callable, Sequence
+
+import yaml
+
+from lacy.io import atomic_output
+
+log = logging.getLogger(__name__)
+
+METHOD_LABELS = {
+    "baseline": "Baseline",
+    "loss_based": "Loss-based calls",
+    "rho1": "Rho-1",
+    "llm_judge": "LLM judge",
+    "lacy": "LaCy",
+    "spacy": "spaCy only",
+    "spacy_refloss": "spaCy + Reference model",
+    "lacy_ignorefacts": "LaCy + Ignorefacts",
+    "lacy_ignore": "LaCy + Ignore",
+}
+#: Figure 2 / Table 1: LaCy against the methods it is compared with (§5.1 "Model comparisons").
+MAIN_METHODS = ("baseline", "loss_based", "rho1", "llm_judge", "lacy")
+#: Figure 6 / §5.4: LaCy and its ablations.
+ABLATION_METHODS = ("lacy", "spacy", "spacy_refloss", "lacy_ignorefacts", "lacy_ignore")
+#: Table 6 and Figures 19-24: every method.
+ALL_METHODS = tuple(METHOD_LABELS)
+COLOURS = dict(zip(METHOD_LABELS, ("#7f7f7f", "#1f77b4", "#ff7f0e", "#9467bd", "#2ca02c", "#8c564b",
+                                     "#e377c2", "#17becf", "#bcbd22")))
+LOSS_KINDS = {"total_loss": "Total loss", "noncall_loss": "Non-call loss", "call_loss": "Call loss"}
+LEAKAGE_LABELS = {"bigbench_qa_wikidata": "BigBench QA Wikidata", "popqa_long_tail": "PopQA long tail",
+                  "corpus_person_cloze": "corpus person cloze (stand-in)"}
+NLU_LABELS = {"arc_easy": "ARC-Easy", "hellaswag": "HellaSwag", "piqa": "PIQA", "siqa": "SIQA",
+              "bigbench_local_social_iqa": "SIQA (BIG-bench)",
+              "bigbench_local_physical_intuition": "physical intuition (BIG-bench)"}
+SCORER_LABELS = {"llm": "FactScore", "offline": "offline fact precision (stand-in, not FactScore)"}
+
+
+@cache
+def reported() -> dict:
+    """The paper's numbers (``lacy/reported.yaml``)."""
+    return yaml.safe_load((Path(__file__).with_name("reported.yaml")).read_text())
+
+
+def method_of(run: str) -> str:
+    """``"1.3b/lacy"`` → ``"lacy"``."""
+    return run.rsplit("/", 1)[-1]
+
+
+# --- where results live and how seeds are combined ---------------------------------------------------
+
+#: The suffix of results of a model exported at the calling models' step count (Figure 10).
+EQUAL_STEPS = ".equal_steps"
+
+
+def result_path(results: Path, kind: str, run: str, seed: int, partner: str = "", scorer: str = "",
+                variant: str = "") -> Path:
+    """The file a workflow rule writes for one run and seed (the same paths the rules declare); ``variant``
+    (:data:`EQUAL_STEPS`) selects the results of a run's exported intermediate model."""
+    paths = {
+        "fact_precision": f"fact_precision/{partner}/{run}/seed{seed}{variant}.{scorer}.json",
+        "cascade": f"cascade/{partner}/{run}/seed{seed}{variant}.summary.json",
+        "leakage": f"leakage/{run}/seed{seed}{variant}.json",
+        "nlu": f"nlu/{run}/seed{seed}{variant}.json",
+        "validation": f"validation_losses/{run}/seed{seed}{variant}.json",
+    }
+    return Path(results) / paths[kind]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A reproduced value with its 95 % interval (``None`` when there is none) and the seeds behind it."""
+
+    value: float
+    low: float | None = None
+    high: float | None = None
+    seeds: int = 1
+
+    def scaled(self, factor: float) -> "Estimate":
+        scale = (lambda x: None if x is None else x * factor)
+        return Estimate(self.value * factor, scale(self.low), scale(self.high), self.seeds)
+
+    def text(self, digits: int = 1) -> str:
+        interval = "" if self.low is None else f" [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+        return f"{self.value:.{digits}f}{interval}"
+
+
+def combine_seeds(per_seed: Sequence[tuple[float, Sequence[float] | None]]) -> Estimate | None:
+    """One seed: its value and its own interval. Several: the mean and a Student-t 95 % interval."""
+    per_seed = [(v, ci) for v, ci in per_seed if v is not None]
+    if not per_seed:
+        return None
+    if len(per_seed) == 1:
+        value, ci = per_seed[0]
+        return Estimate(value, *(ci or (None, None)))
+    from scipy import stats
+
+    values = [v for v, _ in per_seed]
+    n = len(values)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    return Estimate(mean, mean - half, mean + half, n)
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: missing result file (has its rule run?)") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err.msg})") from None
+
+
+def _field(record: dict, key: str, path: Path):
+    if key not in record:
+        raise ValueError(f"{path}: no field {key!r}")
+    return record[key]
+
+
+@dataclass
+class Results:
+    """This run's per-run, per-seed outputs under ``root`` (usually ``results/``), seeds combined."""
+
+    root: Path
+    seeds: Sequence[int]
+    partner: str = ""
+    scorer: str = "offline"
+    variants: dict[str, str] = field(default_factory=dict)  # run -> result variant (Figure 10)
+
+    def _each_seed(self, kind: str, run: str, pick: Callable[[dict, Path], tuple[float, Sequence | None]],
+                   partner: str | None = None) -> Estimate | None:
+        values = []
+        for seed in self.seeds:
+            path = result_path(self.root, kind, run, seed, partner or self.partner, self.scorer,
+                               self.variants.get(run, ""))
+            values.append(pick(_read(path), path))
+        return combine_seeds(values)
+
+    def fact_precision(self, run: str, partner: str | None = None) -> Estimate | None:
+        """FactScore or offline fact precision (%), §5.2."""
+        estimate = self._each_seed("fact_precision", run,
+                                   lambda r, p: (_field(r, "score", p), r.get("ci95")), partner)
+        return estimate and estimate.scaled(100)
+
+    def realised_call_rate(self, run: str, partner: str | None = None) -> Estimate | None:
+        """Share of generated tokens that came from a call (§A.5), %."""
+        estimate = self._each_seed("cascade", run, lambda r, p: (_field(r, "realised_call_rate", p), None), partner)
+        return estimate and estimate.scaled(100)
+
+    def leakage_sets(self, run: str) -> list[str]:
+        path = result_path(self.root, "leakage", run, self.seeds[0])
+        return list(_field(_read(path), "sets", path))
+
+    def fact_leakage(self, run: str, query_set: str | None = None) -> Estimate | None:
+        """Fact leakage (%), §5.3: of one query set, or pooled over all sets (leaked / queries)."""
+        def pick(record: dict, path: Path):
+            sets = _field(record, "sets", path)
+            if query_set is not None:
+                entry = _field(sets, query_set, path)
+                return entry["fact_leakage"], entry.get("ci95")
+            leaked = sum(s["leaked"] for s in sets.values())
+            queries = sum(s["queries"] for s in sets.values())
+            return (leaked / queries if queries else None), None
+
+        estimate = self._each_seed("leakage", run, pick)
+        return estimate and estimate.scaled(100)
+
+    def validation_loss(self, run: str, kind: str, baseline: bool = False) -> Estimate | None:
+        """Eq. A.5/A.6 losses of a calling model (or the baseline on its call mask), §A.4.3."""
+        key = f"baseline_{kind}" if baseline else kind
+        return self._each_seed("validation", run, lambda r, p: (_field(r, key, p), None))
+
+    def nlu_tasks(self, run: str) -> list[str]:
+        path = result_path(self.root, "nlu", run, self.seeds[0])
+        return list(_field(_read(path), "tasks", path))
+
+    def nlu_accuracy(self, run: str, task: str) -> Estimate | None:
+        """lm-eval ``acc`` (%) of one task, ±1.96 stderr for one seed (§5.5)."""
+        def pick(record: dict, path: Path):
+            row = _field(_field(record, "tasks", path), task, path)
+            acc, stderr = row.get("acc"), row.get("acc_stderr")
+            ci = (None if acc is None or stderr in (None, "N/A")
+                  else (max(acc - 1.96 * stderr, 0.0), min(acc + 1.96 * stderr, 1.0)))
+            return acc, ci
+
+        estimate = self._each_seed("nlu", run, pick)
+        return estimate and estimate.scaled(100)
+
+
+# --- figures -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One results figure of the paper: what it draws, for which methods, scale and cascade partner."""
+
+    kind: str
+    methods: tuple[str, ...]
+    scale: str = "main"          # "main" (334M in the paper) or "large" (the 1.3B runs, §C)
+    partner: str = "main"        # "main" (Llama-3.2-1B in the paper) or "rag" (Qwen3-32B + RAG, §A.5)
+    losses: tuple[str, ...] = ()
+    title: str = ""
+    caption: str = ""
+    equal_steps: bool = False    # runs that train longer are read at the calling models' step count (Figure 10)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The result kinds the figure reads."""
+        return {"overview": ("fact_precision", "leakage"), "ablation": ("fact_precision", "leakage"),
+                "loss_vs_score": ("fact_precision", "validation"), "loss_bars": ("validation",),
+                "scales_factscore": ("fact_precision",)}[self.kind]
+
+
+CALLING = tuple(m for m in ALL_METHODS if m != "baseline")
+MAIN_CALLING = tuple(m for m in MAIN_METHODS if m != "baseline")
+FIGURES: dict[str, FigureSpec] = {
+    "fig2": FigureSpec(
+        "overview", MAIN_METHODS, title="Results overview",
+        caption="Paper Figure 2. Left: factual precision of biographies generated in a cascade (greedy, <CALL> budget"
+                " by running quantile); right: fact leakage, the share of QA queries whose gold answer the model "
+                "produces with calls disabled. Bars: this run, with 95 % intervals; black diamonds: the paper's 334M "
+                "values (FactScore with Llama-3.2-1B)."),
+    "fig5": FigureSpec(
+        "loss_bars", MAIN_CALLING, losses=("call_loss", "noncall_loss"),
+        title="Validation losses on each model's call mask",
+        caption="Paper Figure 5. Validation call loss (left) and non-call loss (right) of each calling model on its "
+                "own decoded call mask (top 15 % <CALL> logits, §A.4.3); light bars: the baseline model on the same "
+                "mask. Black diamond: the paper's LaCy call loss."),
+    "fig6": FigureSpec(
+        "ablation", ABLATION_METHODS, title="LaCy ablations",
+        caption="Paper Figure 6. Factual precision with the cascade against fact leakage without calls, for LaCy and "
+                "its ablations (§5.4); methods that ignore x % of tokens trained x % longer."),
+    "fig7": FigureSpec(
+        "loss_vs_score", MAIN_METHODS, title="Validation loss against fact precision",
+        caption="Paper Figure 7. Total, non-call and call validation loss against factual precision: in the paper, no"
+                " loss predicts FactScore."),
+    "fig10": FigureSpec(
+        "ablation", ABLATION_METHODS, title="LaCy ablations at an equal number of training steps", equal_steps=True,
+        caption="Paper Figure 10: Figure 6 with every method evaluated after the calling models' number of steps "
+                "(400k in the paper): LaCy + Ignorefacts and LaCy + Ignore are read from the model their training "
+                "exported at that step."),
+    "fig11": FigureSpec(
+        "overview", MAIN_METHODS, title="Results overview",
+        caption="Paper Figure 11 (appendix copy of Figure 2) for the main model scale."),
+    "fig12": FigureSpec(
+        "overview", MAIN_METHODS, scale="large", title="Results overview",
+        caption="Paper Figure 12: Figure 2 for the second model scale (the paper's 1.3B models)."),
+    "fig13": FigureSpec(
+        "scales_factscore", MAIN_METHODS, partner="rag", title="RAG-enhanced cascade partner",
+        caption="Paper Figure 13. Factual precision with the RAG-prompted partner (§A.5), one panel per model scale; "
+                "dotted line: the paper's FactScore of the RAG partner alone."),
+    "fig14": FigureSpec(
+        "ablation", ABLATION_METHODS, partner="rag", title="LaCy ablations, RAG partner",
+        caption="Paper Figure 14: Figure 6 with the RAG-prompted cascade partner."),
+    "fig15": FigureSpec(
+        "loss_vs_score", MAIN_METHODS, title="Validation loss against fact precision",
+        caption="Paper Figure 15: validation losses against factual precision, main methods, main scale."),
+    "fig16": FigureSpec(
+        "loss_vs_score", ABLATION_METHODS, title="Validation loss against fact precision, ablations",
+        caption="Paper Figure 16: validation losses against factual precision, LaCy ablations, main scale."),
+    "fig17": FigureSpec(
+        "loss_vs_score", MAIN_METHODS, scale="large", title="Validation loss against fact precision",
+        caption="Paper Figure 17: validation losses against factual precision, main methods, second scale."),
+    "fig18": FigureSpec(
+        "loss_vs_score", ABLATION_METHODS, scale="large", title="Validation loss against fact precision, ablations",
+        caption="Paper Figure 18: validation losses against factual precision, LaCy ablations, second scale."),
+    "fig19": FigureSpec(
+        "loss_bars", CALLING, losses=("call_loss",), title="Call loss comparison",
+        caption="Paper Figure 19: validation call loss of every calling method, beside the baseline on the same mask "
+                "(main scale)."),
+    "fig20": FigureSpec(
+        "loss_bars", CALLING, losses=("noncall_loss",), title="Non-call loss comparison",
+        caption="Paper Figure 20: validation non-call loss of every calling method, beside the baseline on the same "
+                "mask (main scale)."),
+    "fig21": FigureSpec(
+        "loss_bars", CALLING, losses=("total_loss",), title="Total loss comparison",
+        caption="Paper Figure 21: validation total loss of every calling method, beside the baseline (main scale)."),
+    "fig22": FigureSpec(
+        "loss_bars", CALLING, scale="large", losses=("call_loss",), title="Call loss comparison",
+        caption="Paper Figure 22: validation call loss, second scale."),
+    "fig23": FigureSpec(
+        "loss_bars", CALLING, scale="large", losses=("noncall_loss",), title="Non-call loss comparison",
+        caption="Paper Figure 23: validation non-call loss, second scale."),
+    "fig24": FigureSpec(
+        "loss_bars", CALLING, scale="large", losses=("total_loss",), title="Total loss comparison",
+        caption="Paper Figure 24: validation total loss, second scale."),
+}
+
+
+@dataclass
+class Context:
+    """What a figure is drawn from: results, the runs of each scale, partners and their display names."""
+
+    results: Results
+    runs: dict[str, list[str]]                    # scale label (e.g. "334M-equivalent main scale") -> runs
+    partners: dict[str, str] = field(default_factory=dict)   # "main"/"rag" -> partner name in the workflow
+    partner_labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def metric(self) -> str:
+        return SCORER_LABELS[self.results.scorer]
+
+    @property
+    def metric_short(self) -> str:
+        """For axis labels; the figure's title or legend carries the full name."""
+        return {"llm": "FactScore", "offline": "offline fact precision"}[self.results.scorer]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _error(estimate: Estimate) -> list[list[float]] | None:
+    if estimate.low is None:
+        return None
+    return [[max(estimate.value - estimate.low, 0)], [max(estimate.high - estimate.value, 0)]]
+
+
+def _paper_marker(ax, x: float, value: float | None, label_once: list) -> None:
+    """The paper's reported value as a black diamond beside our bar."""
+    if value is None:
+        return
+    ax.plot([x], [value], marker="D", color="black", markersize=5, linestyle="none",
+            label=None if label_once else "paper (reported)")
+    label_once.append(True)
+
+
+def _bars(ax, runs: list[str], values: dict[str, Estimate | None], paper: dict[str, float], ylabel: str,
+          *, baseline: dict[str, Estimate | None] | None = None) -> None:
+    """One bar per run (optionally a light bar of the baseline on the same mask beside it) + paper markers."""
+    labelled: list = []
+    width = 0.38 if baseline else 0.7
+    for i, run in enumerate(runs):
+        method = method_of(run)
+        estimate = values.get(run)
+        x = i - width / 2 if baseline else i
+        if estimate is not None:
+            ax.bar(x, estimate.value, width, color=COLOURS[method], yerr=_error(estimate), capsize=3)
+            ax.annotate(f"{estimate.value:.2f}", (x, estimate.high or estimate.value), ha="center", va="bottom",
+                        fontsize=7, xytext=(0, 2), textcoords="offset points")
+        else:
+            ax.annotate("no score", (x, 0), ha="center", va="bottom", fontsize=7, rotation=90, color="0.4")
+        if baseline and baseline.get(run) is not None:
+            ax.bar(i + width / 2, baseline[run].value, width, color=COLOURS[method], alpha=0.35,
+                   label=None if i else "Baseline on the same mask")
+        _paper_marker(ax, i + (0.5 if baseline else 0.42), paper.get(method), labelled)
+    ax.set_xticks(range(len(runs)), [METHOD_LABELS[method_of(r)] for r in runs], rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(bottom=0)
+    if labelled or baseline:
+        ax.legend(fontsize=7)
+
+
+def draw_overview(fig, spec: FigureSpec, ctx: Context, runs: list[str]) -> None:
+    """Figures 2, 11, 12: (left) fact precision with the cascade, (right) fact leakage without calls."""
+    results, paper = ctx.results, reported()
+    partner = ctx.partner_labels.get("main", ctx.results.partner)
+    left, right = fig.subplots(1, 2)
+    _bars(left, runs, {r: results.fact_precision(r) for r in runs}, paper["factscore"],
+          f"{ctx.metric} (%)")
+    left.set_title(f"With cascade ({partner}); higher is better", fontsize=9)
+    sets = results.leakage_sets(runs[0])
+    width = 0.8 / len(sets)
+    labelled: list = []
+    for j, name in enumerate(sets):
+        for i, run in enumerate(runs):
+            estimate = results.fact_leakage(run, name)
+            if estimate is not None:
+                right.bar(i - 0.4 + width * (j + 0.5), estimate.value, width, color=COLOURS[method_of(run)],
+                          alpha=1.0 - 0.45 * j, yerr=_error(estimate), capsize=2,
+                          label=LEAKAGE_LABELS.get(name, name) if i == 0 else None)
+    for i, run in enumerate(runs):
+        _paper_marker(right, i + 0.45, paper["fact_leakage"].get(method_of(run)), labelled)
+    right.set_xticks(range(len(runs)), [METHOD_LABELS[method_of(r)] for r in runs], rotation=30, ha="right")
+    right.set_ylabel("fact leakage (%)")
+    right.set_title("Without calls (<CALL> logit = -inf); lower is better", fontsize=9)
+    right.legend(fontsize=7)
+
+
+def draw_ablation(fig, spec: FigureSpec, ctx: Context, runs: list[str]) -> None:
+    """Figures 6, 10, 14: fact precision (with cascade) against fact leakage (without), one point a method."""
+    results, paper = ctx.results, reported()
+    partner = ctx.partners[spec.partner]
+    ax = fig.subplots()
+    labelled: list = []
+    missing = []
+    for run in runs:
+        method = method_of(run)
+        score, leak = results.fact_precision(run, partner), results.fact_leakage(run)
+        if score is None or leak is None:
+            missing.append(METHOD_LABELS[method])
+            continue
+        ax.errorbar(leak.value, score.value, xerr=_error(leak), yerr=_error(score), marker="o",
+                    color=COLOURS[method], label=METHOD_LABELS[method], capsize=3)
+        if spec.partner == "main" and method in paper["factscore"]:
+            ax.plot(paper["fact_leakage"][method], paper["factscore"][method], marker="D", color="black",
+                    linestyle="none", label=None if labelled else "paper (LaCy)")
+            labelled.append(True)
+    if missing:
+        ax.text(0.02, 0.02, "no score (every biography abstained or no claim): " + ", ".join(missing),
+                transform=ax.transAxes, fontsize=7, color="0.4")
+    ax.set_xlabel("fact leakage, pooled query sets (%), without calls; lower is better")
+    ax.set_ylabel(f"{ctx.metric_short} (%), with cascade")
+    ax.set_title(f"{ctx.metric}; cascade partner {ctx.partner_labels.get(spec.partner, partner)}", fontsize=9)
+    ax.legend(fontsize=7)
+
+
+def draw_loss_vs_score(fig, spec: FigureSpec, ctx: Context, runs: list[str]) -> None:
+    """Figures 7, 15-18: total, non-call and call validation loss against fact precision."""
+    results = ctx.results
+    axes = fig.subplots(1, 3, sharey=True)
+    baseline_total = next((results.validation_loss(r, "total_loss", baseline=True) for r in runs
+                           if method_of(r) != "baseline"), None)
+    for ax, (kind, label) in zip(axes, LOSS_KINDS.items()):
+        for run in runs:
+            method = method_of(run)
+            if method == "baseline":
+                loss = baseline_total if kind == "total_loss" else None
+            else:
+                loss = results.validation_loss(run, kind)
+            score = results.fact_precision(run)
+            if loss is None or score is None:
+                continue
+            ax.errorbar(loss.value, score.value, yerr=_error(score), marker="o", color=COLOURS[method],
+                        label=METHOD_LABELS[method], capsize=3)
+        ax.set_xlabel(f"validation {label.lower()}")
+    axes[0].set_ylabel(f"{ctx.metric_short} (%)")
+    axes[1].set_title(ctx.metric, fontsize=9)
+    axes[0].legend(fontsize=7)
+
+
+def draw_loss_bars(fig, spec: FigureSpec, ctx: Context, runs: list[str]) -> None:
+    """Figures 5, 19-24: each calling model's loss on its own call mask, beside the baseline's on that mask."""
+    results, paper = ctx.results, reported()
+    axes = fig.subplots(1, len(spec.losses), squeeze=False)[0]
+    runs = [r for r in runs if method_of(r) != "baseline"]
+    for ax, kind in zip(axes, spec.losses):
+        own = {r: results.validation_loss(r, kind) for r in runs}
+        base = {r: results.validation_loss(r, kind, baseline=True) for r in runs}
+        reported_values = paper["validation_call_loss"] if kind == "call_loss" and spec.scale == "main" else {}
+        _bars(ax, runs, own, reported_values, f"validation {LOSS_KINDS[kind].lower()}", baseline=base)
+        ax.set_title(LOSS_KINDS[kind], fontsize=9)
+
+
+def draw_scales_factscore(fig, spec: FigureSpec, ctx: Context, runs_by_scale: dict[str, list[str]]) -> None:
+    """Figure 13: fact precision with the RAG partner, one panel per model scale."""
+    paper = reported()["partner_alone_factscore"]["Qwen3-32B + RAG"]
+    axes = fig.subplots(1, len(runs_by_scale), squeeze=False)[0]
+    partner = ctx.partners["rag"]
+    for ax, (scale, runs) in zip(axes, runs_by_scale.items()):
+        _bars(ax, runs, {r: ctx.results.fact_precision(r, partner) for r in runs}, {}, f"{ctx.metric} (%)")
+        ax.axhline(paper, color="black", linestyle=":", linewidth=1,
+                   label=f"paper: Qwen3-32B + RAG alone, FactScore {paper:.0f} %")
+        ax.set_title(scale, fontsize=9)
+        ax.legend(fontsize=7)
+
+
+DRAW = {"overview": draw_overview, "ablation": draw_ablation, "loss_vs_score": draw_loss_vs_score,
+        "loss_bars": draw_loss_bars}
+
+
+def save_figure(fig, pdf: Path) -> Path:
+    """Write ``pdf`` and a PNG beside it, each atomically; returns the PNG path."""
+    pdf = Path(pdf)
+    png = pdf.with_suffix(".png")
+    for path, fmt in ((pdf, "pdf"), (png, "png")):
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
+    return png
+
+
+def draw_figure(name: str, ctx: Context, out: Path) -> None:
+    """Draw paper figure ``name`` (``"fig2"``) for the runs of ``ctx`` and save it to ``out`` (+ PNG)."""
+    spec = FIGURES[name]
+    plt = _plt()
+    wide = spec.kind in ("overview", "loss_vs_score") or len(spec.losses) > 1
+    fig = plt.figure(figsize=(11 if wide else 6.5, 4.2))
+    scales = list(ctx.runs)
+    if spec.kind == "scales_factscore":
+        draw_scales_factscore(fig, spec, ctx, {s: _present(spec, ctx.runs[s]) for s in scales})
+        scale_label = " / ".join(scales)
+    else:
+        scale_label = scales[0] if spec.scale == "main" else scales[-1]
+        DRAW[spec.kind](fig, spec, ctx, _present(spec, ctx.runs[scale_label]))
+    fig.suptitle(f"{name.replace('fig', 'Figure ')}: {spec.title} ({scale_label})", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, out)
+    plt.close(fig)
+
+
+def _present(spec: FigureSpec, runs: list[str]) -> list[str]:
+    """The runs of this scale whose method the figure shows, in the figure's method order."""
+    by_method = {method_of(r): r for r in runs}
+    return [by_method[m] for m in spec.methods if m in by_method]
+
+
+#: Figure 4 shows these methods' biographies side by side (the baseline never calls).
+FIGURE4_METHODS = ("lacy", "llm_judge", "rho1", "loss_based")
+
+
+def draw_figure4(generations: dict[str, Path], n_entities: int, partner_label: str, out: Path) -> None:
+    """Figure 4: the first ``n_entities`` biographies of each run, cascade-partner tokens highlighted (§5.2).
+
+    One PDF page per entity and method, grouped by entity (``lacy.cascade.render_pdf``); the PNG beside it
+    shows the first page.
+    """
+    from lacy.cascade import generation_page, render_pdf
+    from lacy.io import read_jsonl
+
+    by_run = {run: [record for _, record in read_jsonl(path)][:n_entities] for run, path in generations.items()}
+    pages = []
+    for i in range(n_entities):
+        for run, records in by_run.items():
+            if i < len(records):
+                title = f"Figure 4: {METHOD_LABELS[method_of(run)]} ({run}), cascade partner {partner_label}"
+                pages.append(records[i] | {"view_title": title})
+    if not pages:
+        raise ValueError(f"no generations in {', '.join(map(str, generations.values()))}")
+    render_pdf(pages, out, "Figure 4: cascaded biographies")
+    figure = generation_page(pages[0], pages[0]["view_title"])
+    with atomic_output(Path(out).with_suffix(".png")) as tmp:
+        figure.savefig(tmp, format="png", dpi=150)
+
+
+# --- tables ------------------------------------------------------------------------------------------
+
+def nlu_table(results: Results, runs: list[str], chance: dict[str, float] | None = None) -> list[dict]:
+    """Tables 1 and 6: lm-eval accuracy (%) per task and the average, beside the paper's average.
+
+    The paper's per-task values are given where our task is the paper's task; its average always (on ARC-Easy,
+    HellaSwag, PIQA and SIQA, which the default configuration replaces by local BIG-bench tasks).
+    """
+    paper = reported()
+    tasks = results.nlu_tasks(runs[0])
+    rows = []
+    if chance:
+        row = {"model": "Random chance", **{t: f"{chance[t]:.1f}" for t in tasks if t in chance}}
+        if all(t in chance for t in tasks):
+            row["average"] = f"{sum(chance[t] for t in tasks) / len(tasks):.1f}"
+        row["paper_average"] = f"{sum(paper['nlu_random_chance'].values()) / 4:.1f}"
+        rows.append(row)
+    for run in runs:
+        method = method_of(run)
+        scores = {t: results.nlu_accuracy(run, t) for t in tasks}
+        row = {"model": METHOD_LABELS[method]}
+        for task, estimate in scores.items():
+            row[task] = "" if estimate is None else estimate.text()
+            if task in paper["nlu_tasks"] and method in paper["nlu"]:
+                row[f"paper_{task}"] = f"{paper['nlu'][method][task]:.1f}"
+        known = [e.value for e in scores.values() if e is not None]
+        row["average"] = f"{sum(known) / len(known):.1f}" if len(known) == len(tasks) else ""
+        row["paper_average"] = f"{paper['nlu_average'][method]:.1f}" if method in paper["nlu_average"] else ""
+        rows.append(row)
+    return rows
+
+
+def write_table(rows: list[dict], csv_path: Path, caption: str) -> None:
+    """Write ``rows`` as CSV and as a Markdown table (``.md`` beside it) with a caption, atomically."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    columns = [k for k in keys if not k.startswith("paper_")] + [k for k in keys if k.startswith("paper_")]
+    csv_path = Path(csv_path)
+    with atomic_output(csv_path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    header = [NLU_LABELS.get(c, c).replace("paper_", "paper ") for c in columns]
+    lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
+    with atomic_output(csv_path.with_suffix(".md")) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def local_task_chance(tasks_dir: Path | None) -> dict[str, float]:
+    """Random-chance accuracy (%) of each task: the paper's for its tasks, mean 1/choices for local ones."""
+    chance = dict(reported()["nlu_random_chance"])
+    if tasks_dir is None:
+        return chance
+    for data in sorted(Path(tasks_dir).glob("*.jsonl")):
+        from lacy.io import read_jsonl
+
+        choices = [len(record["choices"]) for _, record in read_jsonl(data)]
+        if choices:
+            chance[data.stem] = 100 * sum(1 / c for c in choices) / len(choices)
+    return chance
+
+
+TABLES = {
+    "table1": (MAIN_METHODS, "Table 1: NLU accuracy (%) of <CALL>-augmented models without cascade "
+                             "(lm-eval, loglikelihood multiple choice; [95 % interval])."),
+    "table6": (ALL_METHODS, "Table 6: NLU accuracy (%) of all methods, including ablations, without cascade "
+                            "(lm-eval, loglikelihood multiple choice; [95 % interval])."),
+}
+
+
+# --- command line ------------------------------------------------------------------------------------
+
+def context_from_args(args: argparse.Namespace) -> Context:
+    runs = {}
+    for entry in args.scale:
+        label, _, names = entry.partition("=")
+        runs[label] = [r for r in names.split(",") if r]
+    partners = dict(p.split("=", 1) for p in args.partner)
+    labels = dict(p.split("=", 1) for p in args.partner_label)
+    variants = dict(v.split("=", 1) for v in args.variant)
+    results = Results(args.results, args.seeds, partners.get("main", ""), args.scorer, variants)
+    return Context(results, runs, partners, labels)
+
+
+def _figure_command(args: argparse.Namespace) -> None:
+    draw_figure(args.figure, context_from_args(args), args.out)
+    log.info("wrote %s and its PNG", args.out)
+
+
+def _figure4_command(args: argparse.Namespace) -> None:
+    generations = dict(entry.split("=", 1) for entry in args.generations)
+    draw_figure4({run: Path(path) for run, path in generations.items()}, args.entities, args.partner_label, args.out)
+    log.info("wrote %s and its PNG", args.out)
+
+
+def _table_command(args: argparse.Namespace) -> None:
+    ctx = context_from_args(args)
+    methods, caption = TABLES[args.table]
+    runs = _present(FigureSpec("table", methods), next(iter(ctx.runs.values())))
+    write_table(nlu_table(ctx.results, runs, local_task_chance(args.tasks_dir)), args.out, caption)
+    log.info("wrote %s and its Markdown", args.out)
+
+
+def add_context_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", type=Path, default=Path("results"), help="the workflow's results directory")
+    parser.add_argument("--scale", action="append", required=True,
+                        help="LABEL=run,run,... for each model scale, main scale first "
+                             "(e.g. '334M=baseline,lacy' '1.3B=1.3b/baseline,1.3b/lacy')")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to aggregate")
+    parser.add_argument("--partner", action="append", default=[],
+                        help="ROLE=NAME of a cascade partner (roles: main, rag)")
+    parser.add_argument("--partner-label", action="append", default=[], help="ROLE=display name")
+    parser.add_argument("--variant", action="append", default=[],
+                        help=f"RUN=SUFFIX: read that run's results of an exported model "
+                             f"(e.g. lacy_ignore={EQUAL_STEPS})")
+    parser.add_argument("--scorer", choices=sorted(SCORER_LABELS), default="offline",
+                        help="llm: FactScore; offline: the offline fact-precision stand-in")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``lacy figure``, ``lacy figure4`` and ``lacy table``."""
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    figure = subparsers.add_parser("figure", formatter_class=fmt, help="draw one results figure of the paper")
+    figure.add_argument("figure", choices=sorted(FIGURES, key=lambda f: int(f[3:])))
+    figure.add_argument("--out", type=Path, required=True, help="PDF to write (a PNG is written beside it)")
+    add_context_arguments(figure)
+    figure.set_defaults(func=_figure_command)
+    fig4 = subparsers.add_parser("figure4", formatter_class=fmt,
+                                 help="Figure 4: cascaded biographies with the partner's tokens highlighted")
+    fig4.add_argument("--generations", action="append", required=True,
+                      help="RUN=results/cascade/{partner}/{run}/seed{seed}.jsonl, repeatable, in page order")
+    fig4.add_argument("--entities", type=int, default=2, help="biographies per run")
+    fig4.add_argument("--partner-label", default="", help="the cascade partner's display name")
+    fig4.add_argument("--out", type=Path, required=True, help="PDF to write (a PNG of the first page beside it)")
+    fig4.set_defaults(func=_figure4_command)
+    table = subparsers.add_parser("table", formatter_class=fmt, help="write one results table of the paper")
+    table.add_argument("table", choices=sorted(TABLES))
+    table.add_argument("--out", type=Path, required=True, help="CSV to write (Markdown beside it)")
+    table.add_argument("--tasks-dir", type=Path, default=None, help="local lm-eval tasks (for random chance)")
+    add_context_arguments(table)
+    table.set_defaults(func=_table_command)

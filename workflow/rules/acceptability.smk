@@ -1,0 +1,127 @@
+# Stage 8: accuracy vs acceptability (§3, §A.1; Figures 3, 8 and 9). For one validation batch, the greedy and
+# the true next token at every position, with the token's loss and spaCy class, judged for acceptability by an
+# LLM with the §A.1 prompt; then accuracy and acceptability by loss quantile, fact vs non-fact.
+# The studied run is `acceptability.run` (the paper: a model of standard next-token training, i.e. our
+# baseline), at its final checkpoint (Figures 3 and 9) and after `early_fraction` of its steps (Figure 8:
+# 10B of ~50B tokens), which that run's training job exports as a declared output.
+
+import re
+
+ACCEPTABILITY = config["acceptability"]
+ACCEPTABILITY_JUDGE = ACCEPTABILITY["judge"]
+ACCEPTABILITY_RUN = {"method": ACCEPTABILITY["run"], "seed": ACCEPTABILITY["seed"]}
+if ACCEPTABILITY["run"] not in all_runs() or ACCEPTABILITY["seed"] not in config["seeds"]:
+    raise ValueError(f"acceptability: run {ACCEPTABILITY['run']!r} seed {ACCEPTABILITY['seed']} is not trained "
+                     f"here (runs: {', '.join(all_runs())}; seeds: {config['seeds']})")
+CHECKPOINTS = ["early", "final"]
+#: The judged positions of each checkpoint (one judge job writes both: a local judge model loads once).
+JUDGED = {ckpt: f"results/acceptability/{ckpt}/judged.jsonl" for ckpt in CHECKPOINTS}
+#: figure -> (checkpoint, title), each as its caption in the paper says.
+ACCEPTABILITY_FIGURES = {
+    "fig3": ("final", "Figure 3: accuracy vs acceptability by token loss, final checkpoint"),
+    "fig8": ("early", f"Figure 8: accuracy vs acceptability after {ACCEPTABILITY['early_fraction']:.0%} of the "
+                      "steps (paper: 10B of ~50B tokens)"),
+    "fig9": ("final", "Figure 9: accuracy vs acceptability at the end of training (paper: 50B tokens, as Figure 3)"),
+}
+
+
+use rule train as train_with_early_export with:
+    output:
+        **rules.train.output,
+        early=directory("results/models/{method}/seed{seed}/early"),
+    params:
+        export=lambda wildcards, output: (
+            f"--export-at-fraction {ACCEPTABILITY['early_fraction']} --export-dir {output.early}"
+        ),
+    wildcard_constraints:
+        method=re.escape(ACCEPTABILITY["run"]),
+        seed=str(ACCEPTABILITY["seed"]),
+
+
+ruleorder: train_with_early_export > train
+
+
+rule acceptability_record:
+    input:
+        # the run's final model, or the early checkpoint its training exported
+        model=lambda wildcards: (
+            rules.train.output.summary if wildcards.ckpt == "final" else rules.train_with_early_export.output.early
+        ).format(**ACCEPTABILITY_RUN),
+        annotation=annotation_shard_stats(),
+    output:
+        "results/acceptability/{ckpt}/positions.jsonl",
+    params:
+        model=lambda wildcards, input: input.model if wildcards.ckpt == "early" else Path(input.model).parent,
+        batch_size=ACCEPTABILITY["batch_size"],
+        context_tokens=ACCEPTABILITY["context_tokens"],
+        seed=ACCEPTABILITY["sample_seed"],
+    wildcard_constraints:
+        ckpt="|".join(CHECKPOINTS),
+    log:
+        "logs/acceptability/{ckpt}_record.log",
+    conda:
+        "../../envs/evaluation.yaml"
+    resources:
+        gpu=min(1, TRAIN["gpus_per_node"]),
+        mem_mb=MODEL_JOB_MEM_MB,
+        runtime=120,
+    shell:
+        "python -m lacy acceptability record --model {params.model} --annotation results/annotation --out {output}"
+        " --batch-size {params.batch_size} --context-tokens {params.context_tokens} --seed {params.seed} 2> {log}"
+
+
+rule acceptability_judge:
+    input:
+        expand(rules.acceptability_record.output[0], ckpt=CHECKPOINTS),
+    output:
+        judged=[JUDGED[ckpt] for ckpt in CHECKPOINTS],
+        summary=expand("results/acceptability/{ckpt}/summary.json", ckpt=CHECKPOINTS),
+    params:
+        files=lambda wildcards, input, output: " ".join(
+            f"--positions {p} --out {j} --summary {s}" for p, j, s in zip(input, output.judged, output.summary)
+        ),
+        llm=llm_options(ACCEPTABILITY_JUDGE["llm"]),
+        name=ACCEPTABILITY_JUDGE["name"],
+        scoring=ACCEPTABILITY_JUDGE["scoring"],
+        workers=ACCEPTABILITY_JUDGE["workers"],
+        max_judged=ACCEPTABILITY["max_judged"],
+        seed=ACCEPTABILITY["sample_seed"],
+    log:
+        "logs/acceptability/judge.log",
+    conda:
+        "../../envs/evaluation.yaml"
+    resources:
+        mem_mb=16000,
+        runtime=720,  # the paper's ~10^5 judgements; a retry resumes from the answer cache
+    shell:
+        "python -m lacy acceptability judge {params.files} {params.llm} --cache-dir results/llm_cache"
+        " --judge-name {params.name:q} --scoring {params.scoring} --max-judged {params.max_judged}"
+        " --seed {params.seed} --workers {params.workers} 2> {log}"
+
+
+rule acceptability_figure:
+    input:
+        lambda wildcards: JUDGED[ACCEPTABILITY_FIGURES[wildcards.fig][0]],
+    output:
+        pdf="results/figures/{fig}.pdf",
+        png=report("results/figures/{fig}.png", caption="../report/acceptability.rst", category="Figures",
+                   labels={"figure": "{fig}"}),
+        csv="results/figures/{fig}.csv",
+    params:
+        judged=lambda wildcards, input: (f"{ACCEPTABILITY['run']} seed {ACCEPTABILITY['seed']}, "
+                                         f"{ACCEPTABILITY_FIGURES[wildcards.fig][0]} checkpoint={input[0]}"),
+        title=lambda wildcards: ACCEPTABILITY_FIGURES[wildcards.fig][1],
+        bins=ACCEPTABILITY["bins"],
+    wildcard_constraints:
+        fig="|".join(ACCEPTABILITY_FIGURES),
+    log:
+        "logs/acceptability/{fig}.log",
+    conda:
+        "../../envs/evaluation.yaml"
+    shell:
+        "python -m lacy acceptability plot --judged {params.judged:q} --out {output.pdf} --bins {params.bins}"
+        " --title {params.title:q} 2> {log}"
+
+
+#: What `rule all` builds here: Figures 3, 8 and 9, each a PDF with a PNG and the CSV of binned values beside it.
+ACCEPTABILITY_TARGETS = expand(rules.acceptability_figure.output, fig=list(ACCEPTABILITY_FIGURES))

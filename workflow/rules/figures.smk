@@ -1,0 +1,80 @@
+# Stage 9: every results figure and table of the paper, drawn from this run beside the paper's numbers
+# (lacy/reported.yaml), and results/summary.md, the claim-by-claim reading of the run.
+# `snakemake --report results/report.html` collects the figures with their captions.
+
+
+rule figure:
+    input:
+        lambda wildcards: figure_inputs(wildcards.figure),
+    output:
+        pdf="results/figures/{figure}.pdf",
+        png=report("results/figures/{figure}.png", caption="../report/figure.rst", category="Figures",
+                   labels={"figure": "{figure}"}),
+    params:
+        options=lambda wildcards: figure_options(wildcards.figure, figure_scales(wildcards.figure)),
+        caption=lambda wildcards: FIGURES[wildcards.figure].caption,
+    log:
+        "logs/figures/{figure}.log",
+    conda:
+        "../../envs/evaluation.yaml"
+    shell:
+        "python -m lacy figure {wildcards.figure} --out {output.pdf} {params.options} 2> {log}"
+
+
+rule figure4:
+    input:
+        **figure4_generations(),
+    output:
+        pdf="results/figures/fig4.pdf",
+        png=report("results/figures/fig4.png", caption="../report/fig4.rst", category="Figures",
+                   labels={"figure": "fig4"}),
+    params:
+        generations=lambda wildcards, input: " ".join(f"--generations {run}={path}" for run, path in input.items()),
+        partner=PARTNERS.get(FIGURE_PARTNERS["main"]),
+    log:
+        "logs/figures/fig4.log",
+    conda:
+        "../../envs/evaluation.yaml"
+    shell:
+        "python -m lacy figure4 {params.generations} --partner-label '{params.partner}' --out {output.pdf} 2> {log}"
+
+
+rule nlu_table:
+    input:
+        nlu=lambda wildcards: [str(result_path("results", "nlu", run, seed))
+                               for run in figure_runs(wildcards.table, None) for seed in config["seeds"]],
+        tasks=lambda wildcards: rules.nlu_local_tasks.output if any(
+            t.startswith("bigbench_local_") for t in config["nlu"]["tasks"]) else [],
+    output:
+        csv="results/tables/{table}.csv",
+        md=report("results/tables/{table}.md", caption="../report/table.rst", category="Tables",
+                  labels={"table": "{table}"}),
+    params:
+        options=lambda wildcards: figure_options(wildcards.table, [None]),
+        tasks=lambda wildcards, input: f"--tasks-dir {input.tasks}" if input.tasks else "",
+        caption=lambda wildcards: TABLES[wildcards.table][1],
+    log:
+        "logs/figures/{table}.log",
+    conda:
+        "../../envs/evaluation.yaml"
+    shell:
+        "python -m lacy table {wildcards.table} --out {output.csv} {params.tasks} {params.options} 2> {log}"
+
+
+rule summary:
+    input:
+        unpack(summary_inputs),
+    output:
+        report("results/summary.md", caption="../report/summary.rst", category="Summary"),
+    params:
+        options=figure_options("table1", [None]),
+        not_built=" ".join(f"--not-built '{name}: {figure_unavailable_reason(name)}'"
+                           for name in FIGURES if not figure_available(name)),
+    log:
+        "logs/figures/summary.log",
+    conda:
+        "../../envs/evaluation.yaml"
+    shell:
+        "python -m lacy summary --out {output} --annotation-summary {input.annotation} --entities {input.entities}"
+        " --table2 {input.table2}"
+        " {params.options} {params.not_built} 2> {log}"
