@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lacy.figures import (ALL_METHODS, FIGURES, Context, Estimate, Results, combine_seeds, draw_figure, nlu_table,
-                          result_path, write_table)
+from lacy.figures import (ALL_METHODS, FIGURES, Context, Estimate, Results, combine_seeds, draw_figure, leakage_table,
+                          nlu_table, result_path, write_table)
 from lacy.report import ordering_verdict, summary_markdown
 
 RUNS = list(ALL_METHODS)
@@ -103,6 +103,16 @@ def test_nlu_table_puts_paper_values_beside_ours(tmp_path):
     assert list(csv.DictReader(open(tmp_path / "table1.csv")))[2]["paper_average"] == "39.9"
     markdown = (tmp_path / "table1.md").read_text()
     assert markdown.startswith("Table 1: test") and "SIQA (BIG-bench)" in markdown
+
+
+def test_leakage_table_reports_each_set_with_its_interval_and_the_pooled_rate(tmp_path):
+    fake_results(tmp_path)
+    rows = leakage_table(Results(tmp_path, [0]), ["baseline", "lacy"])
+    assert rows[1] == {"model": "LaCy", "bigbench_qa_wikidata": "5.0 [2.0, 8.0]",
+                       "corpus_person_cloze": "5.0 [2.0, 8.0]", "pooled": "5.0", "paper_pooled": "11.28"}
+    write_table(rows, tmp_path / "fact_leakage.csv", "Fact leakage")
+    assert "| model | BigBench QA Wikidata | corpus person cloze (stand-in) | pooled | paper pooled |" in \
+        (tmp_path / "fact_leakage.md").read_text()
 
 
 def test_ordering_verdicts():

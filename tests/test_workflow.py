@@ -48,8 +48,8 @@ def test_default_config_plans_every_stage(tmp_path):
                     "labelling_cost_table": 1, "acceptability_record": 2, "acceptability_judge": 1,
                     "acceptability_figure": 3,
                     # Figures 2, 5-7, 10, 11, 15, 16, 19-21 (12, 13, 14, 17, 18, 22-24 need a second scale or a
-                    # RAG partner), Figure 4, Tables 1 and 6, the summary
-                    "figure": 11, "figure4": 1, "nlu_table": 2, "summary": 1, "all": 1}
+                    # RAG partner), Figure 4, Tables 1 and 6 and the fact-leakage table, the summary
+                    "figure": 11, "figure4": 1, "table": 3, "summary": 1, "all": 1}
     assert "carries no LMLM LLM-judge annotations" in run.stderr + run.stdout
 
 
@@ -91,7 +91,7 @@ def test_paper_config_dry_runs_to_its_final_targets_with_the_slurm_profile():
     assert jobs["factscore_release"] == jobs["leakage_popqa_rephrase"] == 1
     assert jobs["figure"] == 13, "Figures 2, 5-7, 10, 11, 13 (one scale), 14-16, 19-21; 12, 17, 18, 22-24 need 1.3B"
     assert "--export-at-fraction 0.9090909090909091 --export-dir $(dirname results/models/lacy_ignorefacts" in run.stdout
-    assert jobs["figure4"] == jobs["summary"] == 1 and jobs["nlu_table"] == 2
+    assert jobs["figure4"] == jobs["summary"] == 1 and jobs["table"] == 3
     assert jobs["all"] == 1
     assert "--vocab-size 32000" in run.stdout
     assert "torchrun --standalone --nproc_per_node 8 -m lacy train" in run.stdout

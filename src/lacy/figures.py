@@ -593,7 +593,7 @@ def write_table(rows: list[dict], csv_path: Path, caption: str) -> None:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    header = [NLU_LABELS.get(c, c).replace("paper_", "paper ") for c in columns]
+    header = [{**NLU_LABELS, **LEAKAGE_LABELS}.get(c, c).replace("paper_", "paper ") for c in columns]
     lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
     with atomic_output(csv_path.with_suffix(".md")) as tmp:
@@ -614,11 +614,40 @@ def local_task_chance(tasks_dir: Path | None) -> dict[str, float]:
     return chance
 
 
+def leakage_table(results: Results, runs: list[str]) -> list[dict]:
+    """Fact leakage (%) of every run on each query set and pooled, [95 % interval], beside the paper's (§5.3)."""
+    paper = reported()["fact_leakage"]
+    rows = []
+    for run in runs:
+        method = method_of(run)
+        row = {"model": METHOD_LABELS[method]}
+        for query_set in results.leakage_sets(run):
+            estimate = results.fact_leakage(run, query_set)
+            row[query_set] = "" if estimate is None else estimate.text()
+        pooled = results.fact_leakage(run)
+        row["pooled"] = "" if pooled is None else f"{pooled.value:.1f}"
+        row["paper_pooled"] = f"{paper[method]:.2f}" if method in paper else ""
+        rows.append(row)
+    return rows
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A results table: what it reports (``nlu`` or ``leakage``), for which methods, and its caption."""
+
+    kind: str
+    methods: tuple[str, ...]
+    caption: str
+
+
 TABLES = {
-    "table1": (MAIN_METHODS, "Table 1: NLU accuracy (%) of <CALL>-augmented models without cascade "
-                             "(lm-eval, loglikelihood multiple choice; [95 % interval])."),
-    "table6": (ALL_METHODS, "Table 6: NLU accuracy (%) of all methods, including ablations, without cascade "
-                            "(lm-eval, loglikelihood multiple choice; [95 % interval])."),
+    "table1": TableSpec("nlu", MAIN_METHODS, "Table 1: NLU accuracy (%) of <CALL>-augmented models without cascade "
+                                             "(lm-eval, loglikelihood multiple choice; [95 % interval])."),
+    "table6": TableSpec("nlu", ALL_METHODS, "Table 6: NLU accuracy (%) of all methods, including ablations, without "
+                                            "cascade (lm-eval, loglikelihood multiple choice; [95 % interval])."),
+    "fact_leakage": TableSpec("leakage", ALL_METHODS,
+                              "Fact leakage (%) with calls disabled, the values behind Figure 2 (right) and Figure 6, "
+                              "per query set [95 % bootstrap interval] and pooled; lower is better (§5.3)."),
 }
 
 
@@ -649,9 +678,11 @@ def _figure4_command(args: argparse.Namespace) -> None:
 
 def _table_command(args: argparse.Namespace) -> None:
     ctx = context_from_args(args)
-    methods, caption = TABLES[args.table]
-    runs = _present(FigureSpec("table", methods), next(iter(ctx.runs.values())))
-    write_table(nlu_table(ctx.results, runs, local_task_chance(args.tasks_dir)), args.out, caption)
+    spec = TABLES[args.table]
+    runs = _present(FigureSpec("table", spec.methods), next(iter(ctx.runs.values())))
+    rows = (nlu_table(ctx.results, runs, local_task_chance(args.tasks_dir)) if spec.kind == "nlu"
+            else leakage_table(ctx.results, runs))
+    write_table(rows, args.out, spec.caption)
     log.info("wrote %s and its Markdown", args.out)
 
 

@@ -9,7 +9,7 @@ def rag_knowledge(wildcards):
     rag = PARTNER_SPECS[wildcards.partner].get("rag")
     if rag is None:
         return []
-    return "results/corpus/corpus.json" if rag["knowledge"] == "corpus" else rag["knowledge"]
+    return knowledge_input(rag["knowledge"])
 
 
 def partner_options(wildcards, input):

@@ -270,9 +270,10 @@ def llm_options(llm):
     return options
 
 
-def knowledge_input():
-    """The reference articles: the corpus (``corpus``) or a file such as FactScore's Wikipedia dump."""
-    knowledge = config["fact_precision"]["knowledge"]
+def knowledge_input(knowledge=None):
+    """The reference articles (default: fact precision's): the corpus (``corpus``) or a file such as FactScore's
+    Wikipedia dump."""
+    knowledge = knowledge or config["fact_precision"]["knowledge"]
     return "results/corpus/corpus.json" if knowledge == "corpus" else knowledge
 
 

@@ -29,7 +29,7 @@ def figure_scales(name):
 
 def figure_runs(name, scale):
     """The runs of ``scale`` whose method the figure shows."""
-    methods = FIGURES[name].methods if name in FIGURES else TABLES[name][0]
+    methods = (FIGURES[name] if name in FIGURES else TABLES[name]).methods
     return [r for r in runs(scale) if method_of(r) in methods]
 
 

@@ -39,11 +39,11 @@ rule figure4:
         "python -m lacy figure4 {params.generations} --partner-label '{params.partner}' --out {output.pdf} 2> {log}"
 
 
-rule nlu_table:
+rule table:
     input:
-        nlu=lambda wildcards: [str(result_path("results", "nlu", run, seed))
-                               for run in figure_runs(wildcards.table, None) for seed in config["seeds"]],
-        tasks=lambda wildcards: rules.nlu_local_tasks.output if any(
+        results=lambda wildcards: [str(result_path("results", TABLES[wildcards.table].kind, run, seed))
+                                   for run in figure_runs(wildcards.table, None) for seed in config["seeds"]],
+        tasks=lambda wildcards: rules.nlu_local_tasks.output if TABLES[wildcards.table].kind == "nlu" and any(
             t.startswith("bigbench_local_") for t in config["nlu"]["tasks"]) else [],
     output:
         csv="results/tables/{table}.csv",
@@ -52,7 +52,7 @@ rule nlu_table:
     params:
         options=lambda wildcards: figure_options(wildcards.table, [None]),
         tasks=lambda wildcards, input: f"--tasks-dir {input.tasks}" if input.tasks else "",
-        caption=lambda wildcards: TABLES[wildcards.table][1],
+        caption=lambda wildcards: TABLES[wildcards.table].caption,
     log:
         "logs/figures/{table}.log",
     conda:
