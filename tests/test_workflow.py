@@ -254,3 +254,19 @@ def test_default_workflow_runs_end_to_end_on_a_small_slice(tmp_path):
     jobs = planned_jobs(snakemake("-n", "--quiet", "rules", *common, *targets, cwd=tmp_path).stdout)
     assert not any(rule.startswith("train") for rule in jobs)
     assert jobs.get("validation_losses") == len(config["methods"]) - 1
+
+
+def test_the_summary_command_survives_the_shell(tmp_path):
+    """Reasons with quotes and backticks reach `lacy summary` intact (the rule shell-quotes every option)."""
+    import shlex
+
+    from lacy.cli import build_parser
+
+    run = snakemake("-n", "-p", "--directory", str(tmp_path), "--configfile", str(ROOT / "config/config.yaml"),
+                    "-s", str(ROOT / "Snakefile"), "results/summary.md", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    command = next(line for line in run.stdout.splitlines() if "-m lacy summary" in line)
+    argv = shlex.split(command.split("python -m lacy ", 1)[1].split(" 2> ")[0])
+    args = build_parser("summary").parse_args(argv)
+    assert "fig12: no second model scale is configured (`scales`; the paper's 1.3B models, §C)" in args.not_built
+    assert args.scale == ["cpu-small models=baseline,loss_based,rho1,lacy"]

@@ -36,7 +36,7 @@ rule figure4:
     conda:
         "../../envs/evaluation.yaml"
     shell:
-        "python -m lacy figure4 {params.generations} --partner-label '{params.partner}' --out {output.pdf} 2> {log}"
+        "python -m lacy figure4 {params.generations} --partner-label {params.partner:q} --out {output.pdf} 2> {log}"
 
 
 rule table:
@@ -68,7 +68,7 @@ rule summary:
         report("results/summary.md", caption="../report/summary.rst", category="Summary"),
     params:
         options=figure_options("table1", [None]),
-        not_built=" ".join(f"--not-built '{name}: {figure_unavailable_reason(name)}'"
+        not_built=" ".join("--not-built " + shlex.quote(f"{name}: {figure_unavailable_reason(name)}")
                            for name in FIGURES if not figure_available(name)),
     log:
         "logs/figures/summary.log",
