@@ -399,6 +399,8 @@ def draw_overview(fig, spec: FigureSpec, ctx: Context, runs: list[str]) -> None:
                 right.bar(i - 0.4 + width * (j + 0.5), estimate.value, width, color=COLOURS[method_of(run)],
                           alpha=1.0 - 0.45 * j, yerr=_error(estimate), capsize=2,
                           label=LEAKAGE_LABELS.get(name, name) if i == 0 else None)
+                right.annotate(f"{estimate.value:.1f}", (i - 0.4 + width * (j + 0.5), estimate.high or estimate.value),
+                               ha="center", va="bottom", fontsize=6, xytext=(0, 2), textcoords="offset points")
     for i, run in enumerate(runs):
         _paper_marker(right, i + 0.45, paper["fact_leakage"].get(method_of(run)), labelled)
     right.set_xticks(range(len(runs)), [METHOD_LABELS[method_of(r)] for r in runs], rotation=30, ha="right")

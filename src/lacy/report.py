@@ -44,6 +44,14 @@ def _paper(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def _number(text: str) -> str:
+    """A CSV cell for Markdown: numbers to one decimal, anything else as it is."""
+    try:
+        return f"{float(text):.1f}"
+    except ValueError:
+        return text
+
+
 def _overlap(a: Estimate, b: Estimate) -> bool:
     if a.low is None or b.low is None:
         return False
@@ -150,7 +158,7 @@ def labelling_claim(table2: Path | None) -> list[str]:
         return header + ["", "Not measured in this run (no Table 2 in this configuration).", ""]
     with open(table2, newline="") as f:
         rows = list(csv.DictReader(f))
-    return header + ["", *_markdown_table(list(rows[0]), [list(r.values()) for r in rows]), "",
+    return header + ["", *_markdown_table(list(rows[0]), [[_number(v) for v in r.values()] for r in rows]), "",
                      f"Full table: `{table2}`.", ""]
 
 
