@@ -65,13 +65,14 @@ def figure_inputs(name):
 
 
 def figure_options(name, scales):
-    options = ["--scale " + shlex.quote(f"{SCALE_LABELS[s]}={','.join(figure_runs(name, s))}") for s in scales]
+    options = [f"--scale {shlex.quote('='.join([SCALE_LABELS[s], ','.join(figure_runs(name, s))]))}" for s in scales]
     options.append("--seeds " + " ".join(str(s) for s in config["seeds"]))
     options.append(f"--scorer {FACT_SCORER}")
     options += [f"--variant {run}={suffix}" for run, suffix in figure_variants(name).items()] if name in FIGURES else []
     for role, partner in FIGURE_PARTNERS.items():
         if partner is not None:
-            options.append(f"--partner {role}={partner} --partner-label " + shlex.quote(f"{role}={PARTNERS[partner]}"))
+            label = shlex.quote(f"{role}={PARTNERS[partner]}")
+            options.append(f"--partner {role}={partner} --partner-label {label}")
     return " ".join(options)
 
 

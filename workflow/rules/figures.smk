@@ -68,7 +68,7 @@ rule summary:
         report("results/summary.md", caption="../report/summary.rst", category="Summary"),
     params:
         options=figure_options("table1", [None]),
-        not_built=" ".join("--not-built " + shlex.quote(f"{name}: {figure_unavailable_reason(name)}")
+        not_built=" ".join(f"--not-built {shlex.quote(f'{name}: {figure_unavailable_reason(name)}')}"
                            for name in FIGURES if not figure_available(name)),
     log:
         "logs/figures/summary.log",
