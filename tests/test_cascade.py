@@ -62,27 +62,39 @@ def test_calls_are_made_at_the_budget_rate(slm, small_tokenizer, partner):
     records = [sequence_record(s, small_tokenizer, None)
                for s in generate_cached(PROMPTS[:2], slm, small_tokenizer, partner, settings)]
     summary = cascade.summarise(records, settings)
-    # 2 x 60 steps of a random model: the budget is only roughly met (exactness: the stationary tests below)
-    assert 0.08 <= summary["realised_call_rate"] <= 0.3
+    # 2 x 60 steps of a random model: met to about one call per sequence (exactness: the budget tests below)
+    assert abs(summary["realised_call_rate"] - 0.2) <= 0.03
 
 
-def _realised_rate(target: float, drift: float) -> float:
+def _realised_rate(target: float, drift: float, steps: int = 1000) -> float:
     rng = np.random.default_rng(0)
     budget = CallBudget(target, warm_start=list(rng.normal(size=10)))
-    for value in rng.normal(size=1000) + np.linspace(0, drift, 1000):
+    for value in rng.normal(size=steps) + np.linspace(0, drift, steps):
         budget.should_call(float(value))
     return budget.calls / budget.steps
 
 
 @pytest.mark.parametrize("target", [0.05, 0.15, 0.3])
 def test_running_quantile_meets_the_target_on_stationary_logits(target):
-    assert abs(_realised_rate(target, drift=0.0) - target) < 0.03
+    assert abs(_realised_rate(target, drift=0.0) - target) < 0.01
 
 
 @pytest.mark.parametrize("target", [0.05, 0.15, 0.3])
-def test_rising_logits_overshoot_the_target_boundedly(target):
-    """§A.5: nonstationary call logits turn a 15 % target into about 22 % realised."""
-    assert target < _realised_rate(target, drift=2.0) < 2 * target
+@pytest.mark.parametrize("drift", [-5.0, 5.0])
+def test_drifting_logits_are_held_to_the_budget(target, drift):
+    """Equal call budgets (§5.1) although <CALL> logits drift by 5 sd within one 100-token generation: at most
+    two calls off (a plain running quantile realised 1-4 % falling and 10-53 % rising for these targets)."""
+    assert abs(100 * _realised_rate(target, drift, steps=100) - 100 * target) <= 2 + 1e-9
+
+
+def test_deficit_lowers_the_threshold_by_one_sd_per_call():
+    budget = CallBudget(0.25, warm_start=[0.0, 1.0, 2.0, 3.0, 4.0])
+    quantile, sd = np.quantile(budget.history, 0.75), np.std(budget.history)
+    assert budget.threshold() == pytest.approx(quantile)
+    budget.steps, budget.calls = 8, 0  # two calls behind
+    assert budget.threshold() == pytest.approx(quantile - 2 * sd)
+    budget.calls = 4  # two ahead
+    assert budget.threshold() == pytest.approx(quantile + 2 * sd)
 
 
 def test_budget_zero_never_calls():

@@ -10,13 +10,25 @@ call logits during generation, the 15% target calling ratio corresponds to an ac
 across all methods." The paper gives no formula; ours, per sequence, is:
 
 **Call budget (running quantile).** Let ρ be the target call rate, ``H`` the history of the SLM's ``<CALL>`` logits
-(warm-started with its logits at the prompt positions, then extended by the logit of every decoding step), ``s``
-the decoding steps so far and ``c`` the calls among them. The level adapts to the calls made so far,
-``a = clip(2ρ - c/s, 0, 1)`` (``a = ρ`` at ``s = 0``): on target it is ρ, with no call yet it doubles, at twice
-the target it is 0. The step calls iff its ``<CALL>`` logit exceeds the ``(1 - a)``-quantile of ``H`` (linear
-interpolation); otherwise the SLM's greedy token is taken, with ``<CALL>`` excluded. Every method thereby gets
-the same budget whatever the scale of its ``<CALL>`` logit. The realised rate (calls per decoding step) is
-reported next to the target.
+(warm-started with its logits at the prompt positions, then extended by the logit of every decoding step), ``σ``
+its standard deviation, ``s`` the decoding steps so far and ``c`` the calls among them. A step calls iff its
+``<CALL>`` logit exceeds
+
+    θ = q_{1-ρ}(H) - κ·σ·(ρ·s - c)        (κ = ``CallBudget.correction`` = 1)
+
+the ``(1 - ρ)``-quantile of the history (linear interpolation), lowered by κ standard deviations of the history for every call
+the sequence is behind its budget and raised as much for every call ahead of it; otherwise the SLM's greedy token
+is taken, with ``<CALL>`` excluded. The correction is integral action on the call deficit ``ρ·s - c``: it grows
+without bound while the budget is missed, so a sequence whose ``<CALL>`` logits drift (they do, and in different
+directions for different methods) is still held to its budget, and it is measured in σ, so that it does not
+depend on the scale of a method's ``<CALL>`` logit. Every method thereby realises the same share of calls, the
+condition of the paper's comparison ("evaluated on an equal call budget of 22% of tokens", §5.1). The paper
+gives no formula; its rule overshoots its 15 % target to ~22 % "due to the nonstationarity of the call logits"
+(§A.5). An earlier rule of ours, a quantile level ``clip(2ρ - c/s, 0, 1)`` of the same history, let the
+realised rate drift with the logits (default run, 15 % target: Loss-based 17.2 %, Rho-1 16.0 %, LaCy 5.1 %),
+because no level can reach below the smallest logit seen; the rule above gives 15.0-15.5 % for each of that run's
+five calling methods and the baseline (κ = 0.5: 14.5-15.9 %). So that our comparison is at the paper's realised budget, the configs set the target to
+0.22 itself. The realised rate (calls per decoding step) is reported next to the target.
 
 **Repetition penalty** (as ``transformers``' ``RepetitionPenaltyLogitsProcessor``): the logits of ids already in
 the sequence (prompt included) are divided by the penalty when positive and multiplied by it when negative.
@@ -77,9 +89,9 @@ PROMPT_TEMPLATE = "Tell me a bio of {name}. {name} is"
 
 @dataclass(frozen=True)
 class CascadeSettings:
-    """Decoding settings of §A.5 (``max_new_tokens`` 256, repetition penalty 1.2, target call rate 15 %)."""
+    """Decoding settings of §A.5 (``max_new_tokens`` 256, repetition penalty 1.2) and the call budget of §5.1 (22 %)."""
 
-    call_rate: float = 0.15
+    call_rate: float = 0.22
     max_new_tokens: int = 256
     repetition_penalty: float = 1.2
     max_pieces: int = 3
@@ -96,7 +108,9 @@ def bio_prompt(name: str) -> str:
 
 
 class CallBudget:
-    """The running-quantile threshold on the ``<CALL>`` logit of one sequence (module docstring, §A.5)."""
+    """The running-quantile threshold on the ``<CALL>`` logit of one sequence (module docstring, §5.1, §A.5)."""
+
+    correction = 1.0  # κ: standard deviations of the history per call behind (or ahead of) the budget
 
     def __init__(self, target: float, warm_start: list[float]):
         if not 0.0 <= target <= 1.0:
@@ -106,15 +120,15 @@ class CallBudget:
         self.steps = 0
         self.calls = 0
 
-    def level(self) -> float:
-        """Share of the history the current logit must rank in: ``clip(2ρ - c/s, 0, 1)``."""
-        if self.steps == 0:
-            return self.target
-        return float(np.clip(2 * self.target - self.calls / self.steps, 0.0, 1.0))
+    def threshold(self) -> float:
+        """``θ = q_{1-ρ}(H) - κ·σ(H)·(ρ·s - c)``: the logit a step must exceed to call."""
+        history = np.asarray(self.history)
+        deficit = self.target * self.steps - self.calls
+        return float(np.quantile(history, 1.0 - self.target) - self.correction * history.std() * deficit)
 
     def should_call(self, call_logit: float) -> bool:
-        """Decide one decoding step and record it."""
-        call = bool(self.history) and bool(call_logit > np.quantile(self.history, 1.0 - self.level()))
+        """Decide one decoding step and record it (no call before any logit is known, none at target 0)."""
+        call = self.target > 0 and bool(self.history) and call_logit > self.threshold()
         self.history.append(call_logit)
         self.steps += 1
         self.calls += call
@@ -708,7 +722,7 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, required=True, help="trained SLM directory")
     parser.add_argument("--partner", default=GEMMA_GGUF,
                         help=f"cascade partner: transformers name or path, or {GEMMA_GGUF} (PyPI package)")
-    parser.add_argument("--call-rate", type=float, default=defaults.call_rate, help="target call rate (§A.5)")
+    parser.add_argument("--call-rate", type=float, default=defaults.call_rate, help="call budget: target share of decoding steps that call the partner (§5.1)")
     parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
     parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
     parser.add_argument("--max-pieces", type=int, default=defaults.max_pieces,

@@ -169,8 +169,15 @@ class Results:
         return estimate and estimate.scaled(100)
 
     def realised_call_rate(self, run: str, partner: str | None = None) -> Estimate | None:
-        """Share of generated tokens that came from a call (§A.5), %."""
-        estimate = self._each_seed("cascade", run, lambda r, p: (_field(r, "realised_call_rate", p), None), partner)
+        """Share of decoding steps that called the partner (§5.1, §A.5), %."""
+        return self._call_rate("realised_call_rate", run, partner)
+
+    def target_call_rate(self, run: str, partner: str | None = None) -> Estimate | None:
+        """The call budget the cascade was run at, %."""
+        return self._call_rate("target_call_rate", run, partner)
+
+    def _call_rate(self, key: str, run: str, partner: str | None) -> Estimate | None:
+        estimate = self._each_seed("cascade", run, lambda r, p: (_field(r, key, p), None), partner)
         return estimate and estimate.scaled(100)
 
     def leakage_sets(self, run: str) -> list[str]:
