@@ -696,6 +696,8 @@ def _run_generate(args: argparse.Namespace) -> None:
 
 
 def _run_cascade(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
     entities = read_entities(args.entities)
     if args.max_entities:
         entities = entities[: args.max_entities]
@@ -722,7 +724,8 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, required=True, help="trained SLM directory")
     parser.add_argument("--partner", default=GEMMA_GGUF,
                         help=f"cascade partner: transformers name or path, or {GEMMA_GGUF} (PyPI package)")
-    parser.add_argument("--call-rate", type=float, default=defaults.call_rate, help="call budget: target share of decoding steps that call the partner (§5.1)")
+    parser.add_argument("--call-rate", type=float, default=defaults.call_rate,
+                        help="call budget: target share of decoding steps that call the partner (§5.1)")
     parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
     parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
     parser.add_argument("--max-pieces", type=int, default=defaults.max_pieces,
@@ -759,6 +762,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_decoding_arguments(cas)
     cas.add_argument("--batch-size", type=int, default=8, help="prompts per batched SLM pass")
     cas.add_argument("--max-entities", type=int, default=0, help="first N entities only (0: all)")
+    cas.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     cas.add_argument("--out", type=Path, required=True, help="JSONL, one generation per entity")
     cas.add_argument("--summary", type=Path, default=None, help="JSON: realised call rate and partner cases")
     cas.add_argument("--html", type=Path, default=None, help="HTML view with partner tokens highlighted (Figure 4)")
