@@ -53,6 +53,18 @@ def test_default_config_plans_every_stage(tmp_path):
     assert "carries no LMLM LLM-judge annotations" in run.stderr + run.stdout
 
 
+def test_training_runs_the_critical_path_first(tmp_path):
+    """The reference model gates Rho-1 and spaCy+Refloss: it is scheduled first, they next, evaluations last."""
+    run = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(ROOT / "config/config.yaml"), "-s",
+                    str(ROOT / "Snakefile"), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    priority = {m[1]: int(m[2]) for m in re.finditer(
+        r"^rule train:\n(?:    .*\n)*?    wildcards: method=(\w+), seed=0\n(?:    .*\n)*?    priority: (\d+)",
+        run.stdout, re.MULTILINE)}
+    assert priority["reference"] > priority["rho1"] == priority["spacy_refloss"] > priority["lacy"] > 0
+    assert "rule nlu:\n" in run.stdout and "priority" not in run.stdout.split("rule nlu:\n")[1].split("\n\n")[0]
+
+
 def test_rag_partner_in_the_default_config_reads_the_corpus(tmp_path):
     import yaml
 

@@ -216,6 +216,13 @@ def training_inputs(wildcards):
     return inputs
 
 
+def training_priority(wildcards):
+    """Critical path first: the reference model, which Rho-1 and spaCy+Refloss wait for, then those two, then
+    the other trainings, ahead of the evaluations (Snakemake's default priority 0). Only the order changes."""
+    method = split_run(wildcards.method)[1]
+    return 3 if method == REFERENCE else 2 if method in REFERENCE_METHODS else 1
+
+
 def training_data_options(wildcards, input):
     options = f"--annotation results/annotation --tokenizer $(dirname {input.tokenizer})"
     if "llm_judge" in input.keys():

@@ -25,6 +25,7 @@ rule train:
     conda:
         "../../envs/training.yaml"
     threads: max(1, TRAIN["gpus_per_node"]) * TRAIN["cpus_per_gpu"]
+    priority: training_priority
     resources:
         gpu=TRAIN["gpus_per_node"] * TRAIN["nodes"],  # the SLURM executor's --gpus is per job, not per node
         nodes=TRAIN["nodes"],
