@@ -32,7 +32,8 @@ rule labelling_cost_table:
         unpack(labelling_cost_inputs),
     output:
         csv="results/tables/table2.csv",
-        md="results/tables/table2.md",
+        md=report("results/tables/table2.md", caption="../report/table2.rst", category="Tables",
+                  labels={"table": "table2"}),
     params:
         rho1=lambda wildcards, input: f"--rho1 {input.rho1}" if "rho1" in input.keys() else "",
         llm_judge="--llm-judge-labels" if HAS_LLM_JUDGE_LABELS else "",
