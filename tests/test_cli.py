@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 import textwrap
@@ -62,3 +63,10 @@ def test_annotate_words_prints_one_json_object_per_word():
     assert [w["text"] for w in words] == ["Marie", "Curie", "was", "born", "in", "1867", "."]
     assert {w["text"]: w["label"] for w in words}["1867"] == "fact"
     assert words[1] == {"text": "Curie", "start": 6, "end": 11, "label": "fact"}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_freed_memory_is_retained_under_glibc():
+    from lacy.cli import retain_freed_memory
+
+    assert retain_freed_memory()
