@@ -120,7 +120,9 @@ def test_ordering_verdicts():
     assert ordering_verdict(best) == "**yes**"
     close = {"lacy": Estimate(30, 25, 35), "rho1": Estimate(29, 24, 34)}
     assert "not significant" in ordering_verdict(close)
-    assert ordering_verdict(best, highest=False).startswith("**no**: Rho-1")
+    assert ordering_verdict(best, highest=False) == "**no**: Rho-1 is lowest"
+    assert ordering_verdict(close, highest=False) == ("**no**: Rho-1 is lowest, but its interval overlaps LaCy's"
+                                                      " (not significant at this scale)")
     assert ordering_verdict({"rho1": Estimate(1)}).startswith("n/a")
     assert ordering_verdict({"lacy": Estimate(0), "rho1": Estimate(0), "spacy": Estimate(1)}, highest=False) == \
         "**no**: tied with Rho-1 at 0.0"

@@ -68,7 +68,10 @@ def ordering_verdict(values: dict[str, Estimate], best: str = "lacy", highest: b
     if tied and present[best].value == present[ranked[0]].value:
         return f"**no**: tied with {', '.join(METHOD_LABELS[m] for m in tied)} at {present[best].value:.1f}"
     if ranked[0] != best:
-        return f"**no**: {METHOD_LABELS[ranked[0]]} is {'highest' if highest else 'lowest'}"
+        verdict = f"**no**: {METHOD_LABELS[ranked[0]]} is {'highest' if highest else 'lowest'}"
+        if _overlap(present[best], present[ranked[0]]):
+            verdict += ", but its interval overlaps LaCy's (not significant at this scale)"
+        return verdict
     runner_up = present[ranked[1]]
     if _overlap(present[best], runner_up):
         return f"yes, but its interval overlaps {METHOD_LABELS[ranked[1]]}'s (not significant at this scale)"
