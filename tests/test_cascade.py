@@ -331,3 +331,22 @@ def test_rag_partner_without_its_key_stops_before_any_request(saved, knowledge, 
         with pytest.raises(MissingCredentialsError, match="LACY_TEST_RAG_KEY"):
             args.func(args)
         assert server.requests == []
+
+
+def test_partner_cache_restarts_past_a_sliding_window(partner):
+    """Past a sliding window, a crop restarts the partner's cache (transformers raised a shape error cropping the
+    real Gemma-3-270M's cache at 668 tokens, window 512); before it, crops keep the cache. Logits stay exact."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=len(partner.tokenizer), hidden_size=32, intermediate_size=64,
+                              num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                              sliding_window=8, layer_types=["sliding_attention", "full_attention"])
+    gemma = Partner(model=Gemma3ForCausalLM(config).double(), tokenizer=partner.tokenizer, name="tiny-gemma")
+    cached, full = cascade.PartnerSession(gemma, use_cache=True), cascade.PartnerSession(gemma, use_cache=False)
+    short, long = "Ada was a", "Ada was an English mathematician and writer, chiefly known for her work"
+    assert len(partner.tokenizer(short).input_ids) < 8 < len(partner.tokenizer(long).input_ids)
+    for text, restarted in ((short, True), (short + "n", False), (long, False), (long + "s", True)):
+        fed = cached.fed
+        assert torch.allclose(cached.next_token_logits(text), full.next_token_logits(text))
+        assert (cached.fed - fed == len(cached.ids)) == restarted, text  # the whole text fed again

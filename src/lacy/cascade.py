@@ -51,7 +51,8 @@ per step; a partner answer of k pieces is fed over the next k steps, the SLM dec
 partner keeps one cache per sequence (a served partner's server keeps its own prefix cache). At a call the whole
 text is re-tokenised (cheap next to a forward pass) and only the ids after the longest common prefix with the cached
 ids are fed, the cache being cropped to that prefix (with past recording on, so that sliding-window layers such as
-Gemma 3's can be cropped). Tokenising just the new suffix would be cheaper still but differs from the tokenisation
+Gemma 3's can be cropped). Once the partner's text is longer than its sliding window (Gemma 3: 512), a crop
+starts its cache afresh instead: transformers' crop of such a cache raised a shape error there (668 tokens). Tokenising just the new suffix would be cheaper still but differs from the tokenisation
 of the whole text where pieces merge across the boundary (" 1" + "815"); the common-prefix rule gives exactly the
 partner's full-prefix result, which ``generate_naive`` (no caches) checks in tests and the benchmark.
 
@@ -317,6 +318,7 @@ class PartnerSession:
         self.ids: list[int] = []
         self.cache = None
         self.fed = 0
+        self.window = getattr(partner.model.config, "sliding_window", None) or float("inf")
 
     @torch.no_grad()
     def next_token_logits(self, text: str) -> torch.Tensor:
@@ -325,7 +327,10 @@ class PartnerSession:
         if not self.use_cache:
             return self.partner.model(torch.tensor([ids]), logits_to_keep=1).logits[0, -1]
         keep = min(_common_prefix(self.ids, ids), len(ids) - 1)
+        if keep < len(self.ids) and len(self.ids) > self.window:
+            self.cache = None  # transformers cannot crop a sliding-window layer past its window: start afresh
         if self.cache is None:
+            keep = 0
             self.cache = DynamicCache(config=self.partner.model.config)
             self.cache.activate_past_recording()  # sliding-window layers (Gemma 3) stay croppable
         elif keep < len(self.ids):
