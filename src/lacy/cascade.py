@@ -53,8 +53,9 @@ text is re-tokenised (cheap next to a forward pass) and only the ids after the l
 ids are fed, the cache being cropped to that prefix (with past recording on, so that sliding-window layers such as
 Gemma 3's can be cropped). Once the partner's text is longer than its sliding window (Gemma 3: 512), a crop
 starts its cache afresh instead: transformers' crop of such a cache raised a shape error there (668 tokens).
-Tokenising just the new suffix would be cheaper still but differs from the tokenisation of the whole text where pieces merge across the boundary (" 1" + "815"); the common-prefix rule gives exactly the
-partner's full-prefix result, which ``generate_naive`` (no caches) checks in tests and the benchmark.
+Tokenising just the new suffix would be cheaper still but differs from the tokenisation of the whole text
+where pieces merge across the boundary (" 1" + "815"); the common-prefix rule gives exactly the partner's
+full-prefix result, which ``generate_naive`` (no caches) checks in tests and the benchmark.
 
 **Context.** Generation stops at ``max_new_tokens`` or when the sequence fills the SLM's context
 (``n_positions``; learned absolute positions cannot slide without recomputing the cache). A partner answer is
