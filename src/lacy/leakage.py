@@ -215,8 +215,8 @@ def generate_greedy(model, encode: Callable[[str], list[int]], decode: Callable[
     for start in range(0, len(prompts), batch_size):
         encoded = [list(encode(p))[-keep:] for p in prompts[start:start + batch_size]]
         width = max(map(len, encoded))
-        ids = torch.tensor([[0] * (width - len(e)) + e for e in encoded])
-        mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])
+        ids = torch.tensor([[0] * (width - len(e)) + e for e in encoded], device=model.device)
+        mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=model.device)
         with torch.no_grad():
             out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                  do_sample=False, suppress_tokens=[call_id], pad_token_id=0)
@@ -242,14 +242,16 @@ def subsample(queries: list[dict], max_queries: int, seed: int) -> list[dict]:
 def evaluate_leakage(model_dir: Path, query_sets: dict[str, Path], shots: int = SHOTS,
                      max_new_tokens: int = MAX_NEW_TOKENS, max_queries: int = 0, seed: int = 0,
                      n_resamples: int = 1000, batch_size: int = 16) -> tuple[dict, list[dict]]:
-    """Fact leakage of one model on each named query set; returns (summary, per-query generations)."""
+    """Fact leakage of one model (on the GPU when there is one) on each named query set; returns (summary,
+    per-query generations)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     from lacy.tokenizer import LacyTokenizer
 
     tokenizer = LacyTokenizer.load(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = AutoModelForCausalLM.from_pretrained(model_dir).to(device).eval()
     summary = {"model": str(model_dir), "call_id": tokenizer.call_id, "shots": shots,
                "max_new_tokens": max_new_tokens, "seed": seed, "bootstrap_resamples": n_resamples,
                "call_logit": "-inf", "containment": "SQuAD-normalised, whole words, any alias", "sets": {}}
