@@ -248,13 +248,12 @@ def record_positions(model, batch, tokenizer, *, context_tokens: int = DEFAULT_C
 
 
 def _record_command(args: argparse.Namespace) -> None:
-    import torch
-
     from lacy.batches import TokenWindows
+    from lacy.distributed import default_device
     from lacy.tokenizer import LacyTokenizer
     from lacy.validation import load_model
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device()
     tokenizer = LacyTokenizer.load(args.model)
     model = load_model(args.model, device)
     windows = TokenWindows.from_directory(args.annotation, "validation", model.config.n_positions, seed=args.seed)

@@ -80,6 +80,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
+from lacy.distributed import default_device
 from lacy.io import atomic_output, partial_path, write_json, write_jsonl
 from lacy.tokenizer import LacyTokenizer
 
@@ -687,7 +688,7 @@ def partner_from_args(args: argparse.Namespace, entities: list[str | None]) -> C
     """The local partner ``--partner``, or with ``--rag-base-url`` the served RAG partner of §A.5 for ``entities``
     (its key is checked here, before any request)."""
     if args.rag_base_url is None:
-        return load_partner(args.partner, args.device)
+        return load_partner(args.partner, args.device or default_device())
     from lacy.rag_partner import load_rag_partner
 
     if not args.rag_knowledge or args.cache_dir is None:
@@ -699,7 +700,7 @@ def partner_from_args(args: argparse.Namespace, entities: list[str | None]) -> C
 
 def _run_generate(args: argparse.Namespace) -> None:
     partner = partner_from_args(args, [args.entity])
-    slm, tokenizer = load_slm(args.model, args.device)
+    slm, tokenizer = load_slm(args.model, args.device or default_device())
     record = cascade_records([args.prompt], [args.entity], slm, tokenizer, partner, _settings(args), 1)[0]
     colour = args.colour == "always" or (args.colour == "auto" and sys.stdout.isatty())
     print(format_marked(record, colour))
@@ -713,7 +714,7 @@ def _run_cascade(args: argparse.Namespace) -> None:
     if args.max_entities:
         entities = entities[: args.max_entities]
     partner = partner_from_args(args, entities)
-    slm, tokenizer = load_slm(args.model, args.device)
+    slm, tokenizer = load_slm(args.model, args.device or default_device())
     settings = _settings(args)
     records = cascade_records([bio_prompt(e) for e in entities], entities, slm, tokenizer, partner, settings,
                               args.batch_size)
@@ -743,8 +744,8 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
                         help="most of our pieces one partner token may map to")
     parser.add_argument("--partner-top-k", type=int, default=defaults.partner_top_k,
                         help="partner candidates tried before falling back to the SLM's token")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="torch device of the SLM and a local partner")
+    parser.add_argument("--device", default=None,
+                        help="torch device of the SLM and a local partner (default: the GPU if there is one)")
     rag = parser.add_argument_group("RAG partner (§A.5, lacy.rag_partner): --partner names the served model, "
                                     "e.g. Qwen/Qwen3-32B")
     rag.add_argument("--rag-base-url", default=None,

@@ -26,6 +26,11 @@ class Runtime:
         return self.rank == 0
 
 
+def default_device() -> torch.device:
+    """The GPU when there is one, else the CPU: where a single-process job (evaluation, cascade) runs."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def init_runtime() -> Runtime:
     """Join the process group when launched by torchrun; pick this process's device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

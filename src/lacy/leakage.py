@@ -250,8 +250,9 @@ def evaluate_leakage(model_dir: Path, query_sets: dict[str, Path], shots: int = 
     from lacy.tokenizer import LacyTokenizer
 
     tokenizer = LacyTokenizer.load(model_dir)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = AutoModelForCausalLM.from_pretrained(model_dir).to(device).eval()
+    from lacy.distributed import default_device
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir).to(default_device()).eval()
     summary = {"model": str(model_dir), "call_id": tokenizer.call_id, "shots": shots,
                "max_new_tokens": max_new_tokens, "seed": seed, "bootstrap_resamples": n_resamples,
                "call_logit": "-inf", "containment": "SQuAD-normalised, whole words, any alias", "sets": {}}

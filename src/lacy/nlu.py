@@ -25,11 +25,11 @@ import argparse
 import logging
 from pathlib import Path
 
-import torch
 import yaml
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
+from lacy.distributed import default_device
 from lacy.io import atomic_output, write_json
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class LacyLM(HFLM):
     """
 
     def __init__(self, pretrained, call_id: int | None = None, device: str | None = None, **kwargs) -> None:
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = device or str(default_device())
         super().__init__(pretrained=pretrained, device=device, **kwargs)
         self.call_id = int(call_id if call_id is not None else self._default_call_id())
 
