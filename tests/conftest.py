@@ -25,6 +25,14 @@ def small_tokenizer(tmp_path_factory, wiki_records) -> LacyTokenizer:
     return LacyTokenizer.load(out)
 
 
+@pytest.fixture(scope="session")
+def default_size_tokenizer(tmp_path_factory, wiki_records) -> LacyTokenizer:
+    """The embedded default's tokenizer size (8,000 pieces), on the same 1,500 documents."""
+    out = tmp_path_factory.mktemp("tokenizer8000")
+    train_sentencepiece((r["text"] for r in wiki_records), out, vocab_size=8000, seed=0)
+    return LacyTokenizer.load(out)
+
+
 VOCAB = 513  # 512 SentencePiece pieces + <CALL>
 
 

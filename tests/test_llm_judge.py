@@ -44,17 +44,18 @@ def test_napoleon_example_of_the_paper(annotated):
     assert counts == BlockCounts(blocks=1, matched=1)
 
 
-def test_napoleon_tokens_are_calls_exactly_on_the_value_words(small_tokenizer):
-    text = "Napoleon was born on August 15, 1769."
+def test_napoleon_example_gives_exactly_the_papers_call_tokens(default_size_tokenizer):
+    """§A.2.2: "Napoleon was born on <CALL> <CALL><CALL>, <CALL><CALL><CALL><CALL>." -- one call for
+    "August", one per digit of "15" and "1769" (§A.5: each digit is a piece), the spaces outside the calls."""
+    tok = default_size_tokenizer
     conversion = convert_document("Napoleon was born on [dblookup('Napoleon', 'Birth-Date') -> August 15, 1769] "
                                   "August 15, 1769.")
-    ids, calls = token_call_labels(small_tokenizer, conversion.text, conversion.spans)
-    pieces = [small_tokenizer.sp.id_to_piece(int(i)).replace("\u2581", " ") for i in ids]
-    assert "".join(pieces).strip() == text
-    call_text = "".join(p for p, c in zip(pieces, calls) if c)
-    rest = "".join(p for p, c in zip(pieces, calls) if not c)
-    assert call_text.split() == ["August", "15", "1769"]
-    assert rest.replace(" ", "") == "Napoleonwasbornon,."
+    ids, calls = token_call_labels(tok, conversion.text, conversion.spans)
+    surface = [tok.sp.id_to_piece(int(i)).replace("\u2581", " ") for i in ids]
+    rendered = "".join((" " * p.startswith(" ") + "<CALL>") if call else p for p, call in zip(surface, calls))
+    rendered = rendered.lstrip()
+    assert rendered == "Napoleon was born on <CALL> <CALL><CALL>, <CALL><CALL><CALL><CALL>."
+    assert int(calls.sum()) == 7
 
 
 def test_value_restated_in_other_case_and_after_extra_words():

@@ -72,9 +72,8 @@ def expected_labels(text: str, char_labels: np.ndarray, spans) -> list[int]:
     out = []
     for start, end in spans:
         inside = [int(char_labels[c]) for c in range(start, end) if not text[c].isspace()]
-        if not inside:  # whitespace-only piece: the next word's label
-            nxt = [int(char_labels[c]) for c in range(end, len(text)) if not text[c].isspace()]
-            inside = nxt[:1] or [OTHER]
+        if not inside:  # whitespace-only piece: part of no word, grammatical like punctuation
+            inside = [GRAMMATICAL]
         out.append(max(inside, key=rank.__getitem__))
     return out
 
@@ -97,20 +96,22 @@ def test_every_subword_inherits_its_words_label(small_tokenizer):
     assert token_labels.tolist() == expected_labels(text, labels, spans)
 
 
-def test_piece_across_words_takes_fact_over_punctuation(small_tokenizer):
-    """The small model has the piece ",000": in "5,000" spaCy may split off the comma as punctuation,
-    but the piece carries digits of the number, so it is delegated with it."""
-    tok = small_tokenizer
-    text = "It has 5,000 inhabitants."
-    labels = word_labels(text, {"5": FACT, ",": GRAMMATICAL, "000": FACT})
+def test_piece_across_words_takes_the_highest_label(default_size_tokenizer):
+    """spaCy splits "cannot" into "can" + "not", but the 8,000-piece model has the piece "▁canno", which
+    covers characters of both words: it takes the higher label (fact > other > grammatical)."""
+    tok = default_size_tokenizer
+    text = "He cannot go."
+    labels = word_labels(text, {"can": GRAMMATICAL, "not": FACT, ".": GRAMMATICAL})
     ids, token_labels = tok.encode_with_char_labels(text, labels)
     spans = piece_spans(tok, ids, text)
-    merged = next(i for i, (s, e) in enumerate(spans) if text[s:e] == ",000")
+    boundary = text.index("not")
+    merged = next(i for i, (s, e) in enumerate(spans) if s < boundary < e)
+    assert text[spans[merged][0]:spans[merged][1]].strip().startswith("can")
     assert token_labels[merged] == FACT
     assert token_labels.tolist() == expected_labels(text, labels, spans)
 
 
-def test_whitespace_piece_takes_label_of_following_word(small_tokenizer):
+def test_whitespace_piece_is_grammatical_not_the_following_words_label(small_tokenizer):
     tok = small_tokenizer
     text = "in  Ǆ"  # the double space yields a lone "▁" before the byte-fallback word
     labels = word_labels(text, {"Ǆ": FACT, "in": GRAMMATICAL})
@@ -118,8 +119,30 @@ def test_whitespace_piece_takes_label_of_following_word(small_tokenizer):
     surface = pieces(tok, ids)
     lone = [i for i, p in enumerate(surface) if p == "▁"]
     assert lone, surface
-    assert all(token_labels[i] == FACT for i in lone)
+    assert all(token_labels[i] == GRAMMATICAL for i in lone)
     assert all(token_labels[i] == FACT for i, p in enumerate(surface) if p.startswith("<0x"))
+
+
+def test_every_digit_is_its_own_piece(default_size_tokenizer):
+    """§A.5: "our SentencePiece tokenizer handles each digit separately"."""
+    sp = default_size_tokenizer.sp
+    multi_digit = [sp.id_to_piece(i) for i in range(sp.get_piece_size())
+                   if not sp.is_byte(i) and sum(c.isdigit() for c in sp.id_to_piece(i)) > 1]
+    assert multi_digit == []
+    assert pieces(default_size_tokenizer, default_size_tokenizer.encode("in 1769 and 2,000")) == [
+        "▁in", "▁", "1", "7", "6", "9", "▁and", "▁", "2", ",", "0", "0", "0"]
+
+
+def test_a_year_is_one_fact_piece_per_digit_and_its_space_is_grammatical(default_size_tokenizer):
+    tok = default_size_tokenizer
+    text = "He died in 1821."
+    labels = word_labels(text, {"1821": FACT, "in": GRAMMATICAL, ".": GRAMMATICAL})
+    ids, token_labels = tok.encode_with_char_labels(text, labels)
+    surface = pieces(tok, ids)
+    year = surface.index("1")
+    assert surface[year - 1:year + 4] == ["▁", "1", "8", "2", "1"]
+    assert token_labels[year - 1] == GRAMMATICAL
+    assert token_labels[year:year + 4].tolist() == [FACT] * 4
 
 
 def test_empty_text_and_label_length_mismatch(small_tokenizer):

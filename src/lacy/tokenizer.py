@@ -4,6 +4,9 @@ The paper trains a 32,000-piece SentencePiece model and appends ``<CALL>`` as on
 model's vocabulary is 32,001. We do the same: ``<CALL>`` is *not* a SentencePiece piece; its id is the
 SentencePiece vocabulary size, and it never appears in tokenized data (only as a training target).
 
+Every digit is a piece of its own (§A.5: "our SentencePiece tokenizer handles each digit separately";
+§A.2.2's Napoleon example delegates "15" as two ``<CALL>`` tokens and "1769" as four).
+
 Choice (the paper does not say): the model uses identity normalisation, keeps whitespace as written
 and falls back to bytes for unseen characters, so that ``decode(encode(text)) == text``. Corpus text is
 NFKC-normalised once upstream (``lacy.corpus``). Losslessness is what lets word labels from spaCy
@@ -79,7 +82,7 @@ def train_sentencepiece(
         byte_fallback=True,
         normalization_rule_name="identity",
         remove_extra_whitespaces=False,
-        split_digits=False,
+        split_digits=True,
         max_sentence_length=1 << 24,
         input_sentence_size=input_sentence_size,
         shuffle_input_sentence=True,
@@ -174,9 +177,9 @@ class LacyTokenizer:
 
         ``char_labels`` holds one label per character of ``text``. Every subword of a word inherits that
         word's label. A piece that covers characters of several words (e.g. "▁(17") takes the highest of
-        their labels in the order fact > other > grammatical; a piece of whitespace only (e.g. a lone
-        "▁" before "1987") takes the label of the word that follows it, because SentencePiece treats the
-        leading space as part of that word.
+        their labels in the order fact > other > grammatical. A piece of whitespace only (e.g. the lone "▁"
+        that digit splitting leaves before "1987") belongs to no word and is grammatical, like punctuation:
+        §A.2.2's Napoleon example keeps that space outside the calls ("on <CALL> <CALL><CALL>,").
         """
         char_labels = np.asarray(char_labels, dtype=np.uint8)
         if len(char_labels) != len(text):
@@ -197,9 +200,7 @@ class LacyTokenizer:
         is_space = _WHITESPACE_BYTES[raw]
         priority = np.where(is_space, -1, _LABEL_PRIORITY[byte_labels])
         piece_priority = np.maximum.reduceat(priority, starts)
-        following = _label_of_next_word(priority)
-        piece_priority = np.where(piece_priority < 0, following[np.minimum(ends, len(raw) - 1)], piece_priority)
-        piece_priority = np.where(piece_priority < 0, _LABEL_PRIORITY[OTHER], piece_priority)
+        piece_priority = np.where(piece_priority < 0, _LABEL_PRIORITY[GRAMMATICAL], piece_priority)
         return ids, _LABEL_BY_PRIORITY[piece_priority]
 
 
@@ -219,11 +220,3 @@ def _utf8_lengths(text: str, n_bytes: int) -> np.ndarray:
         return np.ones(len(text), dtype=np.int64)
     return np.fromiter((len(c.encode("utf-8")) for c in text), dtype=np.int64, count=len(text))
 
-
-def _label_of_next_word(priority: np.ndarray) -> np.ndarray:
-    """For each byte, the priority of the first non-whitespace byte at or after it (-1 if none)."""
-    n = len(priority)
-    idx = np.where(priority >= 0, np.arange(n), n)
-    nxt = np.minimum.accumulate(idx[::-1])[::-1]
-    padded = np.append(priority, -1)
-    return padded[nxt]
