@@ -31,7 +31,9 @@ def fake_results(root: Path, seeds=(0,), runs=RUNS, lacy_score=0.40) -> None:
             score = lacy_score if best else 0.20 + 0.01 * i + 0.005 * seed
             _write(result_path(root, "fact_precision", run, seed, "gemma3", "offline"),
                    {"metric": "offline_fact_precision", "score": score, "ci95": [score - 0.02, score + 0.02]})
-            _write(result_path(root, "cascade", run, seed, "gemma3"), {"target_call_rate": 0.22, "realised_call_rate": 0.2})
+            rate = 0.0 if run == "baseline" else 0.22
+            _write(result_path(root, "cascade", run, seed, "gemma3"),
+                   {"target_call_rate": rate, "realised_call_rate": rate and 0.2})
             leak = 0.05 if best else 0.15
             _write(result_path(root, "leakage", run, seed),
                    {"sets": {s: {"queries": 100, "leaked": int(100 * leak), "fact_leakage": leak,
@@ -144,13 +146,27 @@ def test_summary_reads_each_claim_and_the_overlap(tmp_path):
     assert "2 of 3 evaluation entities have their article in the training split" in text
     assert "- fig12: no second model scale" in text
     assert "| LaCy | 22.0 | 20.0 |" in text  # call budget: target and realised
+    assert "| Baseline | 0.0 | 0.0 |" in text  # the baseline writes alone (§5.2)
+    assert "## Reference model (§A.4.1)" in text and "Not trained in this run" in text
+
+
+def test_summary_reports_the_reference_beside_the_baseline(tmp_path):
+    fake_results(tmp_path)
+    _write(result_path(tmp_path, "validation", "reference", 0),
+           {"total_loss": 3.1, "baseline_total_loss": 3.4, "call_loss": 9.0, "baseline_call_loss": 9.0})
+    (tmp_path / "annotation.json").write_text(json.dumps({"total": {"label_fractions": {"fact": 0.3}}}))
+    (tmp_path / "entities.jsonl").write_text(json.dumps({"entity": "A", "split": "train"}))
+    text = summary_markdown(context(tmp_path), annotation_summary=tmp_path / "annotation.json",
+                            entities=tmp_path / "entities.jsonl", table2=None, not_built=[])
+    assert "| reference | 3.100 |\n| Baseline | 3.400 |" in text
+    assert "The reference is 0.300 nats below the baseline." in text
 
 
 def test_figure4_pages_every_method_per_entity(tmp_path):
-    from lacy.figures import draw_figure4
+    from lacy.figures import FIGURE4_METHODS, draw_figure4, figure4_pages
 
     generations = {}
-    for run in ("lacy", "rho1"):
+    for run in ("baseline", "lacy"):
         records = [{"entity": name, "prompt": f"Tell me a bio of {name}. {name} is",
                     "tokens": [{"text": " a", "source": "slm"}, {"text": " 1898", "source": "partner"}],
                     "n_calls": 1, "n_steps": 2, "call_rate": 0.5} for name in ("Ada Lovelace", "Alvar Aalto", "X")]
@@ -161,3 +177,8 @@ def test_figure4_pages_every_method_per_entity(tmp_path):
     pages = re.search(rb"/Count (\d+)", out.read_bytes())
     assert pages and int(pages[1]) == 4, "two entities x two methods"
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert FIGURE4_METHODS == ("baseline", "rho1", "llm_judge", "lacy"), "the paper's Figure 4 methods"
+    titles = [page["view_title"] for page in figure4_pages(generations, 2, "gemma3-270m-gguf")]
+    assert titles[:2] == ["Figure 4: Baseline (baseline), cascade partner gemma3-270m-gguf; not in this run: Rho-1, "
+                          "LLM judge"] + ["Figure 4: LaCy (lacy), cascade partner gemma3-270m-gguf; not in this run: "
+                                          "Rho-1, LLM judge"]

@@ -41,7 +41,8 @@ def test_default_config_plans_every_stage(tmp_path):
                     # LaCy + Ignorefacts / + Ignore also export and evaluate a model at 160 steps (Figure 10)
                     "train_with_equal_steps_export": 2, "cascade_generate_equal_steps": 2,
                     "fact_precision_equal_steps": 2, "fact_leakage_equal_steps": 2,
-                    "validation_losses": methods - 1, "validation_losses_table": 1,
+                    # every calling model, and the reference beside the baseline (§A.4.1)
+                    "validation_losses": methods - 1 + 1, "validation_losses_table": 1,
                     "evaluation_entities": 1, "cascade_generate": methods, "fact_precision": methods,
                     "bigbench_tasks": 1, "leakage_qa_wikidata": 1, "leakage_person_cloze": 1,
                     "fact_leakage": methods, "nlu_local_tasks": 1, "nlu": methods, "labelling_cost_rho1": 1,
@@ -63,6 +64,30 @@ def test_training_runs_the_critical_path_first(tmp_path):
         run.stdout, re.MULTILINE)}
     assert priority["reference"] > priority["rho1"] == priority["spacy_refloss"] > priority["lacy"] > 0
     assert "rule nlu:\n" in run.stdout and "priority" not in run.stdout.split("rule nlu:\n")[1].split("\n\n")[0]
+
+
+@pytest.mark.parametrize("configfile, calling, reference", [("config/config.yaml", 160, 1016),
+                                                            ("config/paper.yaml", 400000, 2540000)])
+def test_the_reference_keeps_table_4s_step_ratio(tmp_path, configfile, calling, reference):
+    """§A.4.1: the reference trains 2.54M steps to a calling model's 400k (6.35x), in every configuration."""
+    run = snakemake("-n", "-p", "--sdm", "env-modules", "--directory", str(tmp_path), "--configfile",
+                    str(ROOT / configfile), "-s", str(ROOT / "Snakefile"), "results/models/reference/seed0/train.json",
+                    "results/models/lacy/seed0/train.json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    steps = dict(re.findall(r"--out \$\(dirname results/models/(\w+)/seed0/model.safetensors\).*?--steps (\d+)",
+                            run.stdout))
+    assert steps == {"reference": str(reference), "lacy": str(calling)}
+
+
+def test_the_baseline_cascade_never_calls(tmp_path):
+    """§5.2: the baseline, trained without <CALL>, is cascaded at call budget 0; calling methods at 22 %."""
+    run = snakemake("-n", "-p", "--directory", str(tmp_path), "--configfile", str(ROOT / "config/config.yaml"),
+                    "-s", str(ROOT / "Snakefile"), "results/cascade/gemma3/baseline/seed0.jsonl",
+                    "results/cascade/gemma3/lacy/seed0.jsonl", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    rates = dict(re.findall(r"--model \$\(dirname results/models/(\w+)/seed0/model.safetensors\).*?--call-rate (\S+)",
+                            run.stdout))
+    assert rates == {"baseline": "0.0", "lacy": "0.22"}
 
 
 def test_rag_partner_in_the_default_config_reads_the_corpus(tmp_path):
@@ -96,7 +121,7 @@ def test_paper_config_dry_runs_to_its_final_targets_with_the_slurm_profile():
     assert jobs["train_with_equal_steps_export"] == jobs["fact_leakage_equal_steps"] == 2
     assert jobs["cascade_generate_equal_steps"] == jobs["fact_precision_equal_steps"] == 2, "Llama partner only"
     assert jobs["acceptability_record"] == 2 and jobs["acceptability_judge"] == 1 and jobs["acceptability_figure"] == 3
-    assert jobs["validation_losses"] == 8 and "validation_losses_table_of_scale" not in jobs
+    assert jobs["validation_losses"] == 8 + 1 and "validation_losses_table_of_scale" not in jobs, "+ the reference"
     assert jobs["labelling_cost_rho1"] == jobs["labelling_cost_table"] == 1
     assert jobs["fact_leakage"] == jobs["nlu"] == 9
     assert jobs["cascade_generate"] == jobs["fact_precision"] == 2 * 9, "Llama and RAG (§A.5) cascades per method"
@@ -147,7 +172,7 @@ def test_paper_config_with_the_1_3b_switch_plans_both_scales_with_cluster_resour
     jobs = planned_jobs(run.stdout)
     trainings = jobs["train"] + jobs.get("train_with_early_export", 0) + jobs["train_with_equal_steps_export"]
     assert trainings == 2 * 9 + 1, "nine methods at 334M and at 1.3B, one shared reference model"
-    assert jobs["validation_losses"] == 2 * 8 and jobs["validation_losses_table_of_scale"] == 1
+    assert jobs["validation_losses"] == 2 * 8 + 1 and jobs["validation_losses_table_of_scale"] == 1
     assert jobs["fact_leakage"] == jobs["nlu"] == 2 * 9
     assert jobs["cascade_generate"] == jobs["fact_precision"] == 2 * 2 * 9, "two scales, two cascade partners"
     assert jobs["annotate_shard"] == 2 * 256 and jobs["labelling_cost_table"] == 1
@@ -218,7 +243,6 @@ def test_default_workflow_runs_end_to_end_on_a_small_slice(tmp_path):
     config["data"].update(max_documents=400, shards=1)
     config["tokenizer"]["vocab_size"] = 1000
     config["training"].update(step_scale=0.00002, log_every=2, checkpoint_every=4)
-    config["reference"]["steps"] = 6
     config["evaluation"]["validation_batches"] = 3
     config["cascade"].update(max_new_tokens=24, entities={"source": "corpus", "n": 2, "seed": 0})
     config["leakage"].update(sets=["corpus_person_cloze"], max_queries=20)

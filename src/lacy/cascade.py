@@ -101,6 +101,13 @@ class CascadeSettings:
     partner_top_k: int = 20
 
 
+def call_budget_of(method: str, call_rate: float) -> float:
+    """The call budget a method is cascaded at: ``call_rate`` for every ``<CALL>``-trained method, 0 for the
+    baseline, which §5.2 compares as "the baseline with no <CALL> augmentation": it never learnt the ``<CALL>``
+    token, so it writes the whole biography alone."""
+    return 0.0 if method == "baseline" else call_rate
+
+
 def bio_prompt(name: str) -> str:
     """The FactScore prompt for non-instruction-tuned models (§B, after Zhao et al. 2025)."""
     return PROMPT_TEMPLATE.format(name=name)

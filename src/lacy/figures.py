@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import yaml
 
-from lacy.io import atomic_output
+from lacy.io import atomic_output, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -533,28 +533,36 @@ def _present(spec: FigureSpec, runs: list[str]) -> list[str]:
     return [by_method[m] for m in spec.methods if m in by_method]
 
 
-#: Figure 4 shows these methods' biographies side by side (the baseline never calls).
-FIGURE4_METHODS = ("lacy", "llm_judge", "rho1", "loss_based")
+#: Figure 4 shows these methods' biographies side by side (the baseline writes alone: it never calls).
+FIGURE4_METHODS = ("baseline", "rho1", "llm_judge", "lacy")
+
+
+def figure4_pages(generations: dict[str, Path], n_entities: int, partner_label: str) -> list[dict]:
+    """Figure 4's pages: the first ``n_entities`` records of each run, grouped by entity, each titled with its
+    method and the methods of the paper's Figure 4 that this run lacks (§5.2)."""
+    by_run = {run: [record for _, record in read_jsonl(path)][:n_entities] for run, path in generations.items()}
+    absent = [METHOD_LABELS[m] for m in FIGURE4_METHODS if m not in {method_of(run) for run in generations}]
+    missing = f"; not in this run: {', '.join(absent)}" if absent else ""
+    pages = []
+    for i in range(n_entities):
+        for run, records in by_run.items():
+            if i < len(records):
+                title = f"Figure 4: {METHOD_LABELS[method_of(run)]} ({run}), cascade partner {partner_label}{missing}"
+                pages.append(records[i] | {"view_title": title})
+    if not pages:
+        raise ValueError(f"no generations in {', '.join(map(str, generations.values()))}")
+    return pages
 
 
 def draw_figure4(generations: dict[str, Path], n_entities: int, partner_label: str, out: Path) -> None:
     """Figure 4: the first ``n_entities`` biographies of each run, cascade-partner tokens highlighted (§5.2).
 
-    One PDF page per entity and method, grouped by entity (``lacy.cascade.render_pdf``); the PNG beside it
+    One PDF page per entity and method (``figure4_pages``, ``lacy.cascade.render_pdf``); the PNG beside it
     shows the first page.
     """
     from lacy.cascade import generation_page, render_pdf
-    from lacy.io import read_jsonl
 
-    by_run = {run: [record for _, record in read_jsonl(path)][:n_entities] for run, path in generations.items()}
-    pages = []
-    for i in range(n_entities):
-        for run, records in by_run.items():
-            if i < len(records):
-                title = f"Figure 4: {METHOD_LABELS[method_of(run)]} ({run}), cascade partner {partner_label}"
-                pages.append(records[i] | {"view_title": title})
-    if not pages:
-        raise ValueError(f"no generations in {', '.join(map(str, generations.values()))}")
+    pages = figure4_pages(generations, n_entities, partner_label)
     render_pdf(pages, out, "Figure 4: cascaded biographies")
     figure = generation_page(pages[0], pages[0]["view_title"])
     with atomic_output(Path(out).with_suffix(".png")) as tmp:
@@ -615,8 +623,6 @@ def local_task_chance(tasks_dir: Path | None) -> dict[str, float]:
     if tasks_dir is None:
         return chance
     for data in sorted(Path(tasks_dir).glob("*.jsonl")):
-        from lacy.io import read_jsonl
-
         choices = [len(record["choices"]) for _, record in read_jsonl(data)]
         if choices:
             chance[data.stem] = 100 * sum(1 / c for c in choices) / len(choices)

@@ -45,7 +45,7 @@ rule cascade_generate:
         pdf="results/cascade/{partner}/{method}/seed{seed}.pdf",
     params:
         partner=partner_options,
-        call_rate=CASCADE["call_rate"],
+        call_rate=lambda wildcards: call_budget_of(split_run(wildcards.method)[1], CASCADE["call_rate"]),
         max_new_tokens=CASCADE["max_new_tokens"],
         batch_size=CASCADE["batch_size"],
     log:

@@ -101,6 +101,8 @@ def summary_inputs(wildcards):
         kinds = ["leakage", "nlu"] + (["fact_precision", "cascade"] if partner else [])
         kinds += ["validation"] if run != "baseline" and "baseline" in config["methods"] else []
         files += [str(result_path("results", k, run, s, partner, FACT_SCORER)) for k in kinds for s in config["seeds"]]
+    if REFERENCE_METHODS & set(config["methods"]) and "baseline" in config["methods"]:
+        files += [str(result_path("results", "validation", REFERENCE, s)) for s in config["seeds"]]
     return {"annotation": rules.annotation_summary.output.summary, "entities": rules.evaluation_entities.output[0],
             "table2": rules.labelling_cost_table.output.csv, "results": files}
 
