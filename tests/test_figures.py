@@ -111,7 +111,7 @@ def test_leakage_table_reports_each_set_with_its_interval_and_the_pooled_rate(tm
     fake_results(tmp_path)
     rows = leakage_table(Results(tmp_path, [0]), ["baseline", "lacy"])
     assert rows[1] == {"model": "LaCy", "bigbench_qa_wikidata": "5.0 [2.0, 8.0]",
-                       "corpus_person_cloze": "5.0 [2.0, 8.0]", "pooled": "5.0", "paper_pooled": "11.28"}
+                       "corpus_person_cloze": "5.0 [2.0, 8.0]", "pooled": "5.0 [2.0, 8.0]", "paper_pooled": "11.28"}
     write_table(rows, tmp_path / "fact_leakage.csv", "Fact leakage")
     assert "| model | BigBench QA Wikidata | corpus person cloze (stand-in) | pooled | paper pooled |" in \
         (tmp_path / "fact_leakage.md").read_text()

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from lacy.stats import bootstrap_ci
+from lacy.stats import bootstrap_ci, pooled_proportion_ci
 
 
 def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
@@ -16,3 +16,13 @@ def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
 def test_bootstrap_ci_of_one_value_and_of_none():
     assert bootstrap_ci([0.4]) == [0.4, 0.4]
     assert bootstrap_ci([]) is None
+
+
+def test_pooled_proportion_ci_resamples_within_each_set():
+    ci = pooled_proportion_ci([(0, 100), (20, 100)], 2000, seed=0)
+    assert ci == pooled_proportion_ci([(0, 100), (20, 100)], 2000, seed=0)
+    assert 0.05 < ci[0] < 0.10 < ci[1] < 0.15  # pooled 10 %; the all-zero set adds no spread
+    wide = pooled_proportion_ci([(10, 100)], 2000, seed=0)  # one set of 100 at 10 %: wider than 200 queries
+    assert wide[1] - wide[0] > ci[1] - ci[0]
+    assert pooled_proportion_ci([(0, 0)]) is None
+    assert pooled_proportion_ci([(0, 50), (0, 50)]) == [0.0, 0.0]

@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 import yaml
 
 from lacy.io import atomic_output, read_jsonl
+from lacy.stats import pooled_proportion_ci
 
 log = logging.getLogger(__name__)
 
@@ -185,15 +186,16 @@ class Results:
         return list(_field(_read(path), "sets", path))
 
     def fact_leakage(self, run: str, query_set: str | None = None) -> Estimate | None:
-        """Fact leakage (%), §5.3: of one query set, or pooled over all sets (leaked / queries)."""
+        """Fact leakage (%), §5.3: of one query set, or pooled over all sets: all sets' leaked queries over all
+        their queries (so a larger set weighs more), with a bootstrap interval resampling within each set."""
         def pick(record: dict, path: Path):
             sets = _field(record, "sets", path)
             if query_set is not None:
                 entry = _field(sets, query_set, path)
                 return entry["fact_leakage"], entry.get("ci95")
-            leaked = sum(s["leaked"] for s in sets.values())
-            queries = sum(s["queries"] for s in sets.values())
-            return (leaked / queries if queries else None), None
+            counts = [(s["leaked"], s["queries"]) for s in sets.values()]
+            queries = sum(n for _, n in counts)
+            return (sum(k for k, _ in counts) / queries if queries else None), pooled_proportion_ci(counts)
 
         estimate = self._each_seed("leakage", run, pick)
         return estimate and estimate.scaled(100)
@@ -640,7 +642,7 @@ def leakage_table(results: Results, runs: list[str]) -> list[dict]:
             estimate = results.fact_leakage(run, query_set)
             row[query_set] = "" if estimate is None else estimate.text()
         pooled = results.fact_leakage(run)
-        row["pooled"] = "" if pooled is None else f"{pooled.value:.1f}"
+        row["pooled"] = "" if pooled is None else pooled.text()
         row["paper_pooled"] = f"{paper[method]:.2f}" if method in paper else ""
         rows.append(row)
     return rows
@@ -662,7 +664,8 @@ TABLES = {
                                             "cascade (lm-eval, loglikelihood multiple choice; [95 % interval])."),
     "fact_leakage": TableSpec("leakage", ALL_METHODS,
                               "Fact leakage (%) with calls disabled, the values behind Figure 2 (right) and Figure 6, "
-                              "per query set [95 % bootstrap interval] and pooled; lower is better (§5.3)."),
+                              "per query set [95 % bootstrap interval] and pooled (all sets' leaked queries over all "
+                              "their queries, resampled within each set); lower is better (§5.3)."),
 }
 
 
