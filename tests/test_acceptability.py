@@ -255,3 +255,79 @@ def test_binned_rows_and_csv(tmp_path):
     lines = out.with_suffix(".csv").read_text().splitlines()
     assert len(lines) == 1 + 2 * 2 * 2 and lines[0].startswith("label,judged_by,class,bin,")
     assert all(",stand-in judge," in line for line in lines[1:])
+
+
+# ---- §A.1's three judging examples --------------------------------------------------------------------------------
+
+#: The three examples of §A.1's "Prompt for Judging Acceptability", copied from the paper (only the PDF page
+#: break inside Example 2 removed); ``\n`` inside the quotes is the two characters the paper prints.
+PAPER_EXAMPLES = (
+    r"""## Example 1: Invalid Continuation
+**starting_text**: 'Wolfgang Amadeus Mozart\n\n (27 January 17'
+**proposed_next_token**: '6'
+**reference_next_token**: '5'
+**explanation**: The proposed_next_token does not match reference_next_token.
+  Completing with '6' would create 'Wolfgang Amadeus Mozart (27 January
+  176...', while the reference creates '...175...'. Mozart was born in 1756,
+  and the reference token '5' indicates the correct continuation is 1756 (
+  starting with 175). The digit '6' creates a factual conflict because it
+  would lead to an incorrect year.
+**output**: 0""",
+
+    r"""## Example 2: Invalid Continuation
+**starting_text**: 'Alan Turing was an English '
+**proposed_next_token**: 'linguist'
+**reference_next_token**: 'mathematician'
+**explanation**: The proposed_next_token does not match reference_next_token.
+    Completing with 'linguist' would create 'Alan Turing was an English
+    linguist', while the reference creates 'Alan Turing was an English
+    mathematician'. This creates a significant difference in meaning. Hence
+    the continuation is invalid.
+**output**: 0""",
+
+    r"""## Example 3: Valid Continuation
+**starting_text**: 'Entre Campos (Lisbon Metro)\n\nEntre Campos station is
+    part of the '
+**proposed_next_token**: 'metro'
+**reference_next_token**: 'Yellow'
+**explanation**: The proposed_next_token does not match reference_next_token,
+    but it does not create a factual conflict. The reference would create 'Entre
+    Campos station is part of the Yellow [line]', while the proposal
+    creates 'Entre Campos station is part of the metro [network/system]'. Both
+    statements have similar meaning and are factually true and compatible -
+    the station IS part of the Yellow line AND part of the metro system. These
+    are not contradictory facts.
+**output**: 1""",
+)
+PAPER_LABELS = (0, 0, 1)  # "Invalid", "Invalid", "Valid" continuation
+
+
+def test_prompt_holds_the_three_judging_examples_of_a1_verbatim():
+    """§A.1: the prompt sent to the judge contains the paper's three examples verbatim, in order, between
+    "# Examples" and "# Your Task", whatever the query filled into its slots."""
+    prompt = acc.judge_prompt("Errol Flynn was an", " American", " Australian")
+    at = [prompt.index(example) for example in PAPER_EXAMPLES]
+    assert prompt.index("# Examples") < at[0] < at[1] < at[2] < prompt.index("# Your Task")
+    assert prompt.count("## Example") == 3
+
+
+@pytest.mark.parametrize("k", range(3))
+def test_each_example_answer_parses_to_its_label(k):
+    """A judge that answers like the examples (an explanation, then ``**output**: 0/1``) gets the example's label:
+    Mozart's '6' for '5' and Turing's 'linguist' for 'mathematician' are invalid (0), 'metro' for 'Yellow' valid
+    (1). The prompt ends with ``**explanation**:``, so the answer may start with or without that key."""
+    answer = PAPER_EXAMPLES[k][PAPER_EXAMPLES[k].index("**explanation**:"):]
+    assert acc.parse_judgement(answer) == PAPER_LABELS[k]
+    assert acc.parse_judgement(answer.removeprefix("**explanation**:")) == PAPER_LABELS[k]
+
+
+@pytest.mark.parametrize("k, starting_text, proposed, reference", [
+    (0, "Wolfgang Amadeus Mozart\n\n (27 January 17", "6", "5"),
+    (1, "Alan Turing was an English ", "linguist", "mathematician"),
+])
+def test_an_examples_query_renders_like_the_example(k, starting_text, proposed, reference):
+    """Filled with an example's own inputs (real newlines in the text), the query section reads exactly like the
+    example's first three lines: texts in single quotes, newlines written as \\n. (Example 3's starting text is
+    wrapped over two lines by the PDF, so only Examples 1 and 2 can be compared line for line.)"""
+    query = "\n".join(PAPER_EXAMPLES[k].splitlines()[1:4]) + "\n**explanation**:"
+    assert acc.judge_prompt(starting_text, proposed, reference).endswith("# Your Task\n" + query)

@@ -282,3 +282,17 @@ def test_budget_rounds_like_python():
     valid = torch.ones(10, dtype=torch.bool)
     rates = (0.15, 0.25, 0.35, 1.0)
     assert [budget(valid, r).item() for r in rates] == [round(r * 10) for r in rates]
+
+
+def test_section_4_worked_example_25_percent_facts_and_15_percent_calls():
+    """§4: "we pick n such that 15% of tokens are calls in each mini-batch. This means that the 60% highest-loss
+    fact tokens are delegated and the 40% lowest-loss fact tokens, as well as all non-fact tokens, are learned as
+    normal" (with the spaCy annotation's 25 % facts). Table 5, LaCy row: C = L_spaCy · top n % of L(B; θ)."""
+    losses = torch.randperm(200, generator=torch.Generator().manual_seed(0)).float().view(2, 100)
+    fact = torch.zeros(2, 100, dtype=torch.bool)
+    fact.view(-1)[torch.randperm(200, generator=torch.Generator().manual_seed(1))[:50]] = True  # 25 % facts
+    call, ignore = call_ignore_masks("lacy", losses, fact, torch.zeros_like(fact), rate=0.15)
+    assert call.sum().item() == 30 == 0.6 * fact.sum().item()  # 15 % of 200 tokens = 60 % of the 50 facts
+    assert not (call & ~fact).any() and not ignore.any()
+    fact_losses = losses[fact].sort(descending=True).values
+    assert torch.equal(losses[call].sort(descending=True).values, fact_losses[:30])  # the highest-loss facts

@@ -1,7 +1,9 @@
-"""Pretraining (§A.4): every method runs, realised rates are logged, and a killed run resumes exactly."""
+"""Pretraining (§A.4): every method runs, realised rates are logged, and a killed run resumes exactly; on real
+annotated batches, every method trains on the masks Table 5 defines, from the labels of the *target* tokens."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -10,12 +12,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from annotated_corpus import CONTEXT, build_annotated_corpus
 
+import lacy.training as training
 from lacy.batches import TokenWindows
+from lacy.distributed import Runtime
 from lacy.masks import METHODS
-from lacy.training import TrainConfig, learning_rate, micro_batch_size, train
+from lacy.model import build_model
+from lacy.training import TrainConfig, learning_rate, make_optimizer, micro_batch_size, train, training_step
 
 def tiny_config(method: str = "lacy", steps: int = 8, **kw) -> TrainConfig:
     values = dict(method=method, preset="test-tiny", steps=steps, batch_size=4, grad_accum=2, lr=3e-3, warmup=2,
@@ -254,3 +261,130 @@ def test_paper_presets_match_table_3():
         xl = count_parameters(build_model("xl", 32001, 1024, 32000))
     assert medium == pytest.approx(334e6, rel=0.01)  # 336.1M: the paper rounds, or omits positions/biases
     assert xl == pytest.approx(1.27e9, rel=0.01)
+
+
+# ---- semantics on real annotated batches (§4, §A.2, §A.4.2, Table 5) ---------------------------------------------
+# The corpus: real sentences annotated by spaCy (§A.2.1) and labelled by the LLM-judge conversion (§A.2.2), see
+# tests/annotated_corpus.py. What a batch should hold is read from the raw shard arrays, not from lacy.batches.
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, wiki_records):
+    return build_annotated_corpus(tmp_path_factory.mktemp("annotated"), wiki_records)
+
+
+def expected_targets(corpus, batch) -> dict[str, torch.Tensor]:
+    """Per row of ``batch``: locate its window in the shard by its tokens, and read the targets' labels there."""
+    rows = [corpus.targets(corpus.find_window(batch.x[r].numpy(), int(batch.y[r, -1]))) for r in range(len(batch.x))]
+    return {k: torch.from_numpy(np.stack([row[k] for row in rows])) for k in ("y", "fact", "judge", "valid")}
+
+
+@pytest.mark.parametrize("draw", ["random", "sequential"])
+def test_batch_labels_and_valid_mask_describe_the_target_tokens(corpus, draw):
+    """Eq. A.3/A.4 index every mask by the target, C(x_{i+1}), I(x_{i+1}): position i of ``fact``,
+    ``grammatical``, ``llm_judge`` and ``valid`` describes y_i = x_{i+1}, not the input x_i. ``valid`` is False
+    exactly where y_i is the first token of a document (its context lies in the previous document)."""
+    windows = TokenWindows.from_directory(corpus.annotation, "train", CONTEXT, seed=0, llm_judge_dir=corpus.llm_judge)
+    batches = [windows.batch(8, step) for step in range(3)] if draw == "random" else list(windows.sequential(4))
+    boundaries = disagreements = 0
+    for batch in batches:
+        want = expected_targets(corpus, batch)
+        assert torch.equal(batch.y, want["y"])
+        assert torch.equal(batch.fact, want["fact"])
+        assert torch.equal(batch.llm_judge, want["judge"])
+        assert torch.equal(batch.valid, want["valid"])
+        boundaries += int((~batch.valid).sum())
+        disagreements += int((batch.fact != batch.llm_judge).sum())
+    assert boundaries > 0 and disagreements > 0, "the batches must cross documents and have judge != spaCy labels"
+
+
+def test_the_label_of_a_target_is_not_the_label_of_its_input(corpus):
+    """§A.2.1 on "Wolfgang Amadeus Mozart was a composer.": the name and "composer" are facts, "was" and "a" are
+    not. Where the input is the name's last piece and the target "was", the fact label is False (the target's);
+    where the input is "a" and the target the first piece of "composer", it is True."""
+    sp = corpus.tokenizer.sp
+    windows = TokenWindows.from_directory(corpus.annotation, "train", CONTEXT, seed=0)
+    batch = next(windows.sequential(2))  # the first two windows: the start of the Mozart document
+    fact_by_pair: dict[tuple[str, str], set[bool]] = {}  # (input piece, target piece): fact labels seen
+    for x, y, fact in zip(batch.x.flatten(), batch.y.flatten(), batch.fact.flatten()):
+        fact_by_pair.setdefault((sp.id_to_piece(int(x)), sp.id_to_piece(int(y))), set()).add(bool(fact))
+    was = [facts for (x, y), facts in fact_by_pair.items() if y == "▁was" and x.endswith("t")]
+    composer = [facts for (x, y), facts in fact_by_pair.items() if x == "▁a" and y.startswith("▁comp")]
+    assert was == [{False}]  # "Mozart|was", both mentions
+    assert composer == [{True}]  # "a|composer"
+    assert batch.valid.all()  # a document's first token is never a target; position 0's target is the second
+
+
+def with_spread_logits(model: torch.nn.Module) -> torch.nn.Module:
+    """A freshly initialised model predicts almost uniformly; larger (tied) embeddings spread its per-token losses
+    over several nats, so loss rankings do not hinge on float rounding."""
+    with torch.no_grad():
+        model.transformer.wte.weight.mul_(60)
+    return model
+
+
+def losses_without_call(model, x: torch.Tensor, y: torch.Tensor, call_id: int) -> torch.Tensor:
+    """−log p_\\CALL(y) computed directly: the <CALL> logit set to −∞ and the rest renormalised (Eq. A.3)."""
+    with torch.no_grad():
+        logits = model(x).logits.float()
+    logits[..., call_id] = float("-inf")
+    return -torch.log_softmax(logits, -1).gather(-1, y.unsqueeze(-1)).squeeze(-1)
+
+
+def ranked(scores: torch.Tensor, eligible: torch.Tensor, k: int, highest: bool = True) -> torch.Tensor:
+    """The k eligible positions with the highest (lowest) scores, by a plain sort."""
+    flat = [i for i in range(scores.numel()) if eligible.flatten()[i]]
+    flat.sort(key=lambda i: scores.flatten()[i].item(), reverse=highest)
+    mask = torch.zeros(scores.numel(), dtype=torch.bool)
+    mask[flat[:k]] = True
+    return mask.view(scores.shape)
+
+
+@pytest.mark.parametrize("method", ["baseline", "llm_judge", "lacy", "lacy_ignorefacts", "rho1", "spacy_refloss"])
+def test_a_training_step_uses_table_5s_masks_from_the_target_labels(corpus, monkeypatch, method):
+    """One real training step: the call and ignore masks the loss (Eq. A.3/A.4) receives are Table 5's, recomputed
+    here from the raw annotation of the batch's targets and from losses computed directly:
+
+    * LLM judge: C = L_LLM-judge(x_{i+1}), the converted LLM-judge labels (§A.2.2), not spaCy's;
+    * LaCy: C = L_spaCy · top 15 % of the model's loss; + Ignorefacts: I = L_spaCy · (1 − C);
+    * Rho-1: C = the bottom 15 % of L(B; θ) − L_RefModel(B; θ); spaCy+Refloss: L_spaCy · top 15 % of L_RefModel,
+      with L_RefModel the reference model's own losses (here a model initialised differently);
+    * no position without a target (a document's first token) is ever called, ignored or counted.
+    """
+    batch_size, call_id = 8, corpus.call_id
+    config = TrainConfig(method=method, preset="test-tiny", steps=1, batch_size=batch_size, grad_accum=1, lr=1e-3,
+                         warmup=1, context=CONTEXT, precision="fp32", seed=0)
+    judge = corpus.llm_judge if method == "llm_judge" else None
+    windows = TokenWindows.from_directory(corpus.annotation, "train", CONTEXT, config.seed, llm_judge_dir=judge)
+    torch.manual_seed(0)
+    model = with_spread_logits(build_model("test-tiny", call_id + 1, CONTEXT, call_id))
+    reference = with_spread_logits(build_model("test-tiny", call_id + 1, CONTEXT, call_id)).eval()
+    before = copy.deepcopy(model)
+
+    seen = {}
+    real_masked_loss = training.masked_loss
+
+    def spy(log_probs, call, ignore, valid):
+        seen.update(call=call.clone(), ignore=ignore.clone(), valid=valid.clone())
+        return real_masked_loss(log_probs, call, ignore, valid)
+
+    monkeypatch.setattr(training, "masked_loss", spy)
+    runtime = Runtime(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
+    training_step(model, reference if method in ("rho1", "spacy_refloss") else None, windows,
+                  make_optimizer(model, config), 0, config, runtime, batch_size, call_id)
+
+    batch = windows.batch(batch_size, step=0, micro_step=0, rank=0)  # the step's batch: a function of the step
+    want = expected_targets(corpus, batch)
+    valid, facts = want["valid"], want["fact"] & want["valid"]
+    assert (~valid).any() and (want["judge"] != want["fact"])[valid].any(), "the batch must exercise the labels"
+    k = round(0.15 * int(valid.sum()))
+    loss = losses_without_call(before, batch.x, batch.y, call_id)
+    ref_loss = losses_without_call(reference, batch.x, batch.y, call_id)
+    nothing = torch.zeros_like(valid)
+    call = {"baseline": nothing, "llm_judge": want["judge"] & valid, "lacy": ranked(loss, facts, k),
+            "lacy_ignorefacts": ranked(loss, facts, k), "rho1": ranked(loss - ref_loss, valid, k, highest=False),
+            "spacy_refloss": ranked(ref_loss, facts, k)}[method]
+    ignore = facts & ~call if method == "lacy_ignorefacts" else nothing
+    assert torch.equal(seen["valid"], valid)
+    assert torch.equal(seen["call"] & valid, call)
+    assert torch.equal(seen["ignore"] & valid, ignore)
+    assert not ((seen["call"] | seen["ignore"]) & ~valid).any()

@@ -4,6 +4,11 @@ A calling model M decodes its own call mask C_M on validation data: the position
 logit, capped to or topped up to ``rate`` of the tokens by the <CALL> logit (``lacy.masks.
 validation_call_mask``). Its call loss (Eq. A.5), non-call loss (Eq. A.6) and total loss are reported next to
 the *baseline model's* losses on the same mask C_M, which tells whether M calls on a-priori hard tokens.
+
+Eq. A.5 writes the full distribution p, so ``call_loss`` includes the mass M puts on <CALL> where it calls;
+``call_loss_without_call`` is the loss of the same positions under p_\\CALL (the distribution of Eq. A.6), and
+the two are recorded side by side, for M and (``baseline_…``) for the baseline on M's mask, in the per-run JSON
+and in the table.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from lacy.masks import validation_call_mask
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("method", "seed", "call_loss", "noncall_loss", "total_loss", "baseline_call_loss",
-           "baseline_noncall_loss", "baseline_total_loss", "call_rate", "top_call_rate", "tokens")
+COLUMNS = ("method", "seed", "call_loss", "call_loss_without_call", "noncall_loss", "total_loss",
+           "baseline_call_loss", "baseline_call_loss_without_call", "baseline_noncall_loss", "baseline_total_loss",
+           "call_rate", "top_call_rate", "tokens")
 
 
 def load_model(path: Path, device: torch.device):
@@ -63,7 +69,11 @@ def _accumulate(total: dict, batch: dict) -> None:
 
 
 def _means(sums: dict) -> dict:
-    return {"call_loss": float(sums["call_loss_sum"] / sums["call_count"].clamp(min=1)),
+    """Token-weighted means over all batches: Eq. A.5 (``call_loss``, full distribution p), the same positions
+    under p_\\CALL (``call_loss_without_call``), Eq. A.6 (``noncall_loss``) and the total loss under p_\\CALL."""
+    calls = sums["call_count"].clamp(min=1)
+    return {"call_loss": float(sums["call_loss_sum"] / calls),
+            "call_loss_without_call": float(sums["call_loss_without_call_sum"] / calls),
             "noncall_loss": float(sums["noncall_loss_sum"] / sums["noncall_count"].clamp(min=1)),
             "total_loss": float(sums["loss_sum"] / sums["count"]),
             "tokens": int(sums["count"])}
