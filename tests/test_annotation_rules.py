@@ -111,6 +111,9 @@ def test_a_person_name_component_does_not_make_a_place_a_repeat(nlp):
             ("visited", "VERB", "VBD", "ROOT", 2), ("Paris", "PROPN", "NNP", "dobj", 2)]
     assert hand_labels(nlp, rows, ["B-PERSON", "I-PERSON", "O", "B-GPE"])["Paris"] == F
     assert word_labels(hand_parsed(nlp, rows, ["B-PERSON", "I-PERSON", "O", "B-PERSON"]))[3] == OTHER
+    # An untagged one-word chunk "Paris" (a proper-noun object, else a fact) is still the PERSON again.
+    assert word_labels(hand_parsed(nlp, rows, ["B-PERSON", "I-PERSON", "O", "O"]))[3] == OTHER
+    assert word_labels(hand_parsed(nlp, rows, ["B-ORG", "I-ORG", "O", "O"]))[3] == FACT
 
 
 def test_other_entities_repeat_only_as_the_full_string(nlp):
