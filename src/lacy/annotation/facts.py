@@ -42,15 +42,16 @@ Choices where §A.2.1 leaves room (each is tested in ``tests/test_annotation_rul
 * Inside a fact noun chunk, the words that become facts are those not in a named entity (step 1 decides
   those), not numeric (the number rule decides those), and neither grammatical nor a pronoun, particle
   or whitespace ("'s" in "Mozart's" stays other). Inside a first-mention entity, every non-grammatical
-  word is a fact.
-* The chunk's syntactic role is that of its last token (spaCy's chunk root; after a whitespace split,
-  the last token of each piece), or, if that token is a conjunct (spaCy ``conj``, which chains
-  "novelist" to "poet" and "playwright" to "novelist"), that of the first conjunct. This holds for every
-  role the rules read, so "Marie Curie and Pierre Curie" are both subjects. "Looks like a name" means every fact-eligible word is capitalised and at
-  least one of them is not sentence-initial, so "Researchers found ..." is no name. A title counts if it
-  directly precedes the chunk, or starts a chunk that has more words ("Professor Jones"). "Born" or
-  "died" governs a chunk through a preposition when the chunk's role-bearing word is the object of a
-  preposition attached to the cue ("born in a small village", "died at home"), one level deep only.
+  word is a fact, except a title before a name.
+* The chunk's syntactic role is that of its last token (spaCy's chunk root; after a whitespace split, the
+  last token of each piece), or, if that token is a conjunct (spaCy ``conj``, which chains "novelist" to
+  "poet" and "playwright" to "novelist"), that of the first conjunct. This holds for every role the rules
+  read: in "Yesterday Smithers and Jones left" both names are subjects. "Looks like a name" means every
+  fact-eligible word is capitalised and at least one of them is not sentence-initial, so "Researchers
+  found ..." is no name. A title counts if it directly precedes the chunk, or starts a chunk that has more
+  words ("Professor Jones"). "Born" or "died" governs a chunk through a preposition when the chunk's
+  role-bearing word is the object of a preposition attached to the cue ("born in a small village", "died
+  at home"), one level deep only.
 * "Governed by a manner preposition" means the chunk's head is the object of "by", "with", "without",
   "through" or "via", directly ("by training") or through a gerund ("by studying physics").
 * "Qualified by a manner preposition" (the paper's "he was a lawyer by training", where the predicative
