@@ -91,7 +91,29 @@ def test_titles_are_no_name_components(nlp):
                             ("met", "VERB", "VBD", "ROOT", 2), ("Dr", "PROPN", "NNP", "compound", 4),
                             ("Jones", "PROPN", "NNP", "dobj", 2)],
                       ents=["B-PERSON", "I-PERSON", "O", "B-PERSON", "I-PERSON"])
-    assert word_labels(doc).tolist() == [FACT, FACT, OTHER, FACT, FACT]
+    assert word_labels(doc).tolist() == [OTHER, FACT, OTHER, OTHER, FACT]
+
+
+def test_titles_are_person_cues_not_facts(nlp):
+    # spaCy: entity "Smith" with "Dr." outside it, entity "Dr Smith", entity "Obama" in the chunk
+    # "President Obama", and "Professor Jones" where only "Jones" is an entity.
+    got = labels(nlp, "Dr. Smith met Professor Jones.")
+    assert got[:5] == [("Dr.", O), ("Smith", F), ("met", O), ("Professor", O), ("Jones", F)]
+    assert labels(nlp, "Dr Smith was born in London.")[:2] == [("Dr", O), ("Smith", F)]
+    assert labels(nlp, "President Obama met Queen Elizabeth.")[:2] == [("President", O), ("Obama", F)]
+    assert label_of(nlp, "He met the president.", "president") == F  # no name follows: an ordinary noun
+
+
+def test_a_person_name_component_does_not_make_a_place_a_repeat(nlp):
+    text = "Jack London wrote novels. He later lived in London. London had been his home."
+    assert [label_of(nlp, text, "London", k) for k in range(3)] == [F, F, O]  # PERSON, GPE, GPE again
+    rows = [("Paris", "PROPN", "NNP", "compound", 1), ("Hilton", "PROPN", "NNP", "nsubj", 2),
+            ("visited", "VERB", "VBD", "ROOT", 2), ("Paris", "PROPN", "NNP", "dobj", 2)]
+    assert hand_labels(nlp, rows, ["B-PERSON", "I-PERSON", "O", "B-GPE"])["Paris"] == F
+    assert word_labels(hand_parsed(nlp, rows, ["B-PERSON", "I-PERSON", "O", "B-PERSON"]))[3] == OTHER
+    # An untagged one-word chunk "Paris" (a proper-noun object, else a fact) is still the PERSON again.
+    assert word_labels(hand_parsed(nlp, rows, ["B-PERSON", "I-PERSON", "O", "O"]))[3] == OTHER
+    assert word_labels(hand_parsed(nlp, rows, ["B-ORG", "I-ORG", "O", "O"]))[3] == FACT
 
 
 def test_other_entities_repeat_only_as_the_full_string(nlp):
@@ -125,15 +147,48 @@ def test_direct_object_is_a_fact(nlp):
     assert labels(nlp, "She studied physics.") == [("She", O), ("studied", O), ("physics", F), (".", G)]
 
 
+def test_coordinated_words_take_the_role_of_the_word_they_are_joined_to(nlp):
+    # spaCy: "novelist" is conj of "poet" (attr), "playwright" conj of "novelist"; "chemistry" conj of "physics".
+    got = dict(labels(nlp, "He was a poet, novelist and playwright."))
+    assert (got["poet"], got["novelist"], got["playwright"]) == (F, F, F)
+    assert labels(nlp, "She studied physics and chemistry.") == [
+        ("She", O), ("studied", O), ("physics", F), ("and", G), ("chemistry", F), (".", G)]
+    assert label_of(nlp, "Marie Curie, a physicist and chemist, discovered radium.", "chemist") == F
+    # The role of the first conjunct is shared, whatever it is: here a common-noun subject, no fact.
+    got = dict(labels(nlp, "A poet and novelist argued."))
+    assert (got["poet"], got["novelist"]) == (O, O)
+
+
 def test_appositive_is_a_fact(nlp):
     text = "Marie Curie, a physicist, discovered radium."
     assert [label_of(nlp, text, w) for w in ("Marie", "Curie", ",", "a", "physicist")] == [F, F, G, G, F]
 
 
 def test_nouns_under_a_manner_preposition_are_no_facts(nlp):
-    assert labels(nlp, "He was a lawyer by training.") == [
-        ("He", O), ("was", G), ("a", G), ("lawyer", F), ("by", G), ("training", O), (".", G)]
     assert label_of(nlp, "He became famous by studying physics.", "physics") == O
+    assert label_of(nlp, "He became famous by studying physics and chemistry.", "chemistry") == O
+
+
+def test_a_role_qualified_by_a_manner_preposition_is_no_fact(nlp):
+    # The paper's example: "by training" qualifies the predicative attribute (spaCy attaches it to "lawyer").
+    assert labels(nlp, "He was a lawyer by training.") == [
+        ("He", O), ("was", G), ("a", G), ("lawyer", O), ("by", G), ("training", O), (".", G)]
+    assert label_of(nlp, "By training, he was a lawyer.", "lawyer") == O  # "By" attached to "was"
+    assert label_of(nlp, "Mozart, a composer by profession, lived in Vienna.", "composer") == O  # appositive
+    got = dict(labels(nlp, "She is a physician by training and a writer by choice."))
+    assert (got["physician"], got["writer"]) == (O, O)
+    # Contrast: the same roles without the qualification, a manner phrase that qualifies the verb, and
+    # prepositional phrases on the noun that are no manner phrase (an agent; "with" of possession).
+    assert label_of(nlp, "Mozart, a composer, lived in Vienna.", "composer") == F
+    assert label_of(nlp, "He taught mathematics by correspondence.", "mathematics") == F
+    assert label_of(nlp, "He was a lawyer with a large practice.", "lawyer") == F
+
+    def direct_object_by(obj, pos, tag):
+        return hand_labels(nlp, [("She", "PRON", "PRP", "nsubj", 1), ("played", "VERB", "VBD", "ROOT", 1),
+                                 ("music", "NOUN", "NN", "dobj", 1), ("by", "ADP", "IN", "prep", 2),
+                                 (obj, pos, tag, "pobj", 3)])["music"]
+    assert direct_object_by("ear", "NOUN", "NN") == O  # a direct object qualified by a manner phrase
+    assert direct_object_by("Bach", "PROPN", "NNP") == F  # an agent
 
 
 def test_every_occurrence_counts_even_one_that_was_no_fact(nlp):
@@ -157,13 +212,22 @@ def test_words_after_born_or_died_are_likely_a_person(nlp):
     assert sentence("named")["dwight"] == O
 
 
+def test_born_or_died_governs_a_chunk_through_a_preposition(nlp):
+    assert label_of(nlp, "He was born in a small village.", "village") == F
+    assert label_of(nlp, "She died in a car accident.", "accident") == F
+    assert label_of(nlp, "He died at home in 1990.", "home") == F
+    assert label_of(nlp, "He lived in a small village.", "village") == O  # no cue
+    # The cue reaches only its own prepositions: "raised" (conj of "born") has its own "in".
+    assert label_of(nlp, "He was born in a small village and raised in a town.", "town") == O
+
+
 def test_a_title_marks_a_person(nlp):
     def sentence(first):
         return hand_labels(nlp, [("She", "PRON", "PRP", "nsubj", 1), ("talked", "VERB", "VBD", "ROOT", 1),
                                  ("to", "ADP", "IN", "prep", 1), (first, "NOUN", "NN", "compound", 4),
-                                 ("jones", "NOUN", "NN", "pobj", 2)])
-    assert sentence("professor") == {"She": O, "talked": O, "to": G, "professor": F, "jones": F}
-    assert sentence("tall")["jones"] == O
+                                 ("Jones", "NOUN", "NN", "pobj", 2)])
+    assert sentence("professor") == {"She": O, "talked": O, "to": G, "professor": O, "Jones": F}
+    assert sentence("tall")["Jones"] == O
 
 
 def test_capitalised_subject_is_likely_a_person_unless_only_sentence_initial(nlp):

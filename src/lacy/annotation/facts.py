@@ -4,13 +4,17 @@ The paper's steps, in its order:
 
 1. **Named entities.** Only the first mention of an entity is a fact. A ``PERSON`` mention repeats if any
    of its name components was mentioned before ("Wolfgang" after "Wolfgang Amadeus Mozart"); any other
-   entity (``ORG``, ``DATE``, ...) repeats only if its full text was.
+   entity (``ORG``, ``GPE``, ``DATE``, ...) repeats only if its full text was, so a name component does not
+   make a place a repeat ("London" after "Jack London").
 2. **Noun chunks**, split at whitespace tokens (newlines), are a fact on their first occurrence when they
-   are likely a ``PERSON`` (subject or appositive that looks like a name; after "born"/"died"; after or
-   starting with a title such as "Dr"), likely an ``ORG`` (an organisation keyword, or a leading "the"),
-   contain a proper noun, or are a common noun that is a predicative attribute, direct object or
-   appositive and not governed by a manner preposition ("a lawyer by training"). Numeric words are a
-   fact on their first occurrence; spaCy keeps "1987" as one word, so it is one number.
+   are likely a ``PERSON`` (subject or appositive that looks like a name; after "born"/"died", or
+   governed by one through a preposition, "born in X"; after or starting with a title such as "Dr"),
+   likely an ``ORG`` (an organisation keyword, or a leading "the"), contain a proper noun, or are a
+   common noun that is a predicative attribute, direct object or appositive, neither governed nor
+   qualified by a manner preposition ("he was a lawyer by training"). Words joined by coordination take
+   the role of the word they are joined to ("a poet, novelist and playwright": three predicative
+   attributes). Titles are cues for a person, not facts. Numeric words are a fact on their first
+   occurrence; spaCy keeps "1987" as one word, so it is one number.
 3. **Grammatical**: determiners, prepositions, conjunctions, auxiliaries, punctuation.
 4. **Other**: everything else, including repeated mentions.
 
@@ -23,7 +27,8 @@ Choices where §A.2.1 leaves room (each is tested in ``tests/test_annotation_rul
 * Occurrence tracking is case-insensitive (spaCy's ``LOWER``) and ignores grammatical words: a mention's
   key is the lowercased sequence of its non-grammatical words, so "the Beatles" repeats "Beatles".
   Entities and noun chunks share one record of mentions, so a chunk "Salzburg" repeats an entity
-  "Salzburg"; every component of a ``PERSON`` name also counts as a one-word mention.
+  "Salzburg". A one-word noun chunk (not an entity) that is a component of an earlier ``PERSON`` name
+  repeats it: spaCy often misses the surname alone as a ``PERSON``. An entity of another type does not.
 * Every occurrence is recorded, whether or not it was labelled a fact: after "A lawyer argued.", the
   predicate of "She was a lawyer." is a repeat. Words are compared as written, not lemmatised. The paper's argument (a second mention is predictable from context)
   is about occurrence, not about the first occurrence's label.
@@ -31,16 +36,32 @@ Choices where §A.2.1 leaves room (each is tested in ``tests/test_annotation_rul
   as the paper states, so "Pierre Curie" after "Marie Curie" is not a fact; so is one whose full text
   was an earlier mention of any kind ("Beatles" after the noun chunk "The Beatles"). Titles and
   suffixes ("Dr", "Jr.") are not name components, or every "Dr X" would repeat "Dr Y".
+* A title ("Dr", "Professor", "President", ... in ``TITLES``) directly followed by a capitalised word of
+  the same entity or chunk is a cue, labelled other and left out of the mention's key; without a name
+  after it ("the president") it is an ordinary word.
 * Inside a fact noun chunk, the words that become facts are those not in a named entity (step 1 decides
   those), not numeric (the number rule decides those), and neither grammatical nor a pronoun, particle
   or whitespace ("'s" in "Mozart's" stays other). Inside a first-mention entity, every non-grammatical
-  word is a fact.
-* The chunk's syntactic role is that of its last token (spaCy's chunk root; after a whitespace split,
-  the last token of each piece). "Looks like a name" means every fact-eligible word is capitalised and at
-  least one of them is not sentence-initial, so "Researchers found ..." is no name. A title counts if it
-  directly precedes the chunk, or starts a chunk that has more words ("Professor Jones").
+  word is a fact, except a title before a name.
+* The chunk's syntactic role is that of its last token (spaCy's chunk root; after a whitespace split, the
+  last token of each piece), or, if that token is a conjunct (spaCy ``conj``, which chains "novelist" to
+  "poet" and "playwright" to "novelist"), that of the first conjunct. This holds for every role the rules
+  read: in "Yesterday Smithers and Jones left" both names are subjects. "Looks like a name" means every
+  fact-eligible word is capitalised and at least one of them is not sentence-initial, so "Researchers
+  found ..." is no name. A title counts if it directly precedes the chunk, or starts a chunk that has more
+  words ("Professor Jones"). "Born" or "died" governs a chunk through a preposition when the chunk's
+  role-bearing word is the object of a preposition attached to the cue ("born in a small village", "died
+  at home"), one level deep only.
 * "Governed by a manner preposition" means the chunk's head is the object of "by", "with", "without",
   "through" or "via", directly ("by training") or through a gerund ("by studying physics").
+* "Qualified by a manner preposition" (the paper's "he was a lawyer by training", where the predicative
+  attribute "lawyer" is no fact) means "by" with a bare singular common noun (tag ``NN``, no dependents)
+  attached to the chunk's head, or, for a predicative attribute, to its copula ("By training, he was a
+  lawyer"). Only "by": on the default corpus, "by" + bare noun on an attribute, object or appositive is
+  the manner reading ("physician by profession", "largest lake by area", "duchess by marriage"), while
+  "with", "through", "via" and "without" there almost always describe the noun ("a court with
+  jurisdiction", "a compound with the chemical formula ..."), and "by" with a determiner or a name is an
+  agent ("a symphony by Beethoven").
 * Numeric words are spaCy's ``LIKE_NUM`` or ``NUM`` tokens ("1987", "two", "19th"). Numbers inside an
   entity are recorded as seen, so after the date "27 January 1756" a "1756" that spaCy does not tag as
   an entity is a repeat (one it tags as a ``DATE`` is a new full entity string, hence a fact).
@@ -88,9 +109,11 @@ ORG_KEYWORDS = _ids("committee", "council", "university", "college", "institute"
 THE = get_string_id("the")
 #: Step 2, factual common nouns: predicative attributes, direct objects, appositives ...
 FACTUAL_ROLES = _ids("attr", "dobj", "appos")
-#: ... unless governed by a manner preposition.
+#: ... unless governed by a manner preposition, or qualified by "by" and a bare singular noun ("by training").
 MANNER_PREPOSITIONS = _ids("by", "with", "without", "through", "via")
-POBJ, PCOMP, DOBJ = get_string_id("pobj"), get_string_id("pcomp"), get_string_id("dobj")
+BY, NN = get_string_id("by"), get_string_id("NN")
+ATTR, CONJ, DOBJ = get_string_id("attr"), get_string_id("conj"), get_string_id("dobj")
+PCOMP, POBJ, PREP = get_string_id("pcomp"), get_string_id("pobj"), get_string_id("prep")
 
 
 @dataclass
@@ -100,7 +123,7 @@ class Occurrences:
     One instance follows one document; the pieces of a document too long for one spaCy call share it.
     """
 
-    mentions: set[tuple[int, ...]] = field(default_factory=set)  # entities, noun chunks, name components
+    mentions: set[tuple[int, ...]] = field(default_factory=set)  # full strings of entities and noun chunks
     name_parts: set[int] = field(default_factory=set)  # components of PERSON names
     numbers: set[int] = field(default_factory=set)  # numeric words
 
@@ -126,9 +149,23 @@ class Words:
         self.lower = cols[:, 4].tolist()
         self.sent_start = (cols[:, 6].astype(np.int64) == 1).tolist()
         self.idx = cols[:, 8].tolist()
+        self.manner_qualified = _manner_qualified(cols[:, 2], cols[:, 1], cols[:, 4], self.head)
 
     def capitalised(self, i: int) -> bool:
         return self.text[self.idx[i]].isupper()
+
+
+def _manner_qualified(dep: np.ndarray, tag: np.ndarray, lower: np.ndarray, head: list[int]) -> list[bool]:
+    """For every token, whether a manner phrase attaches to it: "by" and a bare singular common noun
+    ("lawyer" in "a lawyer by training", "a physician by profession", "the largest lake by area"), not an
+    agent ("a symphony by Beethoven", "a study by the council")."""
+    heads = np.asarray(head, dtype=np.int64)
+    has_dependents = np.bincount(heads[heads != np.arange(len(heads))], minlength=len(heads)) > 0
+    bare_object = (dep == POBJ) & (tag == NN) & ~has_dependents
+    by_phrase = bare_object & (dep[heads] == PREP) & (lower[heads] == BY)
+    qualified = np.zeros(len(heads), dtype=bool)
+    qualified[heads[heads[by_phrase]]] = True
+    return qualified.tolist()
 
 
 def _member(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -184,33 +221,48 @@ def _split_at_whitespace(start: int, end: int, words: Words) -> Iterator[tuple[i
 
 
 def _entity_facts(start: int, end: int, label: int, words: Words, seen: Occurrences) -> list[int]:
-    """Step 1: the non-grammatical words of an entity's first mention; repeats are no facts."""
+    """Step 1: the non-grammatical words of an entity's first mention; repeats are no facts.
+
+    A ``PERSON`` repeats if its full text or any name component was seen; its titles are cues, no facts.
+    Any other entity repeats only if its full text was seen: a name component does not make "London"
+    (``GPE``) after "Jack London" a repeat.
+    """
     content = [i for i in range(start, end) if not (words.grammatical[i] or words.space[i])]
     key = tuple(words.lower[i] for i in content)
+    first = key not in seen.mentions
     if label == PERSON:
         parts = [words.lower[i] for i in content
                  if words.pos[i] != PART and words.lower[i] not in TITLES and words.lower[i] not in NAME_SUFFIXES]
-        first = key not in seen.mentions and not any(part in seen.name_parts for part in parts)
+        first = first and not any(part in seen.name_parts for part in parts)
         seen.name_parts.update(parts)
-        seen.mentions.update((part,) for part in parts)
-    else:
-        first = key not in seen.mentions
+        content = [i for i in content if not _title_before_name(i, end, words)]
     seen.mentions.add(key)
     seen.numbers.update(words.lower[i] for i in content if words.numeric[i])
     return content if first else []
 
 
 def _chunk_facts(start: int, end: int, words: Words, chunk_words: list[bool], seen: Occurrences) -> list[int]:
-    """Step 2: the eligible words of a (sub-)chunk on its first occurrence, if it is likely factual."""
+    """Step 2: the eligible words of a (sub-)chunk on its first occurrence, if it is likely factual.
+
+    A title before a name ("Professor Jones") is a cue, not part of the mention. A one-word chunk that is
+    a component of an earlier ``PERSON`` name ("Mozart", untagged) repeats it.
+    """
     eligible = [i for i in range(start, end) if chunk_words[i]]
-    if not eligible:
+    named = [i for i in eligible if not _title_before_name(i, end, words)]
+    if not named:
         return []
-    key = tuple(words.lower[i] for i in eligible)
-    first = key not in seen.mentions
+    key = tuple(words.lower[i] for i in named)
+    first = key not in seen.mentions and not (len(key) == 1 and key[0] in seen.name_parts)
     seen.mentions.add(key)
     if first and is_factual_chunk(start, end, eligible, words):
-        return eligible
+        return named
     return []
+
+
+def _title_before_name(i: int, end: int, words: Words) -> bool:
+    """``i`` is a title ("Dr", "Professor") followed by a capitalised word of the same mention
+    ``[.., end)``: a cue for a person (§A.2.1 step 2), not a fact itself."""
+    return words.lower[i] in TITLES and i + 1 < end and words.capitalised(i + 1)
 
 
 def _number_facts(i: int, words: Words, seen: Occurrences) -> list[int]:
@@ -229,12 +281,27 @@ def is_factual_chunk(start: int, end: int, eligible: list[int], words: Words) ->
 
 def likely_person(start: int, end: int, eligible: list[int], words: Words) -> bool:
     """A name by syntactic role (subject or appositive that looks like a name) or by context cue
-    ("born"/"died" before it, or a title such as "Dr" or "Professor")."""
-    head = end - 1
-    by_role = words.dep[head] in PERSON_ROLES and _looks_like_name(eligible, words)
+    ("born"/"died" right before it or governing it through a preposition, or a title such as "Dr" or
+    "Professor")."""
+    role = role_bearer(end - 1, words)
+    by_role = words.dep[role] in PERSON_ROLES and _looks_like_name(eligible, words)
     after_cue = start > 0 and (words.lower[start - 1] in BIRTH_DEATH_CUES or words.lower[start - 1] in TITLES)
     titled = len(eligible) > 1 and words.lower[eligible[0]] in TITLES
-    return by_role or after_cue or titled
+    return by_role or after_cue or titled or cue_through_preposition(role, words)
+
+
+def role_bearer(i: int, words: Words) -> int:
+    """The word whose syntactic role ``i`` takes: words joined by coordination (spaCy ``conj``, chained
+    from the first conjunct) take the role of the word they are joined to, so "novelist" and
+    "playwright" in "He was a poet, novelist and playwright" are predicative attributes like "poet"."""
+    while words.dep[i] == CONJ and words.head[i] != i:
+        i = words.head[i]
+    return i
+
+
+def cue_through_preposition(i: int, words: Words) -> bool:
+    """"born in X", "died at X": ``i`` is the object of a preposition attached to "born" or "died"."""
+    return words.dep[i] == POBJ and words.lower[words.head[words.head[i]]] in BIRTH_DEATH_CUES
 
 
 def _looks_like_name(eligible: list[int], words: Words) -> bool:
@@ -250,9 +317,21 @@ def likely_org(start: int, end: int, words: Words) -> bool:
 
 def factual_common_noun(head: int, words: Words) -> bool:
     """A common noun as predicative attribute ("She was a lawyer"), direct object ("She studied
-    physics") or appositive ("Marie Curie, a physicist, ..."), not governed by a manner preposition."""
-    return (words.pos[head] == NOUN and words.dep[head] in FACTUAL_ROLES
-            and not governed_by_manner_preposition(head, words))
+    physics") or appositive ("Marie Curie, a physicist, ..."), in its own right or joined by
+    coordination to one ("physics and chemistry"), neither governed nor qualified by a manner
+    preposition ("he was a lawyer by training")."""
+    role = role_bearer(head, words)
+    return (words.pos[head] == NOUN and words.dep[role] in FACTUAL_ROLES
+            and not governed_by_manner_preposition(role, words)
+            and not qualified_by_manner_preposition(head, role, words))
+
+
+def qualified_by_manner_preposition(head: int, role: int, words: Words) -> bool:
+    """A manner phrase ("by training") attaches to the noun ``head``, or, for a predicative attribute
+    (``role`` is ``head`` or the conjunct it is joined to), to its copula ("By training, he was a
+    lawyer")."""
+    copula_qualified = words.dep[role] == ATTR and words.manner_qualified[words.head[role]]
+    return words.manner_qualified[head] or copula_qualified
 
 
 def governed_by_manner_preposition(i: int, words: Words) -> bool:
