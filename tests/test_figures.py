@@ -153,13 +153,15 @@ def test_summary_reads_each_claim_and_the_overlap(tmp_path):
 def test_summary_reports_the_reference_beside_the_baseline(tmp_path):
     fake_results(tmp_path)
     _write(result_path(tmp_path, "validation", "reference", 0),
-           {"total_loss": 3.1, "baseline_total_loss": 3.4, "call_loss": 9.0, "baseline_call_loss": 9.0})
+           {"total_loss": 3.1, "total_loss_ci95": [3.0, 3.2], "baseline_total_loss": 3.4,
+            "baseline_total_loss_ci95": [3.3, 3.5], "total_loss_gap": 0.3, "total_loss_gap_ci95": [0.25, 0.35]})
     (tmp_path / "annotation.json").write_text(json.dumps({"total": {"label_fractions": {"fact": 0.3}}}))
     (tmp_path / "entities.jsonl").write_text(json.dumps({"entity": "A", "split": "train"}))
     text = summary_markdown(context(tmp_path), annotation_summary=tmp_path / "annotation.json",
                             entities=tmp_path / "entities.jsonl", table2=None, not_built=[])
-    assert "| reference | 3.100 |\n| Baseline | 3.400 |" in text
-    assert "The reference is 0.300 nats below the baseline." in text
+    assert "| reference | 3.100 [3.000, 3.200] |\n| Baseline | 3.400 [3.300, 3.500] |" in text
+    assert "The reference is 0.300 [0.250, 0.350] nats below the baseline" in text
+    assert "Stronger than the baseline in this run: **yes**." in text
 
 
 def test_figure4_pages_every_method_per_entity(tmp_path):

@@ -37,8 +37,16 @@ def test_calling_model_is_compared_with_the_baseline_on_its_own_mask(data, tmp_p
     assert 0 <= result["top_call_rate"] <= 1
     for key in ("call_loss", "noncall_loss", "total_loss", "baseline_call_loss", "baseline_noncall_loss"):
         assert 0 < result[key] < 20
+    for key in ("call_loss", "call_loss_without_call", "noncall_loss", "total_loss"):
+        for prefix in ("", "baseline_"):  # a 95 % interval over the validation batches around each mean
+            low, high = result[f"{prefix}{key}_ci95"]
+            assert low <= result[prefix + key] <= high and low < high
+    assert result["total_loss_gap"] == pytest.approx(result["baseline_total_loss"] - result["total_loss"])
     same = validation_losses(baseline, baseline, val, meta["call_id"], 0.15, 8, 5, cpu)
     assert same["call_loss"] == pytest.approx(same["baseline_call_loss"])
+    # the gap's interval resamples the same batches for both models: identical models differ by exactly 0
+    assert same["total_loss_gap_ci95"] == pytest.approx([0.0, 0.0], abs=1e-12)
+    assert same["total_loss_ci95"][1] - same["total_loss_ci95"][0] > 0
     (tmp_path / "r.json").write_text(json.dumps({**result, "method": "lacy", "seed": 0}))
     write_table([tmp_path / "r.json"], tmp_path / "table.csv")
     rows = list(csv.DictReader(open(tmp_path / "table.csv")))

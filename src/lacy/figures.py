@@ -201,9 +201,10 @@ class Results:
         return estimate and estimate.scaled(100)
 
     def validation_loss(self, run: str, kind: str, baseline: bool = False) -> Estimate | None:
-        """Eq. A.5/A.6 losses of a calling model (or the baseline on its call mask), §A.4.3."""
+        """Eq. A.5/A.6 losses of a calling model (or the baseline on its call mask), §A.4.3, with the interval over
+        validation batches; ``total_loss_gap``: the baseline's total loss minus the model's, paired."""
         key = f"baseline_{kind}" if baseline else kind
-        return self._each_seed("validation", run, lambda r, p: (_field(r, key, p), None))
+        return self._each_seed("validation", run, lambda r, p: (_field(r, key, p), r.get(f"{key}_ci95")))
 
     def nlu_tasks(self, run: str) -> list[str]:
         path = result_path(self.root, "nlu", run, self.seeds[0])

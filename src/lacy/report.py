@@ -169,9 +169,12 @@ def reference_model(ctx: Context) -> list[str]:
         return header + ["Not trained in this run (neither Rho-1 nor spaCy+Refloss is configured).", ""]
     reference = ctx.results.validation_loss(REFERENCE_RUN, "total_loss")
     baseline = ctx.results.validation_loss(REFERENCE_RUN, "total_loss", baseline=True)
+    gap = ctx.results.validation_loss(REFERENCE_RUN, "total_loss_gap")
     rows = [["reference", _cell(reference, 3)], ["Baseline", _cell(baseline, 3)]]
-    return header + [*_markdown_table(["model", "validation loss"], rows), "",
-                     f"The reference is {baseline.value - reference.value:.3f} nats below the baseline.", ""]
+    stronger = "**yes**" if gap.low is not None and gap.low > 0 else "**no** (its interval reaches 0)"
+    return header + [*_markdown_table(["model", "validation loss [95 % CI over batches]"], rows), "",
+                     f"The reference is {_cell(gap, 3)} nats below the baseline (paired interval over the same "
+                     f"batches). Stronger than the baseline in this run: {stronger}.", ""]
 
 
 def labelling_claim(table2: Path | None) -> list[str]:

@@ -1,4 +1,4 @@
-"""Confidence intervals shared by every evaluation (FactScore §5.2, fact leakage §5.3)."""
+"""Confidence intervals shared by every evaluation (FactScore §5.2, fact leakage §5.3, validation losses §A.4.3)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,7 @@ def bootstrap_ci(values: Sequence[float], n_resamples: int = 1000, seed: int = 0
     if values.size == 0:
         return None
     rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, (n_resamples, values.size))].mean(axis=1)
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return [float(low), float(high)]
+    return percentile_interval(values[rng.integers(0, values.size, (n_resamples, values.size))].mean(axis=1), level)
 
 
 def pooled_proportion_ci(groups: Sequence[tuple[int, int]], n_resamples: int = 1000, seed: int = 0,
@@ -30,7 +27,23 @@ def pooled_proportion_ci(groups: Sequence[tuple[int, int]], n_resamples: int = 1
     if total == 0:
         return None
     rng = np.random.default_rng(seed)
-    draws = sum(rng.binomial(n, k / n, n_resamples) for k, n in groups if n) / total
+    return percentile_interval(sum(rng.binomial(n, k / n, n_resamples) for k, n in groups if n) / total, level)
+
+
+def ratio_of_sums_resamples(numerators: np.ndarray, denominators: np.ndarray, n_resamples: int = 1000,
+                            seed: int = 0) -> np.ndarray:
+    """Seeded bootstrap resamples of ratios of sums over batches (token-weighted mean losses), several at once:
+    row k of ``numerators`` / ``denominators`` ([K, batches]) is one ratio, and every resample draws the same
+    batches for all K, so that a difference of two rows (a model and the baseline on the same windows) is a
+    paired resample. Returns [K, n_resamples]."""
+    numerators, denominators = np.atleast_2d(numerators), np.atleast_2d(denominators)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, numerators.shape[1], (n_resamples, numerators.shape[1]))
+    return numerators[:, picks].sum(axis=2) / np.maximum(denominators[:, picks].sum(axis=2), 1)
+
+
+def percentile_interval(resamples: np.ndarray, level: float = 0.95) -> list[float]:
+    """The percentile interval of bootstrap resamples."""
     tail = 100 * (1 - level) / 2
-    low, high = np.percentile(draws, [tail, 100 - tail])
+    low, high = np.percentile(resamples, [tail, 100 - tail])
     return [float(low), float(high)]

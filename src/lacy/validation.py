@@ -18,12 +18,14 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from lacy.batches import TokenWindows
 from lacy.losses import call_and_noncall_losses
 from lacy.masks import validation_call_mask
+from lacy.stats import percentile_interval, ratio_of_sums_resamples
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +40,21 @@ def load_model(path: Path, device: torch.device):
     return AutoModelForCausalLM.from_pretrained(path).to(device).eval()
 
 
+#: Each reported mean loss as (numerator, denominator) of ``lacy.losses.call_and_noncall_losses``'s sums.
+MEANS = {"call_loss": ("call_loss_sum", "call_count"),
+         "call_loss_without_call": ("call_loss_without_call_sum", "call_count"),
+         "noncall_loss": ("noncall_loss_sum", "noncall_count"),
+         "total_loss": ("loss_sum", "count")}
+
+
 @torch.no_grad()
 def validation_losses(model, baseline, windows: TokenWindows, call_id: int, rate: float, batch_size: int,
                       max_batches: int | None, device: torch.device) -> dict:
-    """Eq. A.5/A.6 for ``model`` on its own call mask, and for ``baseline`` on that same mask."""
-    sums: dict[str, torch.Tensor] = {}
-    baseline_sums: dict[str, torch.Tensor] = {}
+    """Eq. A.5/A.6 for ``model`` on its own call mask, and for ``baseline`` on that same mask, each mean with a
+    95 % bootstrap interval over validation batches (``<key>_ci95``), and the baseline's total loss minus the
+    model's with a paired interval (``total_loss_gap``: how much better the model predicts the same windows)."""
+    batches: list[dict] = []
+    baseline_batches: list[dict] = []
     top = torch.zeros((), device=device)
     for batch in tqdm(windows.sequential(batch_size, max_batches), desc="validation", unit="batch", mininterval=5):
         batch = batch.to(device)
@@ -51,32 +62,43 @@ def validation_losses(model, baseline, windows: TokenWindows, call_id: int, rate
         is_top = logits.argmax(-1) == call_id  # argmax takes the first maximum: <CALL> (last id) loses ties
         call_mask = validation_call_mask(logits[..., call_id], is_top, rate=rate, valid=batch.valid)
         top += (is_top & batch.valid).sum()
-        _accumulate(sums, call_and_noncall_losses(logits, batch.y, call_mask, batch.valid, call_id))
+        batches.append(call_and_noncall_losses(logits, batch.y, call_mask, batch.valid, call_id))
         baseline_logits = baseline(batch.x).logits.float()
-        _accumulate(baseline_sums, call_and_noncall_losses(baseline_logits, batch.y, call_mask, batch.valid, call_id))
-    if not sums:
+        baseline_batches.append(call_and_noncall_losses(baseline_logits, batch.y, call_mask, batch.valid, call_id))
+    if not batches:
         raise ValueError("the validation split holds no window of context + 1 tokens")
+    sums, baseline_sums = _sums(batches), _sums(baseline_batches)
     result = _means(sums)
     result.update({f"baseline_{k}": v for k, v in _means(baseline_sums).items() if k != "tokens"})
+    result["total_loss_gap"] = result["baseline_total_loss"] - result["total_loss"]
+    result.update(_intervals(batches, baseline_batches))
     result["call_rate"] = float(sums["call_count"] / sums["count"])
     result["top_call_rate"] = float(top / sums["count"])
     return result
 
 
-def _accumulate(total: dict, batch: dict) -> None:
-    for key, value in batch.items():
-        total[key] = total.get(key, 0) + value
+def _sums(batches: list[dict]) -> dict:
+    return {key: sum(b[key] for b in batches) for key in batches[0]}
+
+
+def _intervals(batches: list[dict], baseline_batches: list[dict]) -> dict:
+    """Bootstrap intervals over batches of every mean of ``MEANS``, for the model and for the baseline, and of
+    ``total_loss_gap`` (the same resampled batches for both models: a paired interval)."""
+    keys = [(prefix, mean) for prefix in ("", "baseline_") for mean in MEANS]
+    per_batch = {"": batches, "baseline_": baseline_batches}
+    numerators = np.array([[float(b[MEANS[mean][0]]) for b in per_batch[prefix]] for prefix, mean in keys])
+    denominators = np.array([[float(b[MEANS[mean][1]]) for b in per_batch[prefix]] for prefix, mean in keys])
+    resampled = dict(zip(keys, ratio_of_sums_resamples(numerators, denominators)))
+    out = {f"{prefix}{mean}_ci95": percentile_interval(resampled[prefix, mean]) for prefix, mean in keys}
+    out["total_loss_gap_ci95"] = percentile_interval(resampled["baseline_", "total_loss"] - resampled["", "total_loss"])
+    return out
 
 
 def _means(sums: dict) -> dict:
     """Token-weighted means over all batches: Eq. A.5 (``call_loss``, full distribution p), the same positions
     under p_\\CALL (``call_loss_without_call``), Eq. A.6 (``noncall_loss``) and the total loss under p_\\CALL."""
-    calls = sums["call_count"].clamp(min=1)
-    return {"call_loss": float(sums["call_loss_sum"] / calls),
-            "call_loss_without_call": float(sums["call_loss_without_call_sum"] / calls),
-            "noncall_loss": float(sums["noncall_loss_sum"] / sums["noncall_count"].clamp(min=1)),
-            "total_loss": float(sums["loss_sum"] / sums["count"]),
-            "tokens": int(sums["count"])}
+    means = {mean: float(sums[num] / sums[den].clamp(min=1)) for mean, (num, den) in MEANS.items()}
+    return means | {"tokens": int(sums["count"])}
 
 
 def write_table(results: list[Path], out_csv: Path) -> None:
