@@ -9,12 +9,18 @@ import re
 
 import pytest
 
+from lacy import cascade
 from lacy import factscore as fs
 from lacy.llm import MissingCredentialsError
 from test_llm import FakeChatServer
 
 ADA_REFERENCE = "Ada Lovelace (1815–1852) was an English mathematician."
-ADA_GENERATION = "Ada Lovelace was an English mathematician born in 1815. She was a French painter."
+ADA_GENERATION = " an English mathematician born in 1815. She was a French painter."
+
+
+def bio(entity: str, generation: str) -> dict:
+    """A generation record as the cascade writes it (``lacy.cascade.sequence_record``), reduced to what is scored."""
+    return {"entity": entity, "prompt": cascade.bio_prompt(entity), "generation": generation}
 
 
 def main(argv: list[str]) -> None:
@@ -28,6 +34,51 @@ def main(argv: list[str]) -> None:
 @pytest.fixture(scope="module")
 def nlp():
     return fs.load_offline_nlp()
+
+
+HEATH = "Heath Ledger"
+HEATH_CONTINUATION = (" an Australian actor, director and producer. He was born in Perth in 1979 and starred in "
+                      "Brokeback Mountain.")
+HEATH_REFERENCE = ("Heath Ledger (4 April 1979 - 22 January 2008) was an Australian actor and music video director. "
+                   "Born in Perth, he starred in Brokeback Mountain (2005) and The Dark Knight (2008).")
+
+
+@pytest.fixture(scope="module")
+def heath_record(small_tokenizer) -> dict:
+    """A record written by the cascade's own code: the biography prompt of §B, then the continuation committed as the
+    SLM's tokens, recorded by ``sequence_record``."""
+    seq = cascade.Sequence(cascade.bio_prompt(HEATH), small_tokenizer, session=None,
+                           settings=cascade.CascadeSettings(max_new_tokens=200), context=512)
+    seq.budget = cascade.CallBudget(0.0, [])
+    seq.commit([int(i) for i in small_tokenizer.encode(HEATH_CONTINUATION.lstrip())], "slm")
+    return cascade.sequence_record(seq, small_tokenizer, HEATH)
+
+
+# --- what is scored: "<name> is" + the generation --------------------------------------------------------
+
+
+def test_scored_text_restores_the_subject_the_prompt_ends_with(heath_record):
+    assert heath_record["generation"].startswith(" an Australian actor")  # mid-sentence, as the cascade records it
+    assert fs.scored_text(heath_record) == f"{HEATH} is" + heath_record["generation"]
+    assert fs.scored_text(heath_record).startswith("Heath Ledger is an Australian actor, director and producer.")
+
+
+def test_offline_claims_of_a_cascade_record_include_the_first_sentences_occupations(heath_record, nlp, tmp_path):
+    generations = tmp_path / "generations.jsonl"
+    generations.write_text(json.dumps(heath_record) + "\n")
+    knowledge = tmp_path / "corpus.jsonl"
+    knowledge.write_text(json.dumps({"title": HEATH, "text": HEATH_REFERENCE}) + "\n")
+    out = tmp_path / "offline.json"
+    main(["factscore", "offline", "--generations", str(generations), "--knowledge", str(knowledge), "--out", str(out)])
+    facts = {f["fact"]: f["supported"] for f in json.loads(out.read_text())["per_entity"][0]["facts"]}
+    assert {"actor": True, "director": True, "producer": False}.items() <= facts.items()
+
+
+def test_generations_without_the_bio_prompt_are_refused(tmp_path, heath_record):
+    generations = tmp_path / "generations.jsonl"
+    generations.write_text(json.dumps(heath_record | {"prompt": "Tell me about Heath Ledger."}) + "\n")
+    with pytest.raises(ValueError, match="does not end with 'Heath Ledger is'"):
+        fs.load_generations(generations)
 
 
 # --- aggregation -----------------------------------------------------------------------------------------
@@ -83,12 +134,12 @@ def test_passages_and_bm25_retrieval():
 # --- FactScore end to end against a local server playing the LLM ----------------------------------------
 
 CANNED_FACTS = {
-    "Ada Lovelace was an English mathematician.": "- Ada Lovelace was English.\n- Ada Lovelace was a mathematician.",
+    "Ada Lovelace is an English mathematician.": "- Ada Lovelace was English.\n- Ada Lovelace was a mathematician.",
     "She was born in 1815.": "- Ada Lovelace was born in 1815.",
     "She was a French painter.": "- Ada Lovelace was French.\n- Ada Lovelace was a painter.",
     "She liked cats.": "Sure! She liked cats.",  # malformed twice -> unparsable sentence
-    "Grace Hopper was a rear admiral.": "Grace Hopper was a rear admiral.",  # malformed once, then fine
-    "I do not know who that is.": "None",
+    "Grace Hopper is a rear admiral.": "Grace Hopper was a rear admiral.",  # malformed once, then fine
+    "Nobody Known is not someone I know.": "None",
 }
 
 
@@ -111,11 +162,10 @@ def play_llm(messages: list[dict]) -> tuple[int, str]:
 def test_factscore_end_to_end(tmp_path):
     generations = tmp_path / "generations.jsonl"
     generations.write_text("\n".join(json.dumps(g) for g in [
-        {"entity": "Ada Lovelace", "generation": "Ada Lovelace was an English mathematician. She was born in 1815. "
-                                                  "She was a French painter. She liked cats."},
-        {"entity": "Grace Hopper", "generation": "Grace Hopper was a rear admiral."},
-        {"entity": "Nobody Known", "generation": "I do not know who that is."},
-        {"entity": "Not In Corpus", "generation": "Not In Corpus was a poet."},
+        bio("Ada Lovelace", " an English mathematician. She was born in 1815. She was a French painter. She liked cats."),
+        bio("Grace Hopper", " a rear admiral."),
+        bio("Nobody Known", " not someone I know."),
+        bio("Not In Corpus", " a poet."),
     ]) + "\n")
     knowledge = tmp_path / "corpus.jsonl"
     knowledge.write_text("\n".join(json.dumps(r) for r in [
@@ -175,7 +225,7 @@ def claims(nlp, generation: str, subject: str, reference: str) -> dict[str, bool
 
 
 def test_offline_claims_of_the_ada_example(nlp):
-    assert claims(nlp, ADA_GENERATION, "Ada Lovelace", ADA_REFERENCE) == {
+    assert claims(nlp, fs.scored_text(bio("Ada Lovelace", ADA_GENERATION)), "Ada Lovelace", ADA_REFERENCE) == {
         "English": True, "mathematician": True, "1815": True, "French": False, "painter": False}
 
 
@@ -191,8 +241,8 @@ def test_offline_claims_dates_exact_and_subject_only(nlp):
 def test_offline_fact_precision_command(tmp_path, nlp):
     generations = tmp_path / "generations.jsonl"
     generations.write_text("\n".join(json.dumps(g) for g in [
-        {"entity": "Ada Lovelace", "generation": ADA_GENERATION},
-        {"entity": "Nobody Known", "generation": "is unknown to me."},
+        bio("Ada Lovelace", ADA_GENERATION),
+        bio("Nobody Known", " unknown to me."),
     ]) + "\n")
     corpus = tmp_path / "corpus" / "train"
     corpus.mkdir(parents=True)

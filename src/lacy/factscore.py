@@ -64,12 +64,28 @@ BOOTSTRAP_RESAMPLES = 1000
 # Inputs
 
 
+#: The start of the answer that the biography prompt "Tell me a bio of <name>. <name> is" (§B) puts in the model's
+#: mouth; the cascade records only what follows it.
+ANSWER_START = "{name} is"
+
+
+def scored_text(record: dict) -> str:
+    """The text both metrics score: "<name> is" + the generation, as LMLM's evaluation (Zhao et al., 2025) scores
+    its biographies. The generation alone starts mid-sentence ("an Australian actor, ...") and so loses the facts
+    its first sentence states about the subject."""
+    return ANSWER_START.format(name=record["entity"]) + record["generation"]
+
+
 def load_generations(path: Path) -> list[dict]:
-    """Generation records ``{"entity", "generation", ...}`` in file order."""
+    """Cascade records ``{"entity", "prompt", "generation", ...}`` in file order; the prompt must end with
+    "<entity> is" (:func:`scored_text` restores it)."""
     records = []
     for line_no, record in read_jsonl(path):
-        if not isinstance(record.get("entity"), str) or not isinstance(record.get("generation"), str):
-            raise ValueError(f"{path}:{line_no}: expected string fields 'entity' and 'generation'")
+        if not all(isinstance(record.get(key), str) for key in ("entity", "prompt", "generation")):
+            raise ValueError(f"{path}:{line_no}: expected string fields 'entity', 'prompt' and 'generation'")
+        if not record["prompt"].endswith(ANSWER_START.format(name=record["entity"])):
+            raise ValueError(f"{path}:{line_no}: the prompt does not end with "
+                             f"{ANSWER_START.format(name=record['entity'])!r}: {record['prompt']!r}")
         records.append(record)
     return records
 
@@ -314,7 +330,7 @@ def factscore(generations: list[dict], references: dict[str, str], scorer: FactS
               n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
     """FactScore of ``generations`` against ``references`` (entity → article); entities run in ``workers`` threads."""
     split = sentence_splitter()
-    jobs = [(g["entity"], split(g["generation"]), references.get(g["entity"])) for g in generations]
+    jobs = [(g["entity"], split(scored_text(g)), references.get(g["entity"])) for g in generations]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         per_entity = list(pool.map(lambda job: scorer.score_entity(*job), jobs))
     return summarise("factscore", per_entity, n_resamples, seed, gamma=scorer.gamma,
@@ -418,7 +434,7 @@ def offline_fact_precision(generations: list[dict], references: dict[str, str], 
                            n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
     """Offline fact precision: share of spaCy-extracted claims stated by the reference, averaged over entities."""
     per_entity = []
-    docs = nlp.pipe(g["generation"] for g in generations)
+    docs = nlp.pipe(scored_text(g) for g in generations)
     for generation, doc in zip(generations, docs):
         entity = generation["entity"]
         reference = references.get(entity)
