@@ -173,9 +173,9 @@ def test_judge_prompt_is_factscores_with_the_best_passage_last():
         "Answer the question about A based on the given context.\n\nTitle: A\nText: no full stop.\n\nInput:")
 
 
-ARTICLE = fs.Article("Ada Lovelace", ("Ada Lovelace was born in London in 1815.",
-                                      "She wrote the first algorithm for the Analytical Engine.",
-                                      "Her father was the poet Lord Byron."))
+ADA_ROWS = ("Ada Lovelace was born in London in 1815.", "She wrote the first algorithm for the Analytical Engine.",
+            "Her father was the poet Lord Byron.")
+ARTICLE = fs.Article("Ada Lovelace", " ".join(ADA_ROWS), ADA_ROWS)
 
 
 def test_bm25_ranks_the_articles_own_passages():
@@ -348,10 +348,10 @@ def test_offline_fact_precision_command(tmp_path, nlp):
 
 
 def test_references_keep_the_databases_own_passages(release, tmp_path):
-    refs = fs.load_references([release], ["Ada Lovelace", "Nobody"])
-    assert refs == {"Ada Lovelace": fs.Article("Ada Lovelace", tuple(ADA_PASSAGES))}
-    assert refs["Ada Lovelace"].text == " ".join(ADA_PASSAGES)
+    refs = fs.load_articles([release], ["Ada Lovelace", "Nobody"])
+    assert refs == {"Ada Lovelace": fs.Article("Ada Lovelace", " ".join(ADA_PASSAGES), tuple(ADA_PASSAGES))}
+    assert fs.load_references([release], ["Ada Lovelace"]) == {"Ada Lovelace": " ".join(ADA_PASSAGES)}
     corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text(json.dumps({"title": "ada lovelace", "text": "a b c d e"}) + "\n")
-    assert fs.load_references([corpus], ["Ada Lovelace"], passage_words=2) == {
-        "Ada Lovelace": fs.Article("ada lovelace", ("a b", "c d", "e"))}
+    corpus.write_text(json.dumps({"title": "ada lovelace", "text": "a b\nc d e"}) + "\n")
+    assert fs.load_articles([corpus], ["Ada Lovelace"], passage_words=2) == {
+        "Ada Lovelace": fs.Article("ada lovelace", "a b\nc d e", ("a b", "c d", "e"))}

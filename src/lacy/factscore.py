@@ -118,14 +118,12 @@ def load_generations(path: Path) -> list[dict]:
 
 @dataclass(frozen=True)
 class Article:
-    """A subject's reference article as the passages retrieval chooses from (§B: "the true Wikipedia page")."""
+    """A subject's reference article (§B: "the true Wikipedia page"): its text, and the passages retrieval
+    chooses from."""
 
     title: str
+    text: str
     passages: tuple[str, ...]
-
-    @property
-    def text(self) -> str:
-        return " ".join(self.passages)
 
 
 def split_passages(text: str, passage_words: int = PASSAGE_WORDS) -> tuple[str, ...]:
@@ -154,11 +152,12 @@ def _factscore_db_articles(path: Path, titles: Iterable[str]) -> Iterable[Articl
         for title in titles:
             row = db.execute("SELECT title, text FROM documents WHERE title = ?", (title,)).fetchone()
             if row:
-                yield Article(row[0], tuple(row[1].split(FACTSCORE_DB_SEPARATOR)))
+                passages = tuple(row[1].split(FACTSCORE_DB_SEPARATOR))
+                yield Article(row[0], " ".join(passages), passages)
 
 
-def load_references(paths: Iterable[Path], entities: Iterable[str],
-                    passage_words: int = PASSAGE_WORDS) -> dict[str, Article]:
+def load_articles(paths: Iterable[Path], entities: Iterable[str],
+                  passage_words: int = PASSAGE_WORDS) -> dict[str, Article]:
     """The reference article of each entity, from FactScore's SQLite Wikipedia dump (``*.db``, the paper's knowledge
     source, §5.2; its own passages), or from JSONL files (or directories of them) of ``{"title", "text"}`` (cut into
     ``passage_words``-word passages).
@@ -176,10 +175,15 @@ def load_references(paths: Iterable[Path], entities: Iterable[str],
         for _, record in read_jsonl(path):
             title = record.get("title")
             if isinstance(title, str) and title.casefold() in wanted:
-                article = Article(title, split_passages(record["text"], passage_words))
+                article = Article(title, record["text"], split_passages(record["text"], passage_words))
                 (exact if title in wanted.values() else folded).setdefault(title.casefold(), article)
     return {entity: exact.get(key, folded.get(key)) for key, entity in wanted.items()
             if key in exact or key in folded}
+
+
+def load_references(paths: Iterable[Path], entities: Iterable[str]) -> dict[str, str]:
+    """The text of each entity's reference article (:func:`load_articles`; the RAG partner's background, §A.5)."""
+    return {entity: article.text for entity, article in load_articles(paths, entities).items()}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -603,7 +607,7 @@ def offline_fact_precision(generations: list[dict], references: dict[str, Articl
 
 def _read_inputs(args: argparse.Namespace) -> tuple[list[dict], dict[str, Article]]:
     generations = load_generations(args.generations)
-    references = load_references(args.knowledge, (g["entity"] for g in generations), args.passage_words)
+    references = load_articles(args.knowledge, (g["entity"] for g in generations), args.passage_words)
     missing = sorted({g["entity"] for g in generations} - references.keys())
     if missing:
         log.warning("%d entities have no reference article and are not scored: %s", len(missing),
