@@ -120,6 +120,10 @@ def test_factscore_release_download_resumes_and_unpacks(tmp_path):
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("data/labeled/prompt_entities.txt", "Ada Lovelace\nAlan Turing\n")
     (served / FILES["data.zip"]).write_bytes(buf.getvalue())
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("demos/demons.json", '{"He was a poet.": ["He was a poet."]}')
+    (served / FILES["demos.zip"]).write_bytes(buf.getvalue())
     (served / FILES["enwiki-20230401.db"]).write_bytes(b"SQLite format 3\x00" + b"x" * 5000)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -133,4 +137,5 @@ def test_factscore_release_download_resumes_and_unpacks(tmp_path):
         server.shutdown()
     assert (out / "data/labeled/prompt_entities.txt").read_text().splitlines() == ["Ada Lovelace", "Alan Turing"]
     assert (out / "enwiki-20230401.db").read_bytes() == (served / FILES["enwiki-20230401.db"]).read_bytes()
+    assert (out / "demos/demons.json").read_text() == '{"He was a poet.": ["He was a poet."]}'
     assert not list(out.glob("*.part"))

@@ -133,7 +133,8 @@ def test_paper_config_dry_runs_to_its_final_targets_with_the_slurm_profile():
     assert "--vocab-size 32000" in run.stdout
     assert "torchrun --standalone --nproc_per_node 8 -m lacy train" in run.stdout
     assert "gpu=8" in run.stdout
-    assert "lacy factscore llm" in run.stdout and "--llm gpt-4o-mini" in run.stdout and "--partner meta-llama/Llama-3.2-1B" in run.stdout
+    assert "lacy factscore llm" in run.stdout and "--llm gpt-3.5-turbo" in run.stdout and "--partner meta-llama/Llama-3.2-1B" in run.stdout
+    assert "--retrieval gtr-t5-large --demos resources/factscore/demos/demons.json" in run.stdout  # FActScore's (§B)
     assert ("--partner Qwen/Qwen3-32B --rag-base-url http://localhost:8000/v1 --rag-knowledge "
             "resources/factscore/enwiki-20230401.db --cache-dir results/llm_cache --api-key-env VLLM_API_KEY") in run.stdout
     assert "--generations results/cascade/qwen3_rag/lacy/seed0.jsonl" in run.stdout

@@ -1,23 +1,42 @@
 """Factual precision of generated biographies (§5.2, §B): FactScore and the offline fact precision.
 
-**FactScore** (Min et al., 2023) is implemented here from the paper's description (the ``factscore``
-package pins torch<2 and OpenAI's retired completions API):
+**What is scored.** The cascade prompts "Tell me a bio of <name>. <name> is" (§B) and records only the continuation,
+which starts mid-sentence ("an Australian actor, ..."). Both metrics score "<name> is" + the generation
+(:func:`scored_text`), as LMLM's evaluation (Zhao et al., 2025) does, so that the first sentence's facts (nationality,
+occupation) are about the subject.
 
-1. every generated sentence is broken into atomic facts by an LLM with a few-shot prompt;
-2. for each fact, BM25 (``bm25s``) retrieves the ``top_k`` most relevant passages of the subject's
-   reference article (the article split into passages of at most ``passage_words`` words), with the
-   query "<entity> <fact>";
-3. an LLM judges from those passages whether the fact is supported (True / False);
-4. an entity's score is its supported share; FactScore is the mean over entities that produced at least
-   one fact. Generations without facts are abstentions: counted, not scored. It is reported without
-   and with FactScore's length penalty (each entity's share times ``exp(1 - gamma / n_facts)`` when
-   ``n_facts < gamma``, gamma = 10), each with a seeded bootstrap 95 % CI over entities.
+**FactScore** (Min et al., 2023) follows the original code (shmsw25/FActScore, ``factscorer.py``,
+``atomic_facts.py``, ``retrieval.py``) wherever the paper is silent; its ``factscore`` package itself pins torch<2
+and OpenAI's retired completions API, so the protocol is re-implemented here:
 
-An LLM answer that does not parse is asked again once with a reminder of the format; if that fails too,
-the fact is counted as *unparsable* (reported, left out of the supported share), never guessed.
+1. *Sentences.* Each line of the text is split into sentences (spaCy's rule-based sentencizer; FActScore: NLTK's
+   punkt), then, as FActScore's splitter fix does, a sentence of at most one word, or one starting with a lower-case
+   letter, is joined to the one before (a one-word first sentence takes the next one).
+2. *Atomic facts.* Each sentence is sent to the extractor with FActScore's own demonstrations (``demons.json`` of
+   its release, loaded at run time): the first 7 and the one BM25 (``rank_bm25``, whitespace tokens) finds
+   closest to the sentence, each as "Please breakdown the following sentence into independent facts: <sentence>"
+   followed by "- <fact>" lines, then the sentence itself. The facts are the answer's "- " items, the last given a
+   full stop. Sentences starting "Sure", "Please" or "This sentence does not contain any facts" (or, first,
+   "Here are") give none. A fact ending in "born.", "known." etc. that another fact of the sentence contains is
+   dropped, and repeated facts of a sentence count once (FActScore's post-processing; its repair of dates and
+   numbers through spaCy entities is not mirrored).
+3. *Retrieval.* The subject's passages in the knowledge source as stored: the rows of FActScore's Wikipedia
+   database (``enwiki-20230401.db``, about 256 RoBERTa tokens each), or for a JSONL article its text cut into
+   ``PASSAGE_WORDS``-word passages. The query is "<name> <fact>", the top ``TOP_K`` = 5 passages are kept:
+   dense, with a sentence-transformers encoder over "<title> <passage>" and the inner product (FActScore:
+   GTR-T5-large), or BM25 (``rank_bm25`` over whitespace tokens, FActScore's alternative).
+4. *Judgement.* The judge gets FActScore's prompt ("Answer the question about <name> based on the given
+   context." + the passages as "Title: ... Text: ...", best last + "Input: <fact> True or False?\nOutput:"). Every
+   fact gets FActScore's verdict (:func:`parse_verdict`); the verdicts FActScore reaches by a tie rule (both
+   "true" and "false" in the answer, or neither) are counted as ``ambiguous``.
+5. *Score.* An entity's supported share of its facts, times FActScore's length penalty
+   ``exp(1 - gamma / n_facts)`` when ``n_facts < gamma`` (gamma = 10), averaged over the entities with at least one
+   fact: ``score`` (what FActScore reports), with ``score_without_length_penalty`` (FActScore's ``init_score``)
+   beside it, each with a seeded bootstrap 95 % CI over entities. Generations without facts are abstentions:
+   counted (``respond_ratio``), not scored.
 
 **Offline fact precision** is a stand-in that needs no LLM and is never called FactScore. Its atomic
-claims come from the spaCy parse of each generated sentence:
+claims come from the spaCy parse of each scored text:
 
 * ``entity``: a named entity that is not a date or number and is not part of the subject's own name;
   supported when its normalised token sequence occurs contiguously in the normalised reference;
@@ -30,29 +49,37 @@ claims come from the spaCy parse of each generated sentence:
 
 Normalisation: NFKC, lower case, thousands separators between digits removed, then tokens are the
 maximal runs of letters and digits (punctuation and whitespace separate tokens). Claims repeated within
-one generation count once. Aggregation is the same as FactScore's (without the length penalty).
+one generation count once. Aggregation is FactScore's, without the length penalty.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import re
+import sqlite3
+import string
+import threading
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, Protocol
 
 import numpy as np
+import spacy
+from rank_bm25 import BM25Okapi
+from sentence_transformers import SentenceTransformer
 
+from lacy.annotation.pipeline import load_spacy
+from lacy.distributed import default_device
 from lacy.io import read_jsonl, write_json
 from lacy.llm import LLM, add_llm_arguments, llm_from_args
 from lacy.stats import bootstrap_ci
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 GAMMA = 10
 TOP_K = 5
@@ -63,15 +90,46 @@ BOOTSTRAP_RESAMPLES = 1000
 # ---------------------------------------------------------------------------------------------------------
 # Inputs
 
+#: The start of the answer that the biography prompt "Tell me a bio of <name>. <name> is" (§B) puts in the model's
+#: mouth; the cascade records only what follows it.
+ANSWER_START = "{name} is"
+
+
+def scored_text(record: dict) -> str:
+    """The text both metrics score: "<name> is" + the generation, as LMLM's evaluation (Zhao et al., 2025) scores
+    its biographies. The generation alone starts mid-sentence ("an Australian actor, ...") and so loses the facts
+    its first sentence states about the subject."""
+    return ANSWER_START.format(name=record["entity"]) + record["generation"]
+
 
 def load_generations(path: Path) -> list[dict]:
-    """Generation records ``{"entity", "generation", ...}`` in file order."""
+    """Cascade records ``{"entity", "prompt", "generation", ...}`` in file order; the prompt must end with
+    "<entity> is" (:func:`scored_text` restores it)."""
     records = []
     for line_no, record in read_jsonl(path):
-        if not isinstance(record.get("entity"), str) or not isinstance(record.get("generation"), str):
-            raise ValueError(f"{path}:{line_no}: expected string fields 'entity' and 'generation'")
+        if not all(isinstance(record.get(key), str) for key in ("entity", "prompt", "generation")):
+            raise ValueError(f"{path}:{line_no}: expected string fields 'entity', 'prompt' and 'generation'")
+        if not record["prompt"].endswith(ANSWER_START.format(name=record["entity"])):
+            raise ValueError(f"{path}:{line_no}: the prompt does not end with "
+                             f"{ANSWER_START.format(name=record['entity'])!r}: {record['prompt']!r}")
         records.append(record)
     return records
+
+
+@dataclass(frozen=True)
+class Article:
+    """A subject's reference article (§B: "the true Wikipedia page"): its text, and the passages retrieval
+    chooses from."""
+
+    title: str
+    text: str
+    passages: tuple[str, ...]
+
+
+def split_passages(text: str, passage_words: int = PASSAGE_WORDS) -> tuple[str, ...]:
+    """A JSONL article cut into consecutive passages of at most ``passage_words`` whitespace-separated words."""
+    words = text.split()
+    return tuple(" ".join(words[i:i + passage_words]) for i in range(0, len(words), passage_words))
 
 
 def _jsonl_files(paths: Iterable[Path]) -> Iterable[Path]:
@@ -88,37 +146,44 @@ def _jsonl_files(paths: Iterable[Path]) -> Iterable[Path]:
 FACTSCORE_DB_SEPARATOR = "####SPECIAL####SEPARATOR####"
 
 
-def _factscore_db_articles(path: Path, wanted: dict[str, str]) -> Iterable[dict]:
-    """Articles of the wanted titles from FactScore's Wikipedia dump (``enwiki-20230401.db``)."""
-    import sqlite3
-
+def _factscore_db_articles(path: Path, titles: Iterable[str]) -> Iterable[Article]:
+    """Articles of ``titles`` from FactScore's Wikipedia dump (``enwiki-20230401.db``), in the database's passages."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        for title in wanted.values():
+        for title in titles:
             row = db.execute("SELECT title, text FROM documents WHERE title = ?", (title,)).fetchone()
             if row:
-                yield {"title": row[0], "text": " ".join(row[1].split(FACTSCORE_DB_SEPARATOR))}
+                passages = tuple(row[1].split(FACTSCORE_DB_SEPARATOR))
+                yield Article(row[0], " ".join(passages), passages)
 
 
-def load_references(paths: Iterable[Path], entities: Iterable[str]) -> dict[str, str]:
-    """The reference article of each entity, from JSONL files (or directories of them) of ``{"title", "text"}``,
-    or from FactScore's SQLite Wikipedia dump (``*.db``, the paper's knowledge source, §5.2).
+def load_articles(paths: Iterable[Path], entities: Iterable[str],
+                  passage_words: int = PASSAGE_WORDS) -> dict[str, Article]:
+    """The reference article of each entity, from FactScore's SQLite Wikipedia dump (``*.db``, the paper's knowledge
+    source, §5.2; its own passages), or from JSONL files (or directories of them) of ``{"title", "text"}`` (cut into
+    ``passage_words``-word passages).
 
     Titles are matched exactly, else case-insensitively; entities without an article are absent.
     """
     wanted = {entity.casefold(): entity for entity in entities}
-    exact: dict[str, str] = {}
-    folded: dict[str, str] = {}
+    exact: dict[str, Article] = {}
+    folded: dict[str, Article] = {}
     for path in map(Path, paths):
         if path.suffix == ".db":
-            for record in _factscore_db_articles(path, wanted):
-                exact.setdefault(record["title"].casefold(), record["text"])
+            for article in _factscore_db_articles(path, wanted.values()):
+                exact.setdefault(article.title.casefold(), article)
     for path in _jsonl_files(p for p in map(Path, paths) if p.suffix != ".db"):
         for _, record in read_jsonl(path):
             title = record.get("title")
             if isinstance(title, str) and title.casefold() in wanted:
-                (exact if title in wanted.values() else folded).setdefault(title.casefold(), record["text"])
+                article = Article(title, record["text"], split_passages(record["text"], passage_words))
+                (exact if title in wanted.values() else folded).setdefault(title.casefold(), article)
     return {entity: exact.get(key, folded.get(key)) for key, entity in wanted.items()
             if key in exact or key in folded}
+
+
+def load_references(paths: Iterable[Path], entities: Iterable[str]) -> dict[str, str]:
+    """The text of each entity's reference article (:func:`load_articles`; the RAG partner's background, §A.5)."""
+    return {entity: article.text for entity, article in load_articles(paths, entities).items()}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -134,192 +199,297 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def entity_result(entity: str, facts: list[dict], *, no_reference: bool = False, **extra) -> dict:
+    """One entity's counts and supported share; ``facts`` carry ``supported`` (True or False)."""
+    return {"entity": entity, "n_facts": len(facts), "n_supported": sum(f["supported"] for f in facts),
+            "abstained": not facts and not no_reference, "no_reference": no_reference,
+            "score": _mean([f["supported"] for f in facts]), **extra, "facts": facts}
+
+
 def summarise(metric: str, per_entity: list[dict], n_resamples: int, seed: int, **extra) -> dict:
-    """The scores JSON: mean supported share over scored entities, its CI, and the counts."""
-    scores = [e["score"] for e in per_entity if e["score"] is not None]
-    summary = {"metric": metric, "score": _mean(scores), "ci95": bootstrap_ci(scores, n_resamples, seed)}
+    """The scores JSON: mean per-entity score over the entities with facts, its CI, and the counts."""
+    scored = [e for e in per_entity if e["score"] is not None]
+    answered = [e for e in per_entity if not e["no_reference"]]
+    summary = {"metric": metric}
     if metric == "factscore":
-        penalised = [e["score_length_penalised"] for e in per_entity if e["score"] is not None]
-        summary["score_length_penalised"] = _mean(penalised)
-        summary["ci95_length_penalised"] = bootstrap_ci(penalised, n_resamples, seed)
+        penalised = [e["score_length_penalised"] for e in scored]
+        shares = [e["score"] for e in scored]
+        summary.update(score=_mean(penalised), ci95=bootstrap_ci(penalised, n_resamples, seed),
+                       score_without_length_penalty=_mean(shares),
+                       ci95_without_length_penalty=bootstrap_ci(shares, n_resamples, seed),
+                       n_ambiguous=sum(e["n_ambiguous"] for e in per_entity))
+    else:
+        shares = [e["score"] for e in scored]
+        summary.update(score=_mean(shares), ci95=bootstrap_ci(shares, n_resamples, seed))
     summary.update(
         n_entities=len(per_entity),
-        n_scored=len(scores),
+        n_scored=len(scored),
         n_facts=sum(e["n_facts"] for e in per_entity),
         n_supported=sum(e["n_supported"] for e in per_entity),
         n_abstained=sum(e["abstained"] for e in per_entity),
-        n_unparsable=sum(e["n_unparsable"] for e in per_entity),
-        n_no_reference=sum(e["no_reference"] for e in per_entity),
+        n_no_reference=len(per_entity) - len(answered),
+        respond_ratio=len(scored) / len(answered) if answered else None,
+        facts_per_response=_mean([e["n_facts"] for e in scored]),
         **extra,
         per_entity=per_entity,
     )
     return summary
 
 
-def entity_result(entity: str, facts: list[dict], *, no_reference: bool = False, **extra) -> dict:
-    """One entity's counts and supported share; ``facts`` carry ``supported``: True, False or None (unparsable)."""
-    judged = [f["supported"] for f in facts if f["supported"] is not None]
-    return {"entity": entity, "n_facts": len(facts), "n_supported": sum(judged),
-            "n_unparsable": len(facts) - len(judged), "abstained": not facts and not no_reference,
-            "no_reference": no_reference, "score": _mean(judged), **extra, "facts": facts}
+# ---------------------------------------------------------------------------------------------------------
+# FactScore (Min et al., 2023): sentences and atomic facts (FActScore's atomic_facts.py)
+
+#: FActScore's biography setting: the first 7 demonstrations always, plus the 1 closest to the sentence.
+FIXED_DEMOS = 7
+MATCHED_DEMOS = 1
+EXTRACT_MAX_TOKENS = 512
+DEMO_INSTRUCTION = "Please breakdown the following sentence into independent facts: {sentence}\n"
+#: Sentence starts FActScore takes no facts from (biographies).
+NO_FACT_STARTS = ("Sure", "Please", "This sentence does not contain any facts")
+#: A fact ending so is dropped when another fact of its sentence contains it (FActScore's post-processing).
+GENERIC_ENDINGS = ("born.", " appointed.", " characterized.", " described.", " known.", " member.", " advocate.",
+                   "served.", "elected.")
+KEPT_ENDINGS = ("founding member.",)
+
+
+class Demonstrations:
+    """FActScore's atomic-fact demonstrations (``demos/demons.json`` of its release: sentence -> facts) and the
+    few-shot prompt built from them."""
+
+    def __init__(self, demos: dict[str, list[str]]):
+        if len(demos) < FIXED_DEMOS + MATCHED_DEMOS:
+            raise ValueError(f"{len(demos)} demonstrations; FActScore's prompt needs at least "
+                             f"{FIXED_DEMOS + MATCHED_DEMOS}")
+        self.demos = demos
+        self.sentences = list(demos)
+        self._bm25 = BM25Okapi([sentence.split(" ") for sentence in self.sentences])
+
+    @classmethod
+    def load(cls, path: Path) -> "Demonstrations":
+        return cls(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def _block(self, sentence: str, facts: list[str]) -> str:
+        return DEMO_INSTRUCTION.format(sentence=sentence) + "".join(f"- {fact}\n" for fact in facts) + "\n"
+
+    def prompt(self, sentence: str) -> str:
+        """The first ``FIXED_DEMOS`` demonstrations, the one BM25 ranks closest to ``sentence``, then ``sentence``
+        (stripped: FActScore never sends trailing whitespace)."""
+        matched = self._bm25.get_top_n(sentence.split(" "), self.sentences, MATCHED_DEMOS)
+        shots = self.sentences[:FIXED_DEMOS] + matched
+        prompt = "".join(self._block(s, self.demos[s]) for s in shots) + DEMO_INSTRUCTION.format(sentence=sentence)
+        return prompt.strip()
+
+
+def parse_facts(answer: str) -> list[str]:
+    """FActScore's reading of an extraction answer: the items after each "- ", stripped, the last ending in "."."""
+    facts = [item.strip() for item in answer.split("- ")[1:]]
+    facts = [fact for fact in facts if fact]
+    if facts and not facts[-1].endswith("."):
+        facts[-1] += "."
+    return facts
+
+
+def drop_redundant_facts(facts: list[str]) -> list[str]:
+    """FActScore's post-processing of one sentence's facts: a fact with a generic ending ("born.", "known.", ...)
+    contained in another fact is dropped, and repeats count once."""
+    kept: list[str] = []
+    for i, fact in enumerate(facts):
+        if fact.endswith(GENERIC_ENDINGS) and not fact.endswith(KEPT_ENDINGS) and any(
+                fact[:-1] in other for j, other in enumerate(facts) if j != i):
+            continue
+        if fact not in kept:
+            kept.append(fact)
+    return kept
+
+
+def join_fragments(sentences: list[str]) -> list[str]:
+    """FActScore's sentence-splitter fix: a sentence of at most one word, or starting with a lower-case letter,
+    joins the one before; a one-word first sentence takes the next one."""
+    joined: list[str] = []
+    take_next = False
+    for sentence in sentences:
+        fragment = len(sentence.split()) <= 1 or (sentence[0].isalpha() and not sentence[0].isupper())
+        if joined and (take_next or fragment):
+            joined[-1] += " " + sentence
+            take_next = False
+        else:
+            joined.append(sentence)
+            take_next = len(sentence.split()) <= 1
+    return joined
+
+
+class SentenceSplitter:
+    """Sentences of a text, line by line: spaCy's rule-based sentencizer, then :func:`join_fragments`."""
+
+    def __init__(self):
+        self._nlp = spacy.blank("en")
+        self._nlp.add_pipe("sentencizer")
+
+    def __call__(self, text: str) -> list[str]:
+        sentences = []
+        for line in filter(None, (line.strip() for line in text.split("\n"))):
+            sentences += join_fragments([s.text.strip() for s in self._nlp(line).sents if s.text.strip()])
+        return sentences
+
+
+def takes_no_facts(sentence: str, index: int) -> bool:
+    """Sentences FActScore gives no facts: chat filler, and a first sentence announcing a list."""
+    return sentence.startswith(NO_FACT_STARTS) or (index == 0 and sentence.startswith("Here are"))
+
+
+def atomic_facts(llm: LLM, demos: Demonstrations, sentences: list[str]) -> list[str]:
+    """The atomic facts of a generation's sentences, sentence by sentence (FActScore's ``AtomicFactGenerator``)."""
+    facts = []
+    for index, sentence in enumerate(sentences):
+        if not takes_no_facts(sentence, index):
+            answer = llm.complete(demos.prompt(sentence), max_tokens=EXTRACT_MAX_TOKENS)
+            facts += drop_redundant_facts(parse_facts(answer))
+    return facts
 
 
 # ---------------------------------------------------------------------------------------------------------
-# FactScore (Min et al., 2023)
-
-FACTS_PROMPT = """Break the sentence into independent atomic facts: short statements that each convey a single \
-piece of information and can be checked on their own. Write one fact per line, each starting with "- ". \
-Do not replace names by pronouns. If the sentence states no fact, write "None".
-
-Sentence: Marie Curie was a Polish-born physicist and chemist who won two Nobel Prizes.
-Facts:
-- Marie Curie was a physicist.
-- Marie Curie was a chemist.
-- Marie Curie was born in Poland.
-- Marie Curie won two Nobel Prizes.
-
-Sentence: In 1921 he moved to Paris, where he opened a small bookshop.
-Facts:
-- He moved to Paris.
-- He moved to Paris in 1921.
-- He opened a bookshop.
-- The bookshop was in Paris.
-- The bookshop was small.
-
-Sentence: I am not sure who that is.
-Facts:
-None
-
-Sentence: {sentence}
-Facts:
-"""
-FACTS_REMINDER = '\nAnswer only with lines starting with "- ", or with the single word None.\n'
-
-JUDGE_PROMPT = """Decide whether a statement about {entity} is supported by the reference passages below.
-
-{passages}
-
-Statement: {fact}
-Is the statement supported by the reference passages? Answer True or False.
-Answer:"""
-JUDGE_REMINDER = "\nReply with exactly one word: True or False.\nAnswer:"
-
-_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+(?P<fact>\S.*)$")
-_NO_FACTS = {"none", "none.", "no facts", "no facts."}
-_TRUE_FALSE = re.compile(r"\b(true|false)\b", re.IGNORECASE)
+# FactScore: retrieval (FActScore's retrieval.py)
 
 
-def parse_facts(answer: str) -> list[str] | None:
-    """Bulleted or numbered lines as facts; "None" as no fact; anything else is unparsable (``None``)."""
-    if answer.strip().lower() in _NO_FACTS:
-        return []
-    facts = [m["fact"].strip() for line in answer.splitlines() if (m := _BULLET.match(line))]
-    return facts or None
+def clean_passage(text: str) -> str:
+    """A database passage without the RoBERTa ``<s>`` / ``</s>`` markers FActScore's dump keeps."""
+    return text.replace("<s>", "").replace("</s>", "")
 
 
-def parse_judgement(answer: str) -> bool | None:
-    """True / False when the answer contains exactly one of the two words (case-insensitive), else None."""
-    found = {m.lower() for m in _TRUE_FALSE.findall(answer)}
-    return found == {"true"} if len(found) == 1 else None
+class PassageIndex(Protocol):
+    def top(self, query: str, k: int) -> list[str]: ...
 
 
-def ask(llm: LLM, prompt: str, reminder: str, parse: Callable[[str], T | None], max_tokens: int) -> T | None:
-    """The parsed answer to ``prompt``; a malformed answer is asked again once with ``reminder`` appended."""
-    for attempt in (prompt, prompt + reminder):
-        parsed = parse(llm.complete(attempt, max_tokens=max_tokens))
-        if parsed is not None:
-            return parsed
-    return None
+class Bm25Index:
+    """FActScore's BM25 retrieval: Okapi BM25 (``rank_bm25``) over the whitespace tokens of an article's passages."""
+
+    def __init__(self, article: Article):
+        self.article = article
+        self._bm25 = BM25Okapi([clean_passage(p).split() for p in article.passages])
+
+    def top(self, query: str, k: int) -> list[str]:
+        """The ``k`` passages scoring highest for ``query``, best first."""
+        scores = self._bm25.get_scores(query.split())
+        return [self.article.passages[i] for i in np.argsort(-scores, kind="stable")[:k]]
 
 
-def split_passages(text: str, passage_words: int = PASSAGE_WORDS) -> list[str]:
-    """The article cut into consecutive passages of at most ``passage_words`` whitespace-separated words."""
-    words = text.split()
-    return [" ".join(words[i:i + passage_words]) for i in range(0, len(words), passage_words)]
+class DenseEncoder:
+    """A sentence-transformers encoder shared by all entities' indexes (FActScore: GTR-T5-large); one thread
+    encodes at a time."""
+
+    def __init__(self, model: str, device: str | None = None):
+        self.name = model
+        self._model = SentenceTransformer(model, device=device or str(default_device()))
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            return self._model.encode(texts, convert_to_numpy=True, show_progress_bar=False)
 
 
-class PassageRetriever:
-    """BM25 over the passages of one entity's reference article (FactScore's retrieval step)."""
+class DenseIndex:
+    """FActScore's dense retrieval: passages encoded as "<title> <passage>", ranked by inner product with the query."""
 
-    def __init__(self, title: str, text: str, passage_words: int = PASSAGE_WORDS):
-        import bm25s
+    def __init__(self, article: Article, encoder: DenseEncoder):
+        self.article, self.encoder = article, encoder
+        self._vectors = encoder.encode([f"{article.title} {clean_passage(p)}" for p in article.passages])
 
-        self.title = title
-        self.passages = split_passages(text, passage_words)
-        self._bm25s = bm25s
-        self._index = bm25s.BM25()
-        self._index.index(bm25s.tokenize(self.passages, stopwords="en", show_progress=False), show_progress=False)
-
-    def retrieve(self, query: str, k: int) -> list[str]:
-        """The ``k`` passages most relevant to ``query``, best first."""
-        tokens = self._bm25s.tokenize([query], stopwords="en", show_progress=False)
-        ids, _ = self._index.retrieve(tokens, k=min(k, len(self.passages)), show_progress=False)
-        return [self.passages[i] for i in ids[0]]
+    def top(self, query: str, k: int) -> list[str]:
+        scores = self._vectors @ self.encoder.encode([query])[0]
+        return [self.article.passages[i] for i in np.argsort(-scores, kind="stable")[:k]]
 
 
-def sentence_splitter() -> Callable[[str], list[str]]:
-    """spaCy's rule-based sentencizer (no statistical model needed)."""
-    import spacy
-
-    nlp = spacy.blank("en")
-    nlp.add_pipe("sentencizer")
-    return lambda text: [s.text.strip() for s in nlp(text).sents if s.text.strip()]
+#: ``--retrieval`` names: FActScore's GTR (``sentence-transformers/gtr-t5-large``) and BM25; anything else is a
+#: sentence-transformers model name or directory.
+GTR = "gtr-t5-large"
+BM25 = "bm25"
 
 
-def atomic_facts(llm: LLM, sentences: list[str]) -> tuple[list[str], int]:
-    """The atomic facts of a generation, sentence by sentence, and the number of unparsable sentences."""
-    facts, unparsable = [], 0
-    for sentence in sentences:
-        parsed = ask(llm, FACTS_PROMPT.format(sentence=sentence), FACTS_REMINDER, parse_facts, max_tokens=512)
-        if parsed is None:
-            unparsable += 1
-        else:
-            facts.extend(parsed)
-    return facts, unparsable
+def passage_indexer(retrieval: str) -> Callable[[Article], PassageIndex]:
+    """A function building an article's passage index for ``retrieval`` (``bm25``, ``gtr-t5-large`` or a
+    sentence-transformers model); a dense encoder is loaded once, here."""
+    if retrieval == BM25:
+        return Bm25Index
+    encoder = DenseEncoder(f"sentence-transformers/{GTR}" if retrieval == GTR else retrieval)
+    return lambda article: DenseIndex(article, encoder)
 
 
-def judge_fact(llm: LLM, retriever: PassageRetriever, entity: str, fact: str, top_k: int) -> bool | None:
-    """Whether the passages retrieved for ``fact`` support it (None: unparsable twice)."""
-    passages = retriever.retrieve(f"{entity} {fact}", top_k)
-    context = "\n\n".join(f"Title: {retriever.title}\nText: {p}" for p in passages)
-    prompt = JUDGE_PROMPT.format(entity=entity, passages=context, fact=fact)
-    return ask(llm, prompt, JUDGE_REMINDER, parse_judgement, max_tokens=8)
+# ---------------------------------------------------------------------------------------------------------
+# FactScore: judgement and score (FActScore's factscorer.py)
+
+JUDGE_MAX_TOKENS = 128
+#: Words that make an answer without "true" / "false" a "not supported" in FActScore.
+UNSUPPORTED_WORDS = ("not", "cannot", "unknown", "information")
+
+
+def judge_prompt(topic: str, title: str, passages: list[str], fact: str) -> str:
+    """FActScore's retrieval-augmented prompt: the passages, best last, then "Input: <fact> True or False?"."""
+    context = "".join(f"Title: {title}\nText: {clean_passage(p)}\n\n" for p in reversed(passages))
+    definition = f"Answer the question about {topic} based on the given context.\n\n" + context.strip()
+    if definition[-1] not in string.punctuation:
+        definition += "."
+    return f"{definition.strip()}\n\nInput: {fact.strip()} True or False?\nOutput:"
+
+
+def parse_verdict(answer: str) -> tuple[bool, bool]:
+    """FActScore's verdict on a judge answer, and whether it came from a tie rule (``ambiguous``).
+
+    Lower-cased, an answer containing "true" but not "false" is supported, one containing "false" but not "true" is
+    not (substrings, as FActScore tests them). With both, the one whose first occurrence comes later wins; with
+    neither, the fact is supported unless the answer has one of the words "not", "cannot", "unknown", "information".
+    """
+    text = answer.lower()
+    has_true, has_false = "true" in text, "false" in text
+    if has_true != has_false:
+        return has_true, False
+    if has_true:
+        return text.index("true") > text.index("false"), True
+    words = text.translate(str.maketrans("", "", string.punctuation)).split()
+    return not any(word in words for word in UNSUPPORTED_WORDS), True
+
+
+def judge_fact(llm: LLM, index: PassageIndex, entity: str, title: str, fact: str, top_k: int) -> dict:
+    """One fact's verdict from the judge on the passages retrieved for "<entity> <fact>"."""
+    passages = index.top(f"{entity} {fact.strip()}", top_k)
+    supported, ambiguous = parse_verdict(llm.complete(judge_prompt(entity, title, passages, fact),
+                                                      max_tokens=JUDGE_MAX_TOKENS))
+    return {"fact": fact, "supported": supported, "ambiguous": ambiguous}
 
 
 @dataclass
 class FactScorer:
-    """FactScore of generations with an extraction LLM and a judge LLM (they may be the same)."""
+    """FactScore with an extraction LLM and a judge LLM (they may be the same), FActScore's demonstrations and a
+    passage indexer (:func:`passage_indexer`)."""
 
     extractor: LLM
     judge: LLM
+    demos: Demonstrations
+    indexer: Callable[[Article], PassageIndex]
     gamma: int = GAMMA
     top_k: int = TOP_K
-    passage_words: int = PASSAGE_WORDS
 
-    def score_entity(self, entity: str, sentences: list[str], reference: str | None) -> dict:
-        if reference is None:
-            return entity_result(entity, [], no_reference=True, n_unparsable_sentences=0,
-                                 score_length_penalised=None)
-        facts, unparsable_sentences = atomic_facts(self.extractor, sentences)
-        retriever = PassageRetriever(entity, reference, self.passage_words) if facts else None
-        judged = [{"fact": f, "supported": judge_fact(self.judge, retriever, entity, f, self.top_k)} for f in facts]
-        result = entity_result(entity, judged, n_unparsable_sentences=unparsable_sentences,
+    def score_entity(self, entity: str, sentences: list[str], article: Article | None) -> dict:
+        if article is None:
+            return entity_result(entity, [], no_reference=True, n_ambiguous=0, score_length_penalised=None)
+        facts = atomic_facts(self.extractor, self.demos, sentences)
+        index = self.indexer(article) if facts else None
+        judged = [judge_fact(self.judge, index, entity, article.title, fact, self.top_k) for fact in facts]
+        result = entity_result(entity, judged, n_ambiguous=sum(f["ambiguous"] for f in judged),
                                score_length_penalised=None)
-        if result["score"] is not None:
+        if facts:
             result["score_length_penalised"] = result["score"] * length_penalty(len(facts), self.gamma)
         return result
 
 
-def factscore(generations: list[dict], references: dict[str, str], scorer: FactScorer, *, workers: int = 4,
-              n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
-    """FactScore of ``generations`` against ``references`` (entity → article); entities run in ``workers`` threads."""
-    split = sentence_splitter()
-    jobs = [(g["entity"], split(g["generation"]), references.get(g["entity"])) for g in generations]
+def factscore(generations: list[dict], references: dict[str, Article], scorer: FactScorer, *, workers: int = 4,
+              n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, **extra) -> dict:
+    """FactScore of ``generations``' scored texts against ``references``; entities run in ``workers`` threads."""
+    split = SentenceSplitter()
+    jobs = [(g["entity"], split(scored_text(g)), references.get(g["entity"])) for g in generations]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         per_entity = list(pool.map(lambda job: scorer.score_entity(*job), jobs))
     return summarise("factscore", per_entity, n_resamples, seed, gamma=scorer.gamma,
-                     extractor=scorer.extractor.name, judge=scorer.judge.name,
-                     n_unparsable_sentences=sum(e["n_unparsable_sentences"] for e in per_entity))
+                     extractor=scorer.extractor.name, judge=scorer.judge.name, **extra)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -409,23 +579,21 @@ def extract_claims(doc, subject: str) -> list[Claim]:
 
 def load_offline_nlp(preferred: str | None = None):
     """The spaCy English pipeline with tagger, parser and NER (the one §A.2.1 uses)."""
-    from lacy.annotation.pipeline import load_spacy
-
     return load_spacy(preferred, facts=False)
 
 
-def offline_fact_precision(generations: list[dict], references: dict[str, str], nlp, *,
+def offline_fact_precision(generations: list[dict], references: dict[str, Article], nlp, *,
                            n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
     """Offline fact precision: share of spaCy-extracted claims stated by the reference, averaged over entities."""
     per_entity = []
-    docs = nlp.pipe(g["generation"] for g in generations)
+    docs = nlp.pipe(scored_text(g) for g in generations)
     for generation, doc in zip(generations, docs):
         entity = generation["entity"]
         reference = references.get(entity)
         if reference is None:
             per_entity.append(entity_result(entity, [], no_reference=True))
             continue
-        reference_tokens = normalise(reference)
+        reference_tokens = normalise(reference.text)
         reference_set = set(reference_tokens)
         facts = [{"fact": c.text, "kind": c.kind, "supported": c.supported_by(reference_tokens, reference_set)}
                  for c in extract_claims(doc, entity)]
@@ -437,9 +605,9 @@ def offline_fact_precision(generations: list[dict], references: dict[str, str], 
 # Command line
 
 
-def _read_inputs(args: argparse.Namespace) -> tuple[list[dict], dict[str, str]]:
+def _read_inputs(args: argparse.Namespace) -> tuple[list[dict], dict[str, Article]]:
     generations = load_generations(args.generations)
-    references = load_references(args.knowledge, (g["entity"] for g in generations))
+    references = load_articles(args.knowledge, (g["entity"] for g in generations), args.passage_words)
     missing = sorted({g["entity"] for g in generations} - references.keys())
     if missing:
         log.warning("%d entities have no reference article and are not scored: %s", len(missing),
@@ -448,20 +616,38 @@ def _read_inputs(args: argparse.Namespace) -> tuple[list[dict], dict[str, str]]:
 
 
 def _log_summary(summary: dict) -> None:
-    log.info("%s = %s (95%% CI %s) over %d of %d entities; %d facts, %d abstained, %d unparsable",
-             summary["metric"], summary["score"], summary["ci95"], summary["n_scored"], summary["n_entities"],
-             summary["n_facts"], summary["n_abstained"], summary["n_unparsable"])
+    log.info("%s = %s (95%% CI %s) over %d of %d entities; %d facts, %d abstained", summary["metric"],
+             summary["score"], summary["ci95"], summary["n_scored"], summary["n_entities"], summary["n_facts"],
+             summary["n_abstained"])
+
+
+#: Where FActScore's release keeps its demonstrations, relative to its Wikipedia database.
+RELEASE_DEMOS = Path("demos") / "demons.json"
+
+
+def demos_path(demos: Path | None, knowledge: list[Path]) -> Path:
+    """``demos``, else ``demos/demons.json`` beside the first FactScore database among ``knowledge``."""
+    if demos is not None:
+        return demos
+    databases = [path for path in knowledge if path.suffix == ".db"]
+    if not databases:
+        raise SystemExit("--demos is needed when --knowledge holds no FactScore database (*.db) to find "
+                         f"{RELEASE_DEMOS} beside")
+    return databases[0].parent / RELEASE_DEMOS
 
 
 def _run_llm(args: argparse.Namespace) -> None:
     judge = llm_from_args(args)
     extractor = llm_from_args(args, args.extract_model) if args.extract_model else judge
+    demos = Demonstrations.load(demos_path(args.demos, args.knowledge))
     generations, references = _read_inputs(args)
-    scorer = FactScorer(extractor, judge, gamma=args.gamma, top_k=args.top_k, passage_words=args.passage_words)
+    scorer = FactScorer(extractor, judge, demos, passage_indexer(args.retrieval), gamma=args.gamma, top_k=args.top_k)
     summary = factscore(generations, references, scorer, workers=args.workers, n_resamples=args.bootstrap,
-                        seed=args.seed)
+                        seed=args.seed, retrieval=args.retrieval)
     write_json(args.out, summary)
     _log_summary(summary)
+    log.info("without the length penalty: %s; %d of %d verdicts by FActScore's tie rules",
+             summary["score_without_length_penalty"], summary["n_ambiguous"], summary["n_facts"])
 
 
 def _run_offline(args: argparse.Namespace) -> None:
@@ -474,9 +660,12 @@ def _run_offline(args: argparse.Namespace) -> None:
 
 def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generations", type=Path, required=True,
-                        help='JSONL of {"entity", "generation", ...} records')
+                        help='cascade JSONL of {"entity", "prompt", "generation", ...} records')
     parser.add_argument("--knowledge", type=Path, nargs="+", required=True,
-                        help='JSONL files or directories of them with {"title", "text"} reference articles')
+                        help="FactScore's Wikipedia database (*.db), or JSONL files or directories of them with "
+                             '{"title", "text"} reference articles')
+    parser.add_argument("--passage-words", type=int, default=PASSAGE_WORDS,
+                        help="words per passage of a JSONL article (a database keeps its own passages)")
     parser.add_argument("--out", type=Path, required=True, help="scores JSON to write")
     parser.add_argument("--bootstrap", type=int, default=BOOTSTRAP_RESAMPLES, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -495,7 +684,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     llm.add_argument("--extract-model", default=None, help="atomic-fact model, if not the judge model")
     llm.add_argument("--gamma", type=int, default=GAMMA, help="length-penalty constant")
     llm.add_argument("--top-k", type=int, default=TOP_K, help="passages retrieved per fact")
-    llm.add_argument("--passage-words", type=int, default=PASSAGE_WORDS, help="words per reference passage")
+    llm.add_argument("--retrieval", default=GTR,
+                     help=f"passage retrieval: {GTR} (FActScore's, sentence-transformers/{GTR}), {BM25}, or a "
+                          "sentence-transformers model name or directory")
+    llm.add_argument("--demos", type=Path, default=None,
+                     help=f"FActScore's demonstrations (default: {RELEASE_DEMOS} beside the *.db knowledge source)")
     llm.add_argument("--workers", type=int, default=4, help="entities scored concurrently (threads)")
     llm.set_defaults(func=_run_llm)
 
