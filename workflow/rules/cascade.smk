@@ -65,16 +65,6 @@ rule cascade_generate:
         " --html {output.html} --pdf {output.pdf} --threads {threads} 2> {log}"
 
 
-def factscore_protocol_options(wildcards):
-    """FActScore's retrieval and demonstrations for the LLM scorer (§B). The demonstrations come with the release's
-    database (rule factscore_release), which is this rule's knowledge input in the paper configuration."""
-    if wildcards.scorer == "offline":
-        return ""
-    fact_precision = config["fact_precision"]
-    options = f"--retrieval {fact_precision.get('retrieval', 'gtr-t5-large')}"
-    return options + (f" --demos {fact_precision['demos']}" if fact_precision.get("demos") else "")
-
-
 rule fact_precision:
     input:
         generations=rules.cascade_generate.output.generations,
@@ -83,7 +73,6 @@ rule fact_precision:
         "results/fact_precision/{partner}/{method}/seed{seed}.{scorer}.json",
     params:
         options=fact_precision_options,
-        protocol=factscore_protocol_options,
         knowledge=lambda wildcards, input: knowledge_option(input.knowledge),
     log:
         "logs/fact_precision/{partner}/{method}/seed{seed}.{scorer}.log",
@@ -93,4 +82,4 @@ rule fact_precision:
         runtime=240,
     shell:
         "python -m lacy factscore {wildcards.scorer} --generations {input.generations}"
-        " --knowledge {params.knowledge} --out {output} {params.options} {params.protocol} 2> {log}"
+        " --knowledge {params.knowledge} --out {output} {params.options} 2> {log}"

@@ -291,10 +291,14 @@ def knowledge_option(path):
 
 
 def fact_precision_options(wildcards):
+    """The LLM scorer's judge, cache, and FActScore's retrieval and demonstrations (§B); the demonstrations come
+    with the release's database (rule factscore_release), the knowledge input of the paper configuration."""
     if wildcards.scorer == "offline":
         return ""
-    llm = config["fact_precision"]["llm"]
-    return llm_options(llm) + " --cache-dir results/llm_cache"
+    fact_precision = config["fact_precision"]
+    options = llm_options(fact_precision["llm"]) + " --cache-dir results/llm_cache"
+    options += f" --retrieval {fact_precision.get('retrieval', 'gtr-t5-large')}"
+    return options + (f" --demos {fact_precision['demos']}" if fact_precision.get("demos") else "")
 
 
 def nlu_inputs(wildcards):
