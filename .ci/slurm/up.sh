@@ -110,6 +110,8 @@ ReturnToService=2
 MinJobAge=300
 # a job asking for more than any node has is refused at submission, not left PENDING (PartitionConfig)
 EnforcePartLimits=ALL
+# sacct shows the executor's --comment (rule and wildcards)
+AccountingStoreFlags=job_comment
 # scancel and time limits: SIGTERM, then SIGKILL 10 s later
 KillWait=10
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
