@@ -107,8 +107,8 @@ def test_rag_partner_in_the_default_config_reads_the_corpus(tmp_path):
 
 
 def test_paper_config_dry_runs_to_its_final_targets_with_the_slurm_profile():
-    # --sdm env-modules replaces the profile's conda deployment: a CI machine has no conda to query.
-    run = snakemake("-n", "--profile", "slurm", "--sdm", "env-modules", "--configfile", "config/paper.yaml")
+    # the profile leaves conda to --sdm conda: it plans where conda is absent (this CI machine)
+    run = snakemake("-n", "--profile", "slurm", "--configfile", "config/paper.yaml")
     assert run.returncode == 0, run.stderr
     jobs = planned_jobs(run.stdout)
     shards = 256
@@ -167,7 +167,7 @@ def test_paper_config_with_the_1_3b_switch_plans_both_scales_with_cluster_resour
     configfile = tmp_path / "paper_1.3b.yaml"
     configfile.write_text(yaml.safe_dump(config))
     # --cores 256: a dry run otherwise caps every job's threads at one core.
-    run = snakemake("-n", "--profile", "slurm", "--sdm", "env-modules", "--cores", "256", "--configfile",
+    run = snakemake("-n", "--profile", "slurm", "--cores", "256", "--configfile",
                     str(configfile))
     assert run.returncode == 0, run.stderr
     jobs = planned_jobs(run.stdout)

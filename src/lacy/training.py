@@ -379,6 +379,29 @@ def add_train_arguments(parser) -> None:
             parser.add_argument(flag, type=kind, required=f.name not in defaults, default=defaults.get(f.name))
 
 
+@contextlib.contextmanager
+def attempt_log(run_dir: Path):
+    """Log this attempt (a SLURM job, its retry, a rerun) to its own file in ``run_dir/attempts/``, beside the
+    checkpoint it resumes from: Snakemake deletes a job's declared log before a retry, this one stays."""
+    job = os.environ.get("SLURM_JOB_ID")
+    rank = os.environ.get("RANK", "0")
+    name = time.strftime("%Y%m%dT%H%M%S") + (f"-slurm{job}" if job else f"-pid{os.getpid()}")
+    path = run_dir / "attempts" / (name + (f"-rank{rank}" if rank != "0" else "") + ".log")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    log.info("attempt on %s%s; its log: %s", os.uname().nodename, f", SLURM job {job}" if job else "", path)
+    try:
+        yield path
+    except BaseException as err:
+        log.error("attempt ended: %r", err, exc_info=not isinstance(err, SystemExit))
+        raise
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
 def run_training(args) -> dict:
     """``lacy train``: build the config and data, train, and publish the model with its metrics."""
     from lacy.batches import read_tokenizer_meta
@@ -401,7 +424,8 @@ def run_training(args) -> dict:
                         args.tokenizer)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     metrics = args.run_dir / "metrics.jsonl"
-    summary = train(config, windows, meta, args.out, args.run_dir / "latest.pt", metrics, args.reference, export)
+    with attempt_log(args.run_dir):
+        summary = train(config, windows, meta, args.out, args.run_dir / "latest.pt", metrics, args.reference, export)
     LacyTokenizer.load(args.tokenizer).save_pretrained(args.out)
     shutil.copyfile(metrics, args.out / "metrics.jsonl")
     write_json(args.out / "train.json", summary)

@@ -91,7 +91,7 @@ rule acceptability_judge:
     conda:
         "../../envs/evaluation.yaml"
     resources:
-        mem_mb=16000,
+        mem_mb=cluster_mem_mb(16000),
         runtime=720,  # the paper's ~10^5 judgements; a retry resumes from the answer cache
     shell:
         "python -m lacy acceptability judge {params.files} {params.llm} --cache-dir results/llm_cache"

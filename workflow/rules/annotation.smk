@@ -19,9 +19,9 @@ rule annotate_shard:
         "logs/annotation/{split}/part-{shard}.log",
     conda:
         "../../envs/annotation.yaml"
-    threads: config["annotation"]["n_process"]
+    threads: cluster_threads(config["annotation"]["n_process"])
     resources:
-        mem_mb=lambda wildcards, threads: 2000 + 1500 * threads,
+        mem_mb=lambda wildcards, threads: cluster_mem_mb(2000 + 1500 * threads),
         runtime=240,
     shell:
         "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python -m lacy annotate shard --corpus {input.corpus} --tokenizer $(dirname {input.tokenizer})"

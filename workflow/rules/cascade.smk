@@ -56,7 +56,7 @@ rule cascade_generate:
     threads: 1  # token-by-token decoding: one thread each, two cascades side by side, is faster on 2 cores
     resources:
         gpu=min(1, TRAIN["gpus_per_node"]),
-        mem_mb=16000,
+        mem_mb=cluster_mem_mb(16000),
         runtime=240,
     shell:
         "python -m lacy cascade --entities {input.entities} --model $(dirname {input.model})"

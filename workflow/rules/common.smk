@@ -122,6 +122,32 @@ def _check_batch_split():
 
 _check_batch_split()
 
+# --- cluster size: no job asks SLURM for more than one node has (config `cluster`) ----------------------------
+
+CLUSTER = {"cpus": 2, "mem_mb": 8000, **config.get("cluster", {})}
+
+
+def cluster_threads(threads):
+    """A CPU rule's threads, at most the CPUs of one node."""
+    return max(1, min(threads, CLUSTER["cpus"]))
+
+
+def cluster_mem_mb(mem_mb):
+    """A CPU rule's memory, at most that of one node."""
+    return min(mem_mb, CLUSTER["mem_mb"])
+
+
+def _check_cluster_fits_training():
+    """Fail at start-up, not with a job that waits forever: a training job must fit on one node."""
+    threads = max(1, TRAIN["gpus_per_node"]) * TRAIN["cpus_per_gpu"]
+    if threads > CLUSTER["cpus"] or TRAIN["mem_mb"] > CLUSTER["mem_mb"]:
+        raise ValueError(f"a training job needs {threads} CPUs (training.gpus_per_node x cpus_per_gpu) and "
+                         f"{TRAIN['mem_mb']} MB (training.mem_mb), more than one node has: cluster.cpus "
+                         f"{CLUSTER['cpus']}, cluster.mem_mb {CLUSTER['mem_mb']}")
+
+
+_check_cluster_fits_training()
+
 
 _SCALE_PATTERN = "|".join(map(re.escape, SCALE_NAMES)) or "(?!)"  # (?!) matches nothing: no extra scale
 #: A run: "lacy", "1.3b/lacy", or the reference model (no scale prefix: one reference for all scales).

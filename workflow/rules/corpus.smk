@@ -15,7 +15,7 @@ if config["data"]["source"] == "dwiki":
             "../../envs/data.yaml"
         resources:
             runtime=600,
-            mem_mb=8000,
+            mem_mb=cluster_mem_mb(8000),
         shell:
             "python -m lacy download-dwiki --repo-id {params.repo_id} --revision {params.revision}"
             " --out {output} 2> {log}"
@@ -37,7 +37,7 @@ if config["data"]["source"] == "dwiki":
             "../../envs/data.yaml"
         resources:
             runtime=600,
-            mem_mb=16000,
+            mem_mb=cluster_mem_mb(16000),
         shell:
             "python -m lacy corpus-dwiki --raw {input} --out $(dirname {output.stats}) --shards {params.shards}"
             " --validation-fraction {params.validation_fraction} --seed {params.seed}"

@@ -17,9 +17,9 @@ rule tokenizer:
         "logs/tokenizer.log",
     conda:
         "../../envs/data.yaml"
-    threads: 4
+    threads: cluster_threads(4)
     resources:
-        mem_mb=lambda wildcards, attempt: 16000 * attempt,
+        mem_mb=lambda wildcards, attempt: cluster_mem_mb(16000 * attempt),
         runtime=240,
     shell:
         "python -m lacy tokenizer train --corpus $(dirname {input.corpus}) --out $(dirname {output.model})"
