@@ -230,7 +230,8 @@ def release(tmp_path) -> Path:
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE documents (title PRIMARY KEY, text)")
         conn.executemany("INSERT INTO documents VALUES (?, ?)", [
-            ("Ada Lovelace", fs.FACTSCORE_DB_SEPARATOR.join(ADA_PASSAGES)),
+            # the dump keeps RoBERTa's sentence markers around every passage
+            ("Ada Lovelace", fs.FACTSCORE_DB_SEPARATOR.join(f"<s>{p}</s>" for p in ADA_PASSAGES)),
             ("Grace Hopper", "Grace Hopper was an American computer scientist and rear admiral."),
             ("Nobody Known", "Nobody Known is unknown.")])
     return db
@@ -349,7 +350,9 @@ def test_offline_fact_precision_command(tmp_path, nlp):
 
 def test_references_keep_the_databases_own_passages(release, tmp_path):
     refs = fs.load_articles([release], ["Ada Lovelace", "Nobody"])
-    assert refs == {"Ada Lovelace": fs.Article("Ada Lovelace", " ".join(ADA_PASSAGES), tuple(ADA_PASSAGES))}
+    # the article's text (the RAG background, the offline scorer's reference) is free of the markers
+    assert refs == {"Ada Lovelace": fs.Article("Ada Lovelace", " ".join(ADA_PASSAGES),
+                                               tuple(f"<s>{p}</s>" for p in ADA_PASSAGES))}
     assert fs.load_references([release], ["Ada Lovelace"]) == {"Ada Lovelace": " ".join(ADA_PASSAGES)}
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text(json.dumps({"title": "ada lovelace", "text": "a b\nc d e"}) + "\n")

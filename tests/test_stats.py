@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from lacy.stats import bootstrap_ci, pooled_proportion_ci
+from lacy.stats import bootstrap_ci, pooled_proportion_ci, ratio_of_sums_resamples
 
 
 def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
@@ -26,3 +26,14 @@ def test_pooled_proportion_ci_resamples_within_each_set():
     assert wide[1] - wide[0] > ci[1] - ci[0]
     assert pooled_proportion_ci([(0, 0)]) is None
     assert pooled_proportion_ci([(0, 50), (0, 50)]) == [0.0, 0.0]
+
+
+def test_ratio_of_sums_resamples_are_paired_token_weighted_means():
+    rng = np.random.default_rng(0)
+    den = rng.integers(50, 100, (2, 30)).astype(float)
+    num = den * rng.random((2, 30)) * 5
+    resamples = ratio_of_sums_resamples(num, den, 400, seed=3)
+    picks = np.random.default_rng(3).integers(0, 30, (400, 30))  # the same draws, summed by hand
+    assert np.allclose(resamples, num[:, picks].sum(axis=2) / den[:, picks].sum(axis=2))
+    same = ratio_of_sums_resamples(np.vstack([num[0], num[0]]), np.vstack([den[0], den[0]]), 400, seed=3)
+    assert np.array_equal(same[0], same[1])  # rows share their resampled batches

@@ -153,7 +153,7 @@ def _factscore_db_articles(path: Path, titles: Iterable[str]) -> Iterable[Articl
             row = db.execute("SELECT title, text FROM documents WHERE title = ?", (title,)).fetchone()
             if row:
                 passages = tuple(row[1].split(FACTSCORE_DB_SEPARATOR))
-                yield Article(row[0], " ".join(passages), passages)
+                yield Article(row[0], " ".join(clean_passage(p) for p in passages), passages)
 
 
 def load_articles(paths: Iterable[Path], entities: Iterable[str],
@@ -242,7 +242,8 @@ def summarise(metric: str, per_entity: list[dict], n_resamples: int, seed: int, 
 #: FActScore's biography setting: the first 7 demonstrations always, plus the 1 closest to the sentence.
 FIXED_DEMOS = 7
 MATCHED_DEMOS = 1
-EXTRACT_MAX_TOKENS = 512
+#: FActScore's ChatGPT calls ask for up to 2,048 tokens (``openai_lm.py``), its extraction and its judge alike.
+MAX_ANSWER_TOKENS = 2048
 DEMO_INSTRUCTION = "Please breakdown the following sentence into independent facts: {sentence}\n"
 #: Sentence starts FActScore takes no facts from (biographies).
 NO_FACT_STARTS = ("Sure", "Please", "This sentence does not contain any facts")
@@ -342,7 +343,7 @@ def atomic_facts(llm: LLM, demos: Demonstrations, sentences: list[str]) -> list[
     facts = []
     for index, sentence in enumerate(sentences):
         if not takes_no_facts(sentence, index):
-            answer = llm.complete(demos.prompt(sentence), max_tokens=EXTRACT_MAX_TOKENS)
+            answer = llm.complete(demos.prompt(sentence), max_tokens=MAX_ANSWER_TOKENS)
             facts += drop_redundant_facts(parse_facts(answer))
     return facts
 
@@ -417,7 +418,6 @@ def passage_indexer(retrieval: str) -> Callable[[Article], PassageIndex]:
 # ---------------------------------------------------------------------------------------------------------
 # FactScore: judgement and score (FActScore's factscorer.py)
 
-JUDGE_MAX_TOKENS = 128
 #: Words that make an answer without "true" / "false" a "not supported" in FActScore.
 UNSUPPORTED_WORDS = ("not", "cannot", "unknown", "information")
 
@@ -452,7 +452,7 @@ def judge_fact(llm: LLM, index: PassageIndex, entity: str, title: str, fact: str
     """One fact's verdict from the judge on the passages retrieved for "<entity> <fact>"."""
     passages = index.top(f"{entity} {fact.strip()}", top_k)
     supported, ambiguous = parse_verdict(llm.complete(judge_prompt(entity, title, passages, fact),
-                                                      max_tokens=JUDGE_MAX_TOKENS))
+                                                      max_tokens=MAX_ANSWER_TOKENS))
     return {"fact": fact, "supported": supported, "ambiguous": ambiguous}
 
 

@@ -37,9 +37,13 @@ def ratio_of_sums_resamples(numerators: np.ndarray, denominators: np.ndarray, n_
     batches for all K, so that a difference of two rows (a model and the baseline on the same windows) is a
     paired resample. Returns [K, n_resamples]."""
     numerators, denominators = np.atleast_2d(numerators), np.atleast_2d(denominators)
+    batches = numerators.shape[1]
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, numerators.shape[1], (n_resamples, numerators.shape[1]))
-    return numerators[:, picks].sum(axis=2) / np.maximum(denominators[:, picks].sum(axis=2), 1)
+    picks = rng.integers(0, batches, (n_resamples, batches))
+    # how often each resample draws each batch: memory n_resamples x batches, not K x n_resamples x batches
+    weights = np.zeros((n_resamples, batches))
+    np.add.at(weights, (np.arange(n_resamples)[:, None], picks), 1.0)
+    return (numerators @ weights.T) / np.maximum(denominators @ weights.T, 1)
 
 
 def percentile_interval(resamples: np.ndarray, level: float = 0.95) -> list[float]:

@@ -69,6 +69,7 @@ rule fact_precision:
     input:
         generations=rules.cascade_generate.output.generations,
         knowledge=knowledge_input(),
+        demos=fact_precision_demos,
     output:
         "results/fact_precision/{partner}/{method}/seed{seed}.{scorer}.json",
     params:

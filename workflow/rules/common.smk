@@ -316,6 +316,12 @@ def knowledge_option(path):
     return str(Path(path).parent) if path == "results/corpus/corpus.json" else path
 
 
+def fact_precision_demos(wildcards):
+    """FActScore's demonstrations, an input of the LLM scorer when the config names them (§B)."""
+    demos = config["fact_precision"].get("demos")
+    return [demos] if wildcards.scorer == "llm" and demos else []
+
+
 def fact_precision_options(wildcards):
     """The LLM scorer's judge, cache, and FActScore's retrieval and demonstrations (§B); the demonstrations come
     with the release's database (rule factscore_release), the knowledge input of the paper configuration."""

@@ -37,7 +37,7 @@ Choices where §A.2.1 leaves room (each is tested in ``tests/test_annotation_rul
   was an earlier mention of any kind ("Beatles" after the noun chunk "The Beatles"). Titles and
   suffixes ("Dr", "Jr.") are not name components, or every "Dr X" would repeat "Dr Y".
 * A title ("Dr", "Professor", "President", ... in ``TITLES``) directly followed by a capitalised word of
-  the same entity or chunk is a cue, labelled other and left out of the mention's key; without a name
+  the same entity or chunk is a cue, labelled other and never a name component; without a name
   after it ("the president") it is an ordinary word.
 * Inside a fact noun chunk, the words that become facts are those not in a named entity (step 1 decides
   those), not numeric (the number rule decides those), and neither grammatical nor a pronoun, particle
