@@ -249,7 +249,9 @@ class PartnerView(Protocol):
 
 
 class CascadePartner(Protocol):
-    """A cascade partner: a local ``Partner`` or the served RAG partner (``lacy.rag_partner.RagPartner``)."""
+    """A cascade partner: a local ``Partner`` or the served RAG partner (``lacy.rag_partner.RagPartner``). A partner
+    that also has ``batch_candidates(views, texts, k)`` (a local ``Partner``) answers all calls of a decoding step
+    at once (:func:`ask_partner`)."""
 
     name: str
 
@@ -269,6 +271,13 @@ class Partner:
         self.model.eval()
         decoder = getattr(self.tokenizer, "added_tokens_decoder", {})
         self.special_ids = set(self.tokenizer.all_special_ids) | {i for i, t in decoder.items() if t.special}
+        config = self.model.config
+        self.layer_types = getattr(config, "layer_types", None)
+        unknown = set(self.layer_types or []) - {"full_attention", "sliding_attention"}
+        if unknown:
+            raise ValueError(f"partner {self.name}: cannot mask attention of type {', '.join(sorted(unknown))}")
+        self.window = getattr(config, "sliding_window", None)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
     def session(self, entity: str | None, use_cache: bool) -> "PartnerSession":
         """A view of one sequence (the subject ``entity`` plays no part: the partner reads our text only)."""
@@ -277,6 +286,72 @@ class Partner:
     def describe(self, ids: list[int]) -> list[Candidate]:
         """Partner ids as candidates: each id decoded on its own."""
         return [Candidate(self.tokenizer.decode([i]), i in self.special_ids) for i in ids]
+
+    def batch_candidates(self, sessions: list["PartnerSession"], texts: list[str], k: int) -> list[list[Candidate]]:
+        """The ``k`` most probable next tokens after each text, best first, from one batched forward pass."""
+        return [self.describe(row.topk(k).indices.tolist()) for row in self.next_token_logits(sessions, texts)]
+
+    @torch.no_grad()
+    def next_token_logits(self, sessions: list["PartnerSession"], texts: list[str]) -> torch.Tensor:
+        """The next-token logits after each text (its own tokenisation, special tokens added), one row per session,
+        from one forward pass over the ids past each session's cached common prefix (module docstring, KV caches)."""
+        ids = [list(self.tokenizer(text).input_ids) for text in texts]
+        keep = [min(_common_prefix(s.ids, i), len(i) - 1) for s, i in zip(sessions, ids)]
+        new = [i[k:] for i, k in zip(ids, keep)]
+        past, width = max(keep), max(keep) + max(map(len, new))
+        # slot layout of row r: [pad][its kept prefix] [pad][its new ids]; -1 marks a pad slot
+        positions = torch.full((len(ids), width), -1, dtype=torch.long)
+        input_ids = torch.full((len(ids), width - past), self.pad_id, dtype=torch.long)
+        for r, (k, x) in enumerate(zip(keep, new)):
+            positions[r, past - k:past] = torch.arange(k)
+            positions[r, width - len(x):] = torch.arange(k, k + len(x))
+            input_ids[r, width - past - len(x):] = torch.tensor(x)
+        device = self.model.device
+        positions = positions.to(device)
+        cache = self._stacked_cache(sessions, keep, past)
+        out = self.model(input_ids.to(device), attention_mask=self._attention_mask(positions, past),
+                         position_ids=positions[:, past:].clamp(min=0), past_key_values=cache, use_cache=True,
+                         logits_to_keep=1)
+        for r, (session, k, x) in enumerate(zip(sessions, keep, new)):
+            session.kv = [tuple(torch.cat([t[r, :, past - k:past], t[r, :, width - len(x):]], 1)
+                                for t in (layer.keys, layer.values)) for layer in out.past_key_values.layers]
+            session.ids = ids[r]
+            session.fed += len(x)
+        return out.logits[:, -1]
+
+    def _stacked_cache(self, sessions: list["PartnerSession"], keep: list[int], past: int) -> DynamicCache:
+        """The sessions' kept keys and values as one cache of ``past`` slots, each row right-aligned after padding."""
+        if past == 0:
+            return DynamicCache()
+        donor = sessions[max(range(len(keep)), key=keep.__getitem__)].kv
+        layers = []
+        for layer, (keys, values) in enumerate(donor):
+            stacked = [t.new_zeros(len(sessions), t.shape[0], past, t.shape[2]) for t in (keys, values)]
+            for r, (session, k) in enumerate(zip(sessions, keep)):
+                if k:
+                    for out, t in zip(stacked, session.kv[layer]):
+                        out[r, :, past - k:] = t[:, :k]
+            layers.append(tuple(stacked))
+        return DynamicCache(ddp_cache_data=layers)
+
+    def _attention_mask(self, positions: torch.Tensor, past: int) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Additive 4-D masks over the slots: a query attends to the non-pad slots of its row at its position or
+        before, within the sliding window on sliding layers; a pad query attends to itself only (no row of
+        the softmax is empty). One mask per attention type where the model has several (Gemma 3)."""
+        query, key = positions[:, None, past:, None], positions[:, None, None, :]
+        slots = torch.arange(positions.shape[1], device=positions.device)
+        own = slots[None, None, None, :] == slots[past:, None]
+        causal = ((key >= 0) & (key <= query)) | own
+        dtype = self.model.dtype
+
+        def additive(allowed: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
+                ~allowed, torch.finfo(dtype).min)
+
+        if self.layer_types is None:
+            return additive(causal)
+        sliding = causal if self.window is None else causal & (key > query - self.window)
+        return {"full_attention": additive(causal), "sliding_attention": additive(sliding)}
 
 
 def dequantised_gemma() -> Path:
@@ -320,43 +395,37 @@ def load_partner(spec: str, device: torch.device | str = "cpu") -> Partner:
 
 
 class PartnerSession:
-    """The partner's view of one sequence; with ``use_cache`` it feeds only ids past the cached common prefix."""
+    """The local partner's view of one sequence. With ``use_cache`` it keeps the ids it has read and their keys and
+    values (per layer, ``[heads, len(ids), head_dim]``) for ``Partner.next_token_logits``; without, every call
+    re-reads the whole text (``generate_naive``, the reference)."""
 
     def __init__(self, partner: Partner, use_cache: bool):
         self.partner = partner
         self.use_cache = use_cache
         self.ids: list[int] = []
-        self.cache = None
+        self.kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.fed = 0
-        self.window = getattr(partner.model.config, "sliding_window", None) or float("inf")
 
     @torch.no_grad()
     def next_token_logits(self, text: str) -> torch.Tensor:
         """The partner's next-token logits after ``text`` (its own tokenisation, special tokens added)."""
-        ids = list(self.partner.tokenizer(text).input_ids)
-        if not self.use_cache:
-            return self.partner.model(self._tensor(ids), logits_to_keep=1).logits[0, -1]
-        keep = min(_common_prefix(self.ids, ids), len(ids) - 1)
-        if keep < len(self.ids) and len(self.ids) > self.window:
-            self.cache = None  # transformers cannot crop a sliding-window layer past its window: start afresh
-        if self.cache is None:
-            keep = 0
-            self.cache = DynamicCache(config=self.partner.model.config)
-            self.cache.activate_past_recording()  # sliding-window layers (Gemma 3) stay croppable
-        elif keep < len(self.ids):
-            self.cache.crop(keep - len(self.ids))
-        self.fed += len(ids) - keep
-        out = self.partner.model(self._tensor(ids[keep:]), past_key_values=self.cache, use_cache=True,
-                                 logits_to_keep=1)
-        self.ids = ids
-        return out.logits[0, -1]
-
-    def _tensor(self, ids: list[int]) -> torch.Tensor:
-        return torch.tensor([ids], device=self.partner.model.device)
+        if self.use_cache:
+            return self.partner.next_token_logits([self], [text])[0]
+        ids = torch.tensor([self.partner.tokenizer(text).input_ids], device=self.partner.model.device)
+        return self.partner.model(ids, logits_to_keep=1).logits[0, -1]
 
     def candidates(self, text: str, k: int) -> list[Candidate]:
         """The partner's ``k`` most probable next tokens after ``text``, best first."""
         return self.partner.describe(self.next_token_logits(text).topk(k).indices.tolist())
+
+
+def ask_partner(partner: CascadePartner, views: list[PartnerView], texts: list[str], k: int,
+                batched: bool) -> list[list[Candidate]]:
+    """Each view's ``k`` best candidates after its text: in one batched call where ``batched`` and the partner can
+    (``batch_candidates``), else one view at a time."""
+    if batched and views and hasattr(partner, "batch_candidates"):
+        return partner.batch_candidates(views, texts, k)
+    return [view.candidates(text, k) for view, text in zip(views, texts)]
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -402,19 +471,25 @@ class Sequence:
         self.pending += ids
 
 
-def decide(seq: Sequence, logits: torch.Tensor, tokenizer: LacyTokenizer, segmenter: PieceSegmenter,
-           settings: CascadeSettings) -> None:
-    """One decoding step from the SLM's next-token ``logits``: call the partner within budget, or go greedy."""
-    if seq.budget.should_call(float(logits[tokenizer.call_id])):
-        candidates = seq.session.candidates(tokenizer.decode(seq.ids), settings.partner_top_k)
+def decide(step: list[tuple[Sequence, torch.Tensor]], tokenizer: LacyTokenizer, segmenter: PieceSegmenter,
+           settings: CascadeSettings, partner: CascadePartner, batched: bool) -> None:
+    """One decoding step of some sequences from their SLM next-token logits: those within budget call the partner,
+    together (``ask_partner``), the others go greedy."""
+    calls = [(seq, logits) for seq, logits in step if seq.budget.should_call(float(logits[tokenizer.call_id]))]
+    answers = ask_partner(partner, [seq.session for seq, _ in calls], [tokenizer.decode(seq.ids) for seq, _ in calls],
+                          settings.partner_top_k, batched)
+    greedy = [(seq, logits) for seq, logits in step if all(seq is not s for s, _ in calls)]
+    for (seq, logits), candidates in zip(calls, answers):
         answer = choose_partner_token(candidates, segmenter, settings.max_pieces, seq.rejected)
         if answer is not None:
             seq.cases["single" if len(answer.ids) == 1 else "multi"] += 1
             seq.cases["next_best"] += answer.rank > 0
             seq.commit(answer.ids, "partner")
-            return
-        seq.cases["slm_fallback"] += 1
-    seq.commit([greedy_slm_token(logits, seq.ids, tokenizer.call_id, settings.repetition_penalty)], "slm")
+        else:
+            seq.cases["slm_fallback"] += 1
+            greedy.append((seq, logits))
+    for seq, logits in greedy:
+        seq.commit([greedy_slm_token(logits, seq.ids, tokenizer.call_id, settings.repetition_penalty)], "slm")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -423,9 +498,12 @@ def decide(seq: Sequence, logits: torch.Tensor, tokenizer: LacyTokenizer, segmen
 
 @torch.no_grad()
 def generate_cached(prompts: list[str], slm, tokenizer: LacyTokenizer, partner: CascadePartner,
-                    settings: CascadeSettings, entities: list[str | None] | None = None) -> list[Sequence]:
+                    settings: CascadeSettings, entities: list[str | None] | None = None,
+                    batch_partner: bool = True) -> list[Sequence]:
     """The cascade for a batch of prompts with both models' KV caches kept across steps, each model on its own
-    device; ``entities`` (the subjects, for the RAG partner's background) default to none."""
+    device; ``entities`` (the subjects, for the RAG partner's background) default to none. The sequences that call
+    at a step ask the partner in one batched forward pass, or with ``batch_partner`` off one at a time (the same
+    tokens: the benchmark's comparison)."""
     context = slm.config.n_positions
     entities = entities or [None] * len(prompts)
     seqs = [Sequence(p, tokenizer, partner.session(e, use_cache=True), settings, context)
@@ -439,10 +517,9 @@ def generate_cached(prompts: list[str], slm, tokenizer: LacyTokenizer, partner: 
         input_ids[b, width - s.n_prompt:] = torch.tensor(s.ids, device=device)
         mask[b, width - s.n_prompt:] = 1
     out = slm(input_ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0), use_cache=True)
-    logits = out.logits[:, -1]
     for b, s in enumerate(seqs):
         s.budget = CallBudget(settings.call_rate, out.logits[b, width - s.n_prompt:-1, tokenizer.call_id].tolist())
-        decide(s, logits[b], tokenizer, segmenter, settings)
+    decide(list(zip(seqs, out.logits[:, -1])), tokenizer, segmenter, settings, partner, batch_partner)
     cache, positions = out.past_key_values, torch.tensor([s.n_prompt for s in seqs], device=device)
     while not all(s.done for s in seqs):
         active = torch.tensor([not s.done for s in seqs], device=device)
@@ -450,9 +527,8 @@ def generate_cached(prompts: list[str], slm, tokenizer: LacyTokenizer, partner: 
         mask = torch.cat([mask, active.long()[:, None]], 1)
         out = slm(step, attention_mask=mask, position_ids=positions[:, None], past_key_values=cache, use_cache=True)
         cache, positions = out.past_key_values, positions + active.long()
-        for b, s in enumerate(seqs):
-            if not s.done and not s.pending:
-                decide(s, out.logits[b, -1], tokenizer, segmenter, settings)
+        decide([(s, out.logits[b, -1]) for b, s in enumerate(seqs) if not s.done and not s.pending], tokenizer,
+               segmenter, settings, partner, batch_partner)
     return seqs
 
 
@@ -464,10 +540,11 @@ def generate_naive(prompt: str, slm, tokenizer: LacyTokenizer, partner: CascadeP
     segmenter = PieceSegmenter(tokenizer)
     logits = slm(torch.tensor([seq.ids], device=slm.device)).logits[0]
     seq.budget = CallBudget(settings.call_rate, logits[:-1, tokenizer.call_id].tolist())
-    decide(seq, logits[-1], tokenizer, segmenter, settings)
+    decide([(seq, logits[-1])], tokenizer, segmenter, settings, partner, batched=False)
     while not seq.done:
         seq.pending.clear()
-        decide(seq, slm(torch.tensor([seq.ids], device=slm.device)).logits[0, -1], tokenizer, segmenter, settings)
+        decide([(seq, slm(torch.tensor([seq.ids], device=slm.device)).logits[0, -1])], tokenizer, segmenter,
+               settings, partner, batched=False)
     return seq
 
 
