@@ -401,7 +401,8 @@ def test_batched_partner_logits_equal_each_text_read_alone(partner, model):
 
 def test_batched_cascade_gives_the_per_sequence_tokens(slm, small_tokenizer, partner, monkeypatch):
     """All sequences calling at a step go through the partner together; prompts of different lengths, steps where
-    some call and others do not, multi-piece answers: the same tokens as one call at a time and as the reference."""
+    some call and others do not, multi-piece answers: the same tokens as one call at a time, as calls gathered
+    across steps (the SLM's cache then holds more slots than its 96 positions) and as the reference."""
     prompts = PROMPTS + [cascade.bio_prompt("Wolfgang Amadeus Mozart"), "Ada"]
     settings = CascadeSettings(call_rate=0.3, max_new_tokens=40)
     sizes = []
@@ -417,11 +418,19 @@ def test_batched_cascade_gives_the_per_sequence_tokens(slm, small_tokenizer, par
     assert max(sizes) >= 3 and min(sizes) < len(prompts)  # several sequences at once, and some steps mixed
     assert sum(s.cases["multi"] for s in batched) > 0
     sizes.clear()
-    one_by_one = generate_cached(prompts, slm, small_tokenizer, partner, settings, batch_partner=False)
+    one_by_one = generate_cached(prompts, slm, small_tokenizer, partner, settings, partner_calls="sequence")
     assert set(sizes) == {1} and len(sizes) == sum(s.budget.calls for s in one_by_one)
-    for seq, alone in zip(batched, one_by_one):
+    sizes.clear()
+    slm_passes = []
+    forward = slm.forward
+    monkeypatch.setattr(slm, "forward", lambda *args, **kwargs: slm_passes.append(1) or forward(*args, **kwargs))
+    gathered = generate_cached(prompts, slm, small_tokenizer, partner, settings, partner_calls="gather")
+    assert max(s.n_prompt for s in gathered) + len(slm_passes) - 1 > slm.config.n_positions  # cache slots
+    assert sum(sizes) == sum(s.budget.calls for s in gathered) and max(sizes) == len(prompts)
+    assert len(sizes) < sum(s.budget.calls for s in gathered) / 3  # most calls answered with all five
+    for seq, alone, gather in zip(batched, one_by_one, gathered):
         naive = generate_naive(seq.prompt, slm, small_tokenizer, partner, settings)
-        assert seq.ids == alone.ids == naive.ids, seq.prompt
-        assert seq.sources == alone.sources == naive.sources
-        assert seq.cases == alone.cases == naive.cases
-        assert seq.session.fed == alone.session.fed
+        assert seq.ids == alone.ids == gather.ids == naive.ids, seq.prompt
+        assert seq.sources == alone.sources == gather.sources == naive.sources
+        assert seq.cases == alone.cases == gather.cases == naive.cases
+        assert seq.session.fed == alone.session.fed == gather.session.fed

@@ -48,14 +48,38 @@ lower-ranked candidate, and not at all.
 
 **KV caches.** The SLM runs batched over prompts (left padding, explicit positions) and extends its cache one token
 per step; a partner answer of k pieces is fed over the next k steps, the SLM deciding again after the last. A local
-partner keeps one cache per sequence (a served partner's server keeps its own prefix cache). At a call the whole
-text is re-tokenised (cheap next to a forward pass) and only the ids after the longest common prefix with the cached
-ids are fed, the cache being cropped to that prefix (with past recording on, so that sliding-window layers such as
-Gemma 3's can be cropped). Once the partner's text is longer than its sliding window (Gemma 3: 512), a crop
-starts its cache afresh instead: transformers' crop of such a cache raised a shape error there (668 tokens).
-Tokenising just the new suffix would be cheaper still but differs from the tokenisation of the whole text
-where pieces merge across the boundary (" 1" + "815"); the common-prefix rule gives exactly the partner's
-full-prefix result, which ``generate_naive`` (no caches) checks in tests and the benchmark.
+partner keeps, per sequence, the ids it has read and their keys and values (a served partner's server keeps its own
+prefix cache). At a call the whole text is re-tokenised (cheap next to a forward pass) and only the ids after the
+longest common prefix with the cached ids are fed, the stored keys and values being cut to that prefix. Tokenising
+just the new suffix would be cheaper still but differs from the tokenisation of the whole text where pieces merge
+across the boundary (" 1" + "815"); the common-prefix rule gives exactly the partner's full-prefix result, which
+``generate_naive`` (no caches) checks in tests and the benchmark.
+
+**Batched partner calls.** The sequences that call at a decoding step go through the local partner in one forward
+pass (``Partner.next_token_logits``). Each row is laid out as [padding][its kept prefix][padding][its new ids]: the
+kept keys and values of all rows are stacked right-aligned into one ``DynamicCache`` of the longest prefix, the new
+ids right-aligned after it, so that every row's last slot is its next-token position (``logits_to_keep=1``). Each
+slot carries its token's position in its own sequence (-1 for padding), which gives the position ids and explicit
+4-D additive masks: a query sees the non-pad slots of its row at its position or before, and on sliding-window
+layers (Gemma 3: 512) only those within the window, one mask per attention type. After the pass each row's kept and
+new keys and values are cut back out, so no padding is ever stored. Every row thus computes the attention of its
+text read alone, over the same keys in the same order: the logits equal the per-sequence ones to float rounding
+(tests: to 1e-10 in float64 against each text read alone, past a sliding window too; the same tokens as one call
+at a time and as ``generate_naive``). Alternatives rejected: one persistent batched cache for all sequences gathers
+padding holes at every step where only some sequences call and cannot be cut per sequence, and transformers'
+sliding-window cache layers count slots rather than positions, so past the window they would be inexact with
+padding; recomputing every calling prefix in full costs what the cache saves. Keeping all keys and values (no
+sliding layer evicts) also removes the earlier restart of a Gemma cache past its window (transformers' crop of a
+sliding layer raised a shape error at 668 tokens). The cost is one copy of the calling sequences' keys and values
+per pass, small next to a pass of the partner, whose weights are read once for all rows instead of once per call.
+A partner without ``batch_candidates`` (the served RAG partner) is asked one sequence at a time.
+
+``partner_calls`` chooses when the parked calls are answered: ``step`` (the default) at every decoding step that has
+one, ``gather`` only once every unfinished sequence waits for the partner, the others writing on meanwhile (fewer,
+fuller partner passes for more SLM passes, and more slots in the SLM's cache, which the masks and explicit positions
+make harmless; worth it when the SLM is much cheaper than the partner), ``sequence`` one pass per call (the
+benchmark's per-sequence comparison). A sequence's tokens depend only on its own text, so all three give the same
+tokens.
 
 **Context.** Generation stops at ``max_new_tokens`` or when the sequence fills the SLM's context
 (``n_positions``; learned absolute positions cannot slide without recomputing the cache). A partner answer is
@@ -336,12 +360,12 @@ class Partner:
 
     def _attention_mask(self, positions: torch.Tensor, past: int) -> torch.Tensor | dict[str, torch.Tensor]:
         """Additive 4-D masks over the slots: a query attends to the non-pad slots of its row at its position or
-        before, within the sliding window on sliding layers; a pad query attends to itself only (no row of
-        the softmax is empty). One mask per attention type where the model has several (Gemma 3)."""
+        before, within the sliding window on sliding layers. A pad query sees nothing: its row of the mask is all
+        ``finfo.min``, not ``-inf``, so its softmax stays finite (uniform) and no NaN reaches the real rows through
+        its key and value, which no real query sees anyway. One mask per attention type where the model has
+        several (Gemma 3)."""
         query, key = positions[:, None, past:, None], positions[:, None, None, :]
-        slots = torch.arange(positions.shape[1], device=positions.device)
-        own = slots[None, None, None, :] == slots[past:, None]
-        causal = ((key >= 0) & (key <= query)) | own
+        causal = (key >= 0) & (key <= query)
         dtype = self.model.dtype
 
         def additive(allowed: torch.Tensor) -> torch.Tensor:
@@ -453,6 +477,7 @@ class Sequence:
         self.n_prompt = len(self.ids)
         self.sources: list[str] = []
         self.pending: list[int] = []  # committed ids the SLM has not read yet
+        self.call: torch.Tensor | None = None  # the SLM's logits at a call that waits for the partner
         self.budget: CallBudget | None = None
         self.session = session
         self.cases: Counter = Counter()
@@ -471,15 +496,24 @@ class Sequence:
         self.pending += ids
 
 
-def decide(step: list[tuple[Sequence, torch.Tensor]], tokenizer: LacyTokenizer, segmenter: PieceSegmenter,
-           settings: CascadeSettings, partner: CascadePartner, batched: bool) -> None:
-    """One decoding step of some sequences from their SLM next-token logits: those within budget call the partner,
-    together (``ask_partner``), the others go greedy."""
-    calls = [(seq, logits) for seq, logits in step if seq.budget.should_call(float(logits[tokenizer.call_id]))]
-    answers = ask_partner(partner, [seq.session for seq, _ in calls], [tokenizer.decode(seq.ids) for seq, _ in calls],
+def decide(step: list[tuple[Sequence, torch.Tensor]], tokenizer: LacyTokenizer, settings: CascadeSettings) -> None:
+    """One decoding step of some sequences from their SLM next-token ``logits``: a sequence within budget parks the
+    step's logits to wait for the partner (``answer_calls``), the others take the SLM's greedy token."""
+    for seq, logits in step:
+        if seq.budget.should_call(float(logits[tokenizer.call_id])):
+            seq.call = logits
+        else:
+            seq.commit([greedy_slm_token(logits, seq.ids, tokenizer.call_id, settings.repetition_penalty)], "slm")
+
+
+def answer_calls(seqs: list[Sequence], tokenizer: LacyTokenizer, segmenter: PieceSegmenter,
+                 settings: CascadeSettings, partner: CascadePartner, batched: bool) -> None:
+    """The partner's answers to the parked calls of ``seqs`` (all at once where ``batched``, ``ask_partner``); a call
+    whose candidates are all inexpressible falls back to the SLM's greedy token."""
+    answers = ask_partner(partner, [seq.session for seq in seqs], [tokenizer.decode(seq.ids) for seq in seqs],
                           settings.partner_top_k, batched)
-    greedy = [(seq, logits) for seq, logits in step if all(seq is not s for s, _ in calls)]
-    for (seq, logits), candidates in zip(calls, answers):
+    for seq, candidates in zip(seqs, answers):
+        logits, seq.call = seq.call, None
         answer = choose_partner_token(candidates, segmenter, settings.max_pieces, seq.rejected)
         if answer is not None:
             seq.cases["single" if len(answer.ids) == 1 else "multi"] += 1
@@ -487,23 +521,26 @@ def decide(step: list[tuple[Sequence, torch.Tensor]], tokenizer: LacyTokenizer, 
             seq.commit(answer.ids, "partner")
         else:
             seq.cases["slm_fallback"] += 1
-            greedy.append((seq, logits))
-    for seq, logits in greedy:
-        seq.commit([greedy_slm_token(logits, seq.ids, tokenizer.call_id, settings.repetition_penalty)], "slm")
+            seq.commit([greedy_slm_token(logits, seq.ids, tokenizer.call_id, settings.repetition_penalty)], "slm")
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Generation loops
 
+PARTNER_CALLS = ("step", "gather", "sequence")
+
 
 @torch.no_grad()
 def generate_cached(prompts: list[str], slm, tokenizer: LacyTokenizer, partner: CascadePartner,
                     settings: CascadeSettings, entities: list[str | None] | None = None,
-                    batch_partner: bool = True) -> list[Sequence]:
+                    partner_calls: str = "step") -> list[Sequence]:
     """The cascade for a batch of prompts with both models' KV caches kept across steps, each model on its own
-    device; ``entities`` (the subjects, for the RAG partner's background) default to none. The sequences that call
-    at a step ask the partner in one batched forward pass, or with ``batch_partner`` off one at a time (the same
-    tokens: the benchmark's comparison)."""
+    device; ``entities`` (the subjects, for the RAG partner's background) default to none. ``partner_calls`` (module
+    docstring, batching): ``step`` answers the calls of each decoding step in one partner forward pass, ``gather``
+    lets the other sequences write on until every unfinished one waits for the partner, then answers all,
+    ``sequence`` answers each call alone. The tokens are the same."""
+    if partner_calls not in PARTNER_CALLS:
+        raise ValueError(f"partner_calls {partner_calls!r} is not one of {', '.join(PARTNER_CALLS)}")
     context = slm.config.n_positions
     entities = entities or [None] * len(prompts)
     seqs = [Sequence(p, tokenizer, partner.session(e, use_cache=True), settings, context)
@@ -519,16 +556,21 @@ def generate_cached(prompts: list[str], slm, tokenizer: LacyTokenizer, partner: 
     out = slm(input_ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0), use_cache=True)
     for b, s in enumerate(seqs):
         s.budget = CallBudget(settings.call_rate, out.logits[b, width - s.n_prompt:-1, tokenizer.call_id].tolist())
-    decide(list(zip(seqs, out.logits[:, -1])), tokenizer, segmenter, settings, partner, batch_partner)
+    decide(list(zip(seqs, out.logits[:, -1])), tokenizer, settings)
     cache, positions = out.past_key_values, torch.tensor([s.n_prompt for s in seqs], device=device)
     while not all(s.done for s in seqs):
-        active = torch.tensor([not s.done for s in seqs], device=device)
-        step = torch.tensor([[s.pending.pop(0) if not s.done else 0] for s in seqs], device=device)
+        parked = [s for s in seqs if s.call is not None]
+        if parked and (partner_calls != "gather" or all(s.done or s.call is not None for s in seqs)):
+            answer_calls(parked, tokenizer, segmenter, settings, partner, partner_calls != "sequence")
+            continue
+        active = [not s.done and s.call is None for s in seqs]
+        step = torch.tensor([[s.pending.pop(0) if a else 0] for s, a in zip(seqs, active)], device=device)
+        active = torch.tensor(active, device=device)
         mask = torch.cat([mask, active.long()[:, None]], 1)
         out = slm(step, attention_mask=mask, position_ids=positions[:, None], past_key_values=cache, use_cache=True)
         cache, positions = out.past_key_values, positions + active.long()
-        decide([(s, out.logits[b, -1]) for b, s in enumerate(seqs) if not s.done and not s.pending], tokenizer,
-               segmenter, settings, partner, batch_partner)
+        decide([(s, out.logits[b, -1]) for b, s in enumerate(seqs) if active[b] and not s.done and not s.pending],
+               tokenizer, settings)
     return seqs
 
 
@@ -540,11 +582,13 @@ def generate_naive(prompt: str, slm, tokenizer: LacyTokenizer, partner: CascadeP
     segmenter = PieceSegmenter(tokenizer)
     logits = slm(torch.tensor([seq.ids], device=slm.device)).logits[0]
     seq.budget = CallBudget(settings.call_rate, logits[:-1, tokenizer.call_id].tolist())
-    decide([(seq, logits[-1])], tokenizer, segmenter, settings, partner, batched=False)
+    decide([(seq, logits[-1])], tokenizer, settings)
     while not seq.done:
+        if seq.call is not None:
+            answer_calls([seq], tokenizer, segmenter, settings, partner, batched=False)
+            continue
         seq.pending.clear()
-        decide([(seq, slm(torch.tensor([seq.ids], device=slm.device)).logits[0, -1])], tokenizer, segmenter,
-               settings, partner, batched=False)
+        decide([(seq, slm(torch.tensor([seq.ids], device=slm.device)).logits[0, -1])], tokenizer, settings)
     return seq
 
 
@@ -749,12 +793,13 @@ def read_entities(path: Path) -> list[str]:
 
 
 def cascade_records(prompts: list[str], entities: list[str | None], slm, tokenizer: LacyTokenizer,
-                    partner: CascadePartner, settings: CascadeSettings, batch_size: int) -> list[dict]:
+                    partner: CascadePartner, settings: CascadeSettings, batch_size: int,
+                    partner_calls: str = "step") -> list[dict]:
     """JSONL records of the cascade for all prompts, the SLM batched ``batch_size`` prompts at a time."""
     records = []
     for start in range(0, len(prompts), batch_size):
         seqs = generate_cached(prompts[start:start + batch_size], slm, tokenizer, partner, settings,
-                               entities[start:start + batch_size])
+                               entities[start:start + batch_size], partner_calls)
         for seq, entity in zip(seqs, entities[start:start + batch_size]):
             records.append(sequence_record(seq, tokenizer, entity))
             log.info("%s: %d tokens, %d calls (%.1f%%)", entity, records[-1]["n_tokens"], records[-1]["n_calls"],
@@ -801,7 +846,7 @@ def _run_cascade(args: argparse.Namespace) -> None:
     slm, tokenizer = load_slm(args.model, args.device or default_device())
     settings = _settings(args)
     records = cascade_records([bio_prompt(e) for e in entities], entities, slm, tokenizer, partner, settings,
-                              args.batch_size)
+                              args.batch_size, args.partner_calls)
     write_jsonl(args.out, records)
     summary = summarise(records, settings) | {"model": str(args.model), "partner": partner.name}
     log.info("realised call rate %.1f%% (target %.1f%%)", 100 * summary["realised_call_rate"], 100 * settings.call_rate)
@@ -859,6 +904,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="entities JSONL from 'lacy corpus entities' ({\"entity\": name, ...}), or one name per line")
     _add_decoding_arguments(cas)
     cas.add_argument("--batch-size", type=int, default=8, help="prompts per batched SLM pass")
+    cas.add_argument("--partner-calls", choices=PARTNER_CALLS, default="step",
+                     help="one partner pass for the calls of each step, or gathered until all sequences wait, or "
+                          "one per call (same tokens; lacy.cascade docstring)")
     cas.add_argument("--max-entities", type=int, default=0, help="first N entities only (0: all)")
     cas.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     cas.add_argument("--out", type=Path, required=True, help="JSONL, one generation per entity")
