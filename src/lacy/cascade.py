@@ -372,9 +372,9 @@ class Partner:
             return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
                 ~allowed, torch.finfo(dtype).min)
 
-        if self.layer_types is None:
-            return additive(causal)
         sliding = causal if self.window is None else causal & (key > query - self.window)
+        if self.layer_types is None:  # one kind of layer: sliding wherever the config has a window (Mistral)
+            return additive(sliding)
         return {"full_attention": additive(causal), "sliding_attention": additive(sliding)}
 
 
@@ -563,13 +563,13 @@ def generate_cached(prompts: list[str], slm, tokenizer: LacyTokenizer, partner: 
         if parked and (partner_calls != "gather" or all(s.done or s.call is not None for s in seqs)):
             answer_calls(parked, tokenizer, segmenter, settings, partner, partner_calls != "sequence")
             continue
-        active = [not s.done and s.call is None for s in seqs]
-        step = torch.tensor([[s.pending.pop(0) if a else 0] for s, a in zip(seqs, active)], device=device)
-        active = torch.tensor(active, device=device)
-        mask = torch.cat([mask, active.long()[:, None]], 1)
+        running = [not s.done and s.call is None for s in seqs]
+        step = torch.tensor([[s.pending.pop(0) if r else 0] for s, r in zip(seqs, running)], device=device)
+        active = torch.tensor(running, device=device).long()
+        mask = torch.cat([mask, active[:, None]], 1)
         out = slm(step, attention_mask=mask, position_ids=positions[:, None], past_key_values=cache, use_cache=True)
-        cache, positions = out.past_key_values, positions + active.long()
-        decide([(s, out.logits[b, -1]) for b, s in enumerate(seqs) if active[b] and not s.done and not s.pending],
+        cache, positions = out.past_key_values, positions + active
+        decide([(s, out.logits[b, -1]) for b, (s, r) in enumerate(zip(seqs, running)) if r and not s.pending],
                tokenizer, settings)
     return seqs
 
