@@ -394,9 +394,11 @@ def test_batched_partner_logits_equal_each_text_read_alone(partner, model):
         assert row.topk(20).indices.tolist() == expected.topk(20).indices.tolist()
     assert [s.ids for s in sessions] == [partner.tokenizer(t).input_ids for t in texts]
     assert sessions[1].fed == len(sessions[1].ids) + 1 and sessions[3].fed == len(sessions[3].ids)
-    # the stored keys and values serve the next call as well
-    torch.testing.assert_close(lm.next_token_logits(sessions[:1], [texts[0] + ","])[0],
-                               _full_prefix_logits(lm, texts[0] + ","))
+    # each session's stored keys and values serve its next call, in any company
+    for some in (sessions[:1], sessions[::-1]):
+        more = [s.partner.tokenizer.decode(s.ids) + "," for s in some]
+        for row, text in zip(lm.next_token_logits(some, more), more):
+            torch.testing.assert_close(row, _full_prefix_logits(lm, text))
 
 
 def test_batched_cascade_gives_the_per_sequence_tokens(slm, small_tokenizer, partner, monkeypatch):
