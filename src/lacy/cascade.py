@@ -65,16 +65,18 @@ type; the logits are taken at each sequence's last new id (``logits_to_keep`` as
 sequence's kept and new keys and values are cut back out. Every sequence thus gets the attention of its text read
 alone, over the same keys in the same order: the logits equal the per-sequence ones to float rounding (tests: to
 float64 tolerance against each text read alone, past a sliding window too; the same tokens as one call at a time and
-as ``generate_naive``). Chosen over a padded batch (one row per sequence), which we built first: it measured the
-same on CPU (8 calls of Gemma-3-270M: 0.41 s either way) but feeds padding (there, 31 new ids padded to 72) and
-needs pad ids and pad queries that see nothing; packed, the pass feeds exactly the new ids. Rejected: one persistent
-cache for all sequences (it gathers padding at every step where only some sequences call, cannot be cut per
-sequence, and transformers' sliding-window layers count slots rather than positions, so past the window it would be
-inexact) and recomputing each calling prefix in full (it costs what the cache saves). Keeping all keys and values
-(no sliding layer evicts) also removes the earlier restart of a Gemma cache past its window (transformers' crop of a
-sliding layer raised a shape error at 668 tokens). The cost is one copy of the calling sequences' keys and values
-per pass, small next to the pass, in which the partner's weights are read once for all calls instead of once per
-call. A partner without ``batch_candidates`` (the served RAG partner) is asked one sequence at a time.
+as ``generate_naive``). Chosen over a padded batch (one row per sequence), which we built first: it feeds padding (8
+calls' 31 new ids padded to 72) and needs pad ids and pad queries that see nothing; packed, the pass feeds exactly
+the new ids. In the benchmark (8 prompts x 128 tokens, Gemma-3-270M, CPU) a partner pass took 0.30 s padded and 0.23
+s packed at every step with calls, 0.53 s and 0.34 s with calls gathered (best of 3 rounds each, separate runs on a
+shared machine; a pass of 8 fixed calls measured 0.41 s both ways). Rejected: one persistent cache for all sequences
+(it gathers padding at every step where only some sequences call, cannot be cut per sequence, and transformers'
+sliding-window layers count slots rather than positions, so past the window it would be inexact) and recomputing
+each calling prefix in full (it costs what the cache saves). Keeping all keys and values (no sliding layer evicts)
+also removes the earlier restart of a Gemma cache past its window (transformers' crop of a sliding layer raised a
+shape error at 668 tokens). The cost is one copy of the calling sequences' keys and values per pass, small next to
+the pass, in which the partner's weights are read once for all calls instead of once per call. A partner without
+``batch_candidates`` (the served RAG partner) is asked one sequence at a time.
 
 ``partner_calls`` chooses when the parked calls are answered: ``step`` (the default) at every decoding step that has
 one, ``gather`` only once every unfinished sequence waits for the partner, the others writing on meanwhile (fewer,
