@@ -429,7 +429,7 @@ def test_batched_cascade_gives_the_per_sequence_tokens(slm, small_tokenizer, par
     gathered = generate_cached(prompts, slm, small_tokenizer, partner, settings, partner_calls="gather")
     assert max(s.n_prompt for s in gathered) + len(slm_passes) - 1 > slm.config.n_positions  # cache slots
     assert sum(sizes) == sum(s.budget.calls for s in gathered) and max(sizes) == len(prompts)
-    assert len(sizes) < sum(s.budget.calls for s in gathered) / 3  # most calls answered with all five
+    assert len(sizes) < sum(s.budget.calls for s in gathered) / 3  # over three calls per partner pass
     for seq, alone, gather in zip(batched, one_by_one, gathered):
         naive = generate_naive(seq.prompt, slm, small_tokenizer, partner, settings)
         assert seq.ids == alone.ids == gather.ids == naive.ids, seq.prompt
