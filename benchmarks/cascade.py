@@ -1,12 +1,15 @@
-"""Throughput of the KV-cached cascade against the full-prefix loop (§5.1, §A.5), with identical outputs.
+"""Throughput of the KV-cached cascade, its partner calls batched across sequences or made one sequence at a time,
+against the full-prefix loop (§5.1, §A.5), with identical outputs.
 
 The SLM is a trained model directory (``--model``) or, if none is given, an untrained ``cpu-small`` GPT-2 with a
 SentencePiece tokenizer trained on the embedded Wikipedia leads; an untrained model's ``<CALL>`` logit is noise,
 and the call budget still forces calls at the target rate. The partner defaults to the real Gemma-3-270M.
 Prints one JSON object, with the machine (CPU, torch threads, load average before and after: on a shared machine
-the ratio of the two timings is the robust number).
+the ratios of the timings are the robust numbers). The partner's forward passes are counted and timed apart.
 
     python benchmarks/cascade.py --prompts 4 --max-new-tokens 256
+    python benchmarks/cascade.py --prompts 8 --max-new-tokens 128 --call-rate 0.22 --no-full-prefix \
+        --partner-calls step sequence gather
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from pathlib import Path
 import torch
 import transformers
 
-from lacy.cascade import (GEMMA_GGUF, CascadeSettings, bio_prompt, generate_cached, generate_naive, load_partner,
-                          load_slm)
+from lacy.cascade import (GEMMA_GGUF, PARTNER_CALLS, CascadeSettings, bio_prompt, generate_cached, generate_naive,
+                          load_partner, load_slm)
 
 ENTITIES = ["Ada Lovelace", "Wolfgang Amadeus Mozart", "Marie Curie", "Alan Turing", "Isaac Newton",
             "Frida Kahlo", "Nelson Mandela", "Emmy Noether"]
@@ -59,6 +62,11 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--call-rate", type=float, default=0.15)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--partner-calls", nargs="+", choices=PARTNER_CALLS, default=["step", "sequence"],
+                        help="cached runs in the order given: one partner pass per decoding step (step), calls "
+                             "gathered until all sequences wait (gather), one pass per call (sequence)")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each cached mode, the fastest reported")
+    parser.add_argument("--no-full-prefix", action="store_true", help="skip the (slow) full-prefix loop")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -70,25 +78,61 @@ def main() -> None:
     prompts = [bio_prompt(e) for e in (ENTITIES * args.prompts)[: args.prompts]]
     load_before = os.getloadavg()[0]
 
-    start = time.perf_counter()
-    cached = generate_cached(prompts, slm, tokenizer, partner, settings)
-    cached_s = time.perf_counter() - start
-    start = time.perf_counter()
-    naive = [generate_naive(p, slm, tokenizer, partner, settings) for p in prompts]
-    naive_s = time.perf_counter() - start
+    counts = {"partner_forwards": 0, "partner_rows": 0, "partner_s": 0.0, "slm_passes": 0}
+    next_token_logits, slm_forward = partner.next_token_logits, slm.forward
 
-    for c, n in zip(cached, naive):
-        assert c.ids == n.ids and c.sources == n.sources, f"cached and full-prefix outputs differ for {c.prompt!r}"
+    def timed(sessions, texts):
+        start = time.perf_counter()
+        logits = next_token_logits(sessions, texts)
+        counts["partner_forwards"] += 1
+        counts["partner_rows"] += len(sessions)
+        counts["partner_s"] += time.perf_counter() - start
+        return logits
+
+    def counted(*a, **kw):
+        counts["slm_passes"] += 1
+        return slm_forward(*a, **kw)
+
+    partner.next_token_logits, slm.forward = timed, counted
+    runs = {}
+    modes = args.partner_calls
+    for round_ in range(args.rounds):  # each round starts with the next mode, so no mode always runs first
+        for mode in modes[round_ % len(modes):] + modes[:round_ % len(modes)]:
+            counts.update(partner_forwards=0, partner_rows=0, partner_s=0.0, slm_passes=0)
+            start = time.perf_counter()
+            seqs = generate_cached(prompts, slm, tokenizer, partner, settings, partner_calls=mode)
+            run = {"seqs": seqs, "s": time.perf_counter() - start} | counts
+            if mode not in runs or run["s"] < runs[mode]["s"]:
+                runs[mode] = run
+    if not args.no_full_prefix:
+        start = time.perf_counter()
+        runs["full_prefix"] = {"seqs": [generate_naive(p, slm, tokenizer, partner, settings) for p in prompts],
+                               "s": time.perf_counter() - start}
+
+    first = modes[0]
+    cached = runs[first]["seqs"]
+    for mode, run in runs.items():
+        for c, other in zip(cached, run["seqs"]):
+            assert c.ids == other.ids and c.sources == other.sources, f"{first} and {mode} differ for {c.prompt!r}"
     tokens = sum(len(s.ids) - s.n_prompt for s in cached)
     calls = sum(s.budget.calls for s in cached)
+    timings = {}
+    for mode, run in runs.items():
+        timings[f"{mode}_s"] = round(run["s"], 2)
+        timings[f"{mode}_tokens_per_s"] = round(tokens / run["s"], 2)
+        for key in sorted(counts.keys() & run.keys()):
+            timings[f"{mode}_{key}"] = round(run[key], 2)
     print(json.dumps({
         "slm": str(args.model or "untrained cpu-small"), "slm_parameters": sum(p.numel() for p in slm.parameters()),
         "partner": args.partner, "partner_load_s": round(load_s, 1), "prompts": len(prompts),
-        "max_new_tokens": args.max_new_tokens, "generated_tokens": tokens, "calls": calls,
+        "max_new_tokens": args.max_new_tokens, "rounds": args.rounds, "generated_tokens": tokens, "calls": calls,
         "realised_call_rate": calls / sum(s.budget.steps for s in cached), "threads": args.threads,
-        "cached_s": round(cached_s, 2), "full_prefix_s": round(naive_s, 2),
-        "cached_tokens_per_s": round(tokens / cached_s, 2), "full_prefix_tokens_per_s": round(tokens / naive_s, 2),
-        "speedup": round(naive_s / cached_s, 2), "identical_outputs": True,
+    } | timings | {
+        # time of each other run over the first run's: the speed-up of the first
+        "speedup_over": {mode: round(run["s"] / runs[first]["s"], 2) for mode, run in runs.items() if mode != first},
+        "partner_speedup_over": {mode: round(run["partner_s"] / runs[first]["partner_s"], 2)
+                                 for mode, run in runs.items() if mode != first and "partner_s" in run},
+        "identical_outputs": True,
         "machine": machine() | {"load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
     }, indent=2))
 

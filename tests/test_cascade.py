@@ -347,20 +347,92 @@ def test_rag_partner_without_its_key_stops_before_any_request(saved, knowledge, 
         assert server.requests == []
 
 
-def test_partner_cache_restarts_past_a_sliding_window(partner):
-    """Past a sliding window, a crop restarts the partner's cache (transformers raised a shape error cropping the
-    real Gemma-3-270M's cache at 668 tokens, window 512); before it, crops keep the cache. Logits stay exact."""
+def _tiny_gemma(partner) -> Partner:
+    """A random Gemma 3 with the real one's alternation of sliding (window 8 here, 512 there) and full layers."""
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     torch.manual_seed(0)
     config = Gemma3TextConfig(vocab_size=len(partner.tokenizer), hidden_size=32, intermediate_size=64,
                               num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
                               sliding_window=8, layer_types=["sliding_attention", "full_attention"])
-    gemma = Partner(model=Gemma3ForCausalLM(config).double(), tokenizer=partner.tokenizer, name="tiny-gemma")
-    cached, full = cascade.PartnerSession(gemma, use_cache=True), cascade.PartnerSession(gemma, use_cache=False)
-    short, long = "Ada was a", "Ada was an English mathematician and writer, chiefly known for her work"
-    assert len(partner.tokenizer(short).input_ids) < 8 < len(partner.tokenizer(long).input_ids)
-    for text, restarted in ((short, True), (short + "n", False), (long, False), (long + "s", True)):
-        fed = cached.fed
-        assert torch.allclose(cached.next_token_logits(text), full.next_token_logits(text))
-        assert (cached.fed - fed == len(cached.ids)) == restarted, text  # the whole text fed again
+    return Partner(model=Gemma3ForCausalLM(config).double(), tokenizer=partner.tokenizer, name="tiny-gemma")
+
+
+def _full_prefix_logits(partner: Partner, text: str) -> torch.Tensor:
+    return cascade.PartnerSession(partner, use_cache=False).next_token_logits(text)
+
+
+SHORT, LONG = "Ada was a", "Ada was an English mathematician and writer, chiefly known for her work"
+
+
+def test_partner_cache_is_exact_across_a_sliding_window(partner):
+    """Crops before and past a sliding window keep the partner's logits exact (transformers raised a shape error
+    cropping the real Gemma-3-270M's own sliding cache at 668 tokens, window 512: our masks do the window)."""
+    gemma = _tiny_gemma(partner)
+    assert len(partner.tokenizer(SHORT).input_ids) < 8 < len(partner.tokenizer(LONG).input_ids)
+    cached = cascade.PartnerSession(gemma, use_cache=True)
+    for text, fed in ((SHORT, None), (SHORT + "n", 1), (LONG, None), (LONG + "s", 1), (LONG + " on", None)):
+        before = cached.fed
+        torch.testing.assert_close(cached.next_token_logits(text), _full_prefix_logits(gemma, text))
+        assert cached.ids == partner.tokenizer(text).input_ids
+        if fed is not None:  # "work" -> "works": the cache was cropped by one id and one id fed, not the whole text
+            assert cached.fed - before == fed, text
+
+
+@pytest.mark.parametrize("model", ["gpt2", "gemma3"])
+def test_batched_partner_logits_equal_each_text_read_alone(partner, model):
+    """One forward pass over sequences with caches of different lengths (none, short, past the window), new ids of
+    different lengths, and a crop, gives each text's full-prefix logits."""
+    lm = partner if model == "gpt2" else _tiny_gemma(partner)
+    sessions = [cascade.PartnerSession(lm, use_cache=True) for _ in range(4)]
+    lm.next_token_logits(sessions[1:], [SHORT, LONG, LONG + " and"])
+    texts = [LONG + " in 1815", SHORT + "n", LONG + "s", LONG + " and a"]  # fresh, crop, crop past window, extend
+    logits = lm.next_token_logits(sessions, texts)
+    for row, text in zip(logits, texts):
+        expected = _full_prefix_logits(lm, text)
+        torch.testing.assert_close(row, expected)
+        assert row.topk(20).indices.tolist() == expected.topk(20).indices.tolist()
+    assert [s.ids for s in sessions] == [partner.tokenizer(t).input_ids for t in texts]
+    assert sessions[1].fed == len(sessions[1].ids) + 1 and sessions[3].fed == len(sessions[3].ids)
+    # each session's stored keys and values serve its next call, in any company
+    for some in (sessions[:1], sessions[::-1]):
+        more = [s.partner.tokenizer.decode(s.ids) + "," for s in some]
+        for row, text in zip(lm.next_token_logits(some, more), more):
+            torch.testing.assert_close(row, _full_prefix_logits(lm, text))
+
+
+def test_batched_cascade_gives_the_per_sequence_tokens(slm, small_tokenizer, partner, monkeypatch):
+    """All sequences calling at a step go through the partner together; prompts of different lengths, steps where
+    some call and others do not, multi-piece answers: the same tokens as one call at a time, as calls gathered
+    across steps (the SLM's cache then holds more slots than its 96 positions) and as the reference."""
+    prompts = PROMPTS + [cascade.bio_prompt("Wolfgang Amadeus Mozart"), "Ada"]
+    settings = CascadeSettings(call_rate=0.3, max_new_tokens=40)
+    sizes = []
+    next_token_logits = partner.next_token_logits
+
+    def recording(sessions, texts):
+        sizes.append(len(sessions))
+        return next_token_logits(sessions, texts)
+
+    monkeypatch.setattr(partner, "next_token_logits", recording)
+    batched = generate_cached(prompts, slm, small_tokenizer, partner, settings)
+    assert sum(sizes) == sum(s.budget.calls for s in batched) and len(sizes) < sum(sizes)
+    assert max(sizes) >= 3 and min(sizes) < len(prompts)  # several sequences at once, and some steps mixed
+    assert sum(s.cases["multi"] for s in batched) > 0
+    sizes.clear()
+    one_by_one = generate_cached(prompts, slm, small_tokenizer, partner, settings, partner_calls="sequence")
+    assert set(sizes) == {1} and len(sizes) == sum(s.budget.calls for s in one_by_one)
+    sizes.clear()
+    slm_passes = []
+    forward = slm.forward
+    monkeypatch.setattr(slm, "forward", lambda *args, **kwargs: slm_passes.append(1) or forward(*args, **kwargs))
+    gathered = generate_cached(prompts, slm, small_tokenizer, partner, settings, partner_calls="gather")
+    assert max(s.n_prompt for s in gathered) + len(slm_passes) - 1 > slm.config.n_positions  # cache slots
+    assert sum(sizes) == sum(s.budget.calls for s in gathered) and max(sizes) == len(prompts)
+    assert len(sizes) < sum(s.budget.calls for s in gathered) / 3  # over three calls per partner pass
+    for seq, alone, gather in zip(batched, one_by_one, gathered):
+        naive = generate_naive(seq.prompt, slm, small_tokenizer, partner, settings)
+        assert seq.ids == alone.ids == gather.ids == naive.ids, seq.prompt
+        assert seq.sources == alone.sources == gather.sources == naive.sources
+        assert seq.cases == alone.cases == gather.cases == naive.cases
+        assert seq.session.fed == alone.session.fed == gather.session.fed

@@ -48,14 +48,42 @@ lower-ranked candidate, and not at all.
 
 **KV caches.** The SLM runs batched over prompts (left padding, explicit positions) and extends its cache one token
 per step; a partner answer of k pieces is fed over the next k steps, the SLM deciding again after the last. A local
-partner keeps one cache per sequence (a served partner's server keeps its own prefix cache). At a call the whole
-text is re-tokenised (cheap next to a forward pass) and only the ids after the longest common prefix with the cached
-ids are fed, the cache being cropped to that prefix (with past recording on, so that sliding-window layers such as
-Gemma 3's can be cropped). Once the partner's text is longer than its sliding window (Gemma 3: 512), a crop
-starts its cache afresh instead: transformers' crop of such a cache raised a shape error there (668 tokens).
-Tokenising just the new suffix would be cheaper still but differs from the tokenisation of the whole text
-where pieces merge across the boundary (" 1" + "815"); the common-prefix rule gives exactly the partner's
-full-prefix result, which ``generate_naive`` (no caches) checks in tests and the benchmark.
+partner keeps, per sequence, the ids it has read and their keys and values (a served partner's server keeps its own
+prefix cache). At a call the whole text is re-tokenised (cheap next to a forward pass) and only the ids after the
+longest common prefix with the cached ids are fed, the stored keys and values being cut to that prefix. Tokenising
+just the new suffix would be cheaper still but differs from the tokenisation of the whole text where pieces merge
+across the boundary (" 1" + "815"); the common-prefix rule gives exactly the partner's full-prefix result, which
+``generate_naive`` (no caches) checks in tests and the benchmark.
+
+**Batched partner calls.** The sequences that call at a decoding step go through the local partner in one forward
+pass (``Partner.next_token_logits``), packed into one sequence without padding: the slots are the kept prefixes of
+all calling sequences one after another (their stored keys and values concatenated into one ``DynamicCache``), then
+their new ids one after another. Each slot belongs to one sequence and has its position in that sequence's text,
+which gives the position ids and explicit 4-D additive masks: a new id sees only its own sequence's slots at its
+position or before, and on sliding-window layers (Gemma 3: 512) only those within the window, one mask per attention
+type; the logits are taken at each sequence's last new id (``logits_to_keep`` as indices). After the pass each
+sequence's kept and new keys and values are cut back out. Every sequence thus gets the attention of its text read
+alone, over the same keys in the same order: the logits equal the per-sequence ones to float rounding (tests: to
+float64 tolerance against each text read alone, past a sliding window too; the same tokens as one call at a time and
+as ``generate_naive``). Chosen over a padded batch (one row per sequence), which we built first: it feeds padding (8
+calls' 31 new ids padded to 72) and needs pad ids and pad queries that see nothing; packed, the pass feeds exactly
+the new ids. In the benchmark (8 prompts x 128 tokens, Gemma-3-270M, CPU) a partner pass took 0.30 s padded and 0.23
+s packed at every step with calls, 0.53 s and 0.34 s with calls gathered (best of 3 rounds each, separate runs on a
+shared machine; a pass of 8 fixed calls measured 0.41 s both ways). Rejected: one persistent cache for all sequences
+(it gathers padding at every step where only some sequences call, cannot be cut per sequence, and transformers'
+sliding-window layers count slots rather than positions, so past the window it would be inexact) and recomputing
+each calling prefix in full (it costs what the cache saves). Keeping all keys and values (no sliding layer evicts)
+also removes the earlier restart of a Gemma cache past its window (transformers' crop of a sliding layer raised a
+shape error at 668 tokens). The cost is one copy of the calling sequences' keys and values per pass, small next to
+the pass, in which the partner's weights are read once for all calls instead of once per call. A partner without
+``batch_candidates`` (the served RAG partner) is asked one sequence at a time.
+
+``partner_calls`` chooses when the parked calls are answered: ``step`` (the default) at every decoding step that has
+one, ``gather`` only once every unfinished sequence waits for the partner, the others writing on meanwhile (fewer,
+fuller partner passes for more SLM passes, and more slots in the SLM's cache, which the masks and explicit positions
+make harmless; worth it when the SLM is much cheaper than the partner), ``sequence`` one pass per call (the
+benchmark's per-sequence comparison). A sequence's tokens depend only on its own text, so all three give the same
+tokens.
 
 **Context.** Generation stops at ``max_new_tokens`` or when the sequence fills the SLM's context
 (``n_positions``; learned absolute positions cannot slide without recomputing the cache). A partner answer is
@@ -249,7 +277,9 @@ class PartnerView(Protocol):
 
 
 class CascadePartner(Protocol):
-    """A cascade partner: a local ``Partner`` or the served RAG partner (``lacy.rag_partner.RagPartner``)."""
+    """A cascade partner: a local ``Partner`` or the served RAG partner (``lacy.rag_partner.RagPartner``). A partner
+    that also has ``batch_candidates(views, texts, k)`` (a local ``Partner``) answers all calls of a decoding step
+    at once (:func:`ask_partner`)."""
 
     name: str
 
@@ -269,6 +299,12 @@ class Partner:
         self.model.eval()
         decoder = getattr(self.tokenizer, "added_tokens_decoder", {})
         self.special_ids = set(self.tokenizer.all_special_ids) | {i for i, t in decoder.items() if t.special}
+        config = self.model.config
+        self.layer_types = getattr(config, "layer_types", None)
+        unknown = set(self.layer_types or []) - {"full_attention", "sliding_attention"}
+        if unknown:
+            raise ValueError(f"partner {self.name}: cannot mask attention of type {', '.join(sorted(unknown))}")
+        self.window = getattr(config, "sliding_window", None)
 
     def session(self, entity: str | None, use_cache: bool) -> "PartnerSession":
         """A view of one sequence (the subject ``entity`` plays no part: the partner reads our text only)."""
@@ -277,6 +313,59 @@ class Partner:
     def describe(self, ids: list[int]) -> list[Candidate]:
         """Partner ids as candidates: each id decoded on its own."""
         return [Candidate(self.tokenizer.decode([i]), i in self.special_ids) for i in ids]
+
+    def batch_candidates(self, sessions: list["PartnerSession"], texts: list[str], k: int) -> list[list[Candidate]]:
+        """The ``k`` most probable next tokens after each text, best first, from one batched forward pass."""
+        return [self.describe(row.topk(k).indices.tolist()) for row in self.next_token_logits(sessions, texts)]
+
+    @torch.no_grad()
+    def next_token_logits(self, sessions: list["PartnerSession"], texts: list[str]) -> torch.Tensor:
+        """The next-token logits after each text (its own tokenisation, special tokens added), one row per session,
+        from one forward pass over the ids past each session's cached common prefix, the sessions packed into one
+        sequence (module docstring, batched partner calls)."""
+        ids = [list(self.tokenizer(text).input_ids) for text in texts]
+        keep = [min(_common_prefix(s.ids, i), len(i) - 1) for s, i in zip(sessions, ids)]
+        new = [i[k:] for i, k in zip(ids, keep)]
+        # slots: the kept prefixes one after another, then the new ids one after another; each slot belongs to
+        # one session and has its position in that session's text
+        owner = [r for r, k in enumerate(keep) for _ in range(k)] + [r for r, x in enumerate(new) for _ in x]
+        positions = [p for k in keep for p in range(k)] + [p for k, x in zip(keep, new) for p in range(k, k + len(x))]
+        past, ends = sum(keep), np.cumsum([len(x) for x in new])
+        device = self.model.device
+        owner, positions = torch.tensor(owner, device=device), torch.tensor(positions, device=device)
+        layers = len(next((s.kv for s, k in zip(sessions, keep) if k), []))
+        kept = [tuple(torch.cat([s.kv[layer][t][:, :k] for s, k in zip(sessions, keep) if k], 1)[None]
+                      for t in (0, 1)) for layer in range(layers)] or None
+        out = self.model(torch.tensor([[i for x in new for i in x]], device=device),
+                         attention_mask=self._attention_mask(owner, positions, past),
+                         position_ids=positions[None, past:], past_key_values=DynamicCache(ddp_cache_data=kept),
+                         use_cache=True, logits_to_keep=torch.tensor(ends - 1, device=device))
+        start = 0
+        for session, text_ids, k, x, end in zip(sessions, ids, keep, new, ends.tolist()):
+            session.kv = [tuple(torch.cat([t[0, :, start:start + k], t[0, :, past + end - len(x):past + end]], 1)
+                                for t in (layer.keys, layer.values)) for layer in out.past_key_values.layers]
+            session.ids = text_ids
+            session.fed += len(x)
+            start += k
+        return out.logits[0]
+
+    def _attention_mask(self, owner: torch.Tensor, positions: torch.Tensor,
+                        past: int) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Additive 4-D masks over the slots: a new id sees the slots of its own session at its position or
+        before, and on sliding layers only those within the window; one mask per attention type where the model
+        has several (Gemma 3)."""
+        query, key = positions[past:, None], positions[None, :]
+        causal = (owner[past:, None] == owner[None, :]) & (key <= query)
+        sliding = causal if self.window is None else causal & (key > query - self.window)
+        dtype = self.model.dtype
+
+        def additive(allowed: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
+                ~allowed, torch.finfo(dtype).min)[None, None]
+
+        if self.layer_types is None:  # one kind of layer: sliding wherever the config has a window (Mistral)
+            return additive(sliding)
+        return {"full_attention": additive(causal), "sliding_attention": additive(sliding)}
 
 
 def dequantised_gemma() -> Path:
@@ -320,43 +409,37 @@ def load_partner(spec: str, device: torch.device | str = "cpu") -> Partner:
 
 
 class PartnerSession:
-    """The partner's view of one sequence; with ``use_cache`` it feeds only ids past the cached common prefix."""
+    """The local partner's view of one sequence. With ``use_cache`` it keeps the ids it has read and their keys and
+    values (per layer, ``[heads, len(ids), head_dim]``) for ``Partner.next_token_logits``; without, every call
+    re-reads the whole text (``generate_naive``, the reference)."""
 
     def __init__(self, partner: Partner, use_cache: bool):
         self.partner = partner
         self.use_cache = use_cache
         self.ids: list[int] = []
-        self.cache = None
+        self.kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.fed = 0
-        self.window = getattr(partner.model.config, "sliding_window", None) or float("inf")
 
     @torch.no_grad()
     def next_token_logits(self, text: str) -> torch.Tensor:
         """The partner's next-token logits after ``text`` (its own tokenisation, special tokens added)."""
-        ids = list(self.partner.tokenizer(text).input_ids)
-        if not self.use_cache:
-            return self.partner.model(self._tensor(ids), logits_to_keep=1).logits[0, -1]
-        keep = min(_common_prefix(self.ids, ids), len(ids) - 1)
-        if keep < len(self.ids) and len(self.ids) > self.window:
-            self.cache = None  # transformers cannot crop a sliding-window layer past its window: start afresh
-        if self.cache is None:
-            keep = 0
-            self.cache = DynamicCache(config=self.partner.model.config)
-            self.cache.activate_past_recording()  # sliding-window layers (Gemma 3) stay croppable
-        elif keep < len(self.ids):
-            self.cache.crop(keep - len(self.ids))
-        self.fed += len(ids) - keep
-        out = self.partner.model(self._tensor(ids[keep:]), past_key_values=self.cache, use_cache=True,
-                                 logits_to_keep=1)
-        self.ids = ids
-        return out.logits[0, -1]
-
-    def _tensor(self, ids: list[int]) -> torch.Tensor:
-        return torch.tensor([ids], device=self.partner.model.device)
+        if self.use_cache:
+            return self.partner.next_token_logits([self], [text])[0]
+        ids = torch.tensor([self.partner.tokenizer(text).input_ids], device=self.partner.model.device)
+        return self.partner.model(ids, logits_to_keep=1).logits[0, -1]
 
     def candidates(self, text: str, k: int) -> list[Candidate]:
         """The partner's ``k`` most probable next tokens after ``text``, best first."""
         return self.partner.describe(self.next_token_logits(text).topk(k).indices.tolist())
+
+
+def ask_partner(partner: CascadePartner, views: list[PartnerView], texts: list[str], k: int,
+                batched: bool) -> list[list[Candidate]]:
+    """Each view's ``k`` best candidates after its text: in one batched call where ``batched`` and the partner can
+    (``batch_candidates``), else one view at a time."""
+    if batched and views and hasattr(partner, "batch_candidates"):
+        return partner.batch_candidates(views, texts, k)
+    return [view.candidates(text, k) for view, text in zip(views, texts)]
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -384,6 +467,7 @@ class Sequence:
         self.n_prompt = len(self.ids)
         self.sources: list[str] = []
         self.pending: list[int] = []  # committed ids the SLM has not read yet
+        self.call: torch.Tensor | None = None  # the SLM's logits at a call that waits for the partner
         self.budget: CallBudget | None = None
         self.session = session
         self.cases: Counter = Counter()
@@ -402,30 +486,51 @@ class Sequence:
         self.pending += ids
 
 
-def decide(seq: Sequence, logits: torch.Tensor, tokenizer: LacyTokenizer, segmenter: PieceSegmenter,
-           settings: CascadeSettings) -> None:
-    """One decoding step from the SLM's next-token ``logits``: call the partner within budget, or go greedy."""
-    if seq.budget.should_call(float(logits[tokenizer.call_id])):
-        candidates = seq.session.candidates(tokenizer.decode(seq.ids), settings.partner_top_k)
+def decide(step: list[tuple[Sequence, torch.Tensor]], tokenizer: LacyTokenizer, settings: CascadeSettings) -> None:
+    """One decoding step of some sequences from their SLM next-token ``logits``: a sequence within budget parks the
+    step's logits to wait for the partner (``answer_calls``), the others take the SLM's greedy token."""
+    for seq, logits in step:
+        if seq.budget.should_call(float(logits[tokenizer.call_id])):
+            seq.call = logits
+        else:
+            seq.commit([greedy_slm_token(logits, seq.ids, tokenizer.call_id, settings.repetition_penalty)], "slm")
+
+
+def answer_calls(seqs: list[Sequence], tokenizer: LacyTokenizer, segmenter: PieceSegmenter,
+                 settings: CascadeSettings, partner: CascadePartner, batched: bool) -> None:
+    """The partner's answers to the parked calls of ``seqs`` (all at once where ``batched``, ``ask_partner``); a call
+    whose candidates are all inexpressible falls back to the SLM's greedy token."""
+    answers = ask_partner(partner, [seq.session for seq in seqs], [tokenizer.decode(seq.ids) for seq in seqs],
+                          settings.partner_top_k, batched)
+    for seq, candidates in zip(seqs, answers):
+        logits, seq.call = seq.call, None
         answer = choose_partner_token(candidates, segmenter, settings.max_pieces, seq.rejected)
         if answer is not None:
             seq.cases["single" if len(answer.ids) == 1 else "multi"] += 1
             seq.cases["next_best"] += answer.rank > 0
             seq.commit(answer.ids, "partner")
-            return
-        seq.cases["slm_fallback"] += 1
-    seq.commit([greedy_slm_token(logits, seq.ids, tokenizer.call_id, settings.repetition_penalty)], "slm")
+        else:
+            seq.cases["slm_fallback"] += 1
+            seq.commit([greedy_slm_token(logits, seq.ids, tokenizer.call_id, settings.repetition_penalty)], "slm")
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Generation loops
 
+PARTNER_CALLS = ("step", "gather", "sequence")
+
 
 @torch.no_grad()
 def generate_cached(prompts: list[str], slm, tokenizer: LacyTokenizer, partner: CascadePartner,
-                    settings: CascadeSettings, entities: list[str | None] | None = None) -> list[Sequence]:
+                    settings: CascadeSettings, entities: list[str | None] | None = None,
+                    partner_calls: str = "step") -> list[Sequence]:
     """The cascade for a batch of prompts with both models' KV caches kept across steps, each model on its own
-    device; ``entities`` (the subjects, for the RAG partner's background) default to none."""
+    device; ``entities`` (the subjects, for the RAG partner's background) default to none. ``partner_calls`` (module
+    docstring, batching): ``step`` answers the calls of each decoding step in one partner forward pass, ``gather``
+    lets the other sequences write on until every unfinished one waits for the partner, then answers all,
+    ``sequence`` answers each call alone. The tokens are the same."""
+    if partner_calls not in PARTNER_CALLS:
+        raise ValueError(f"partner_calls {partner_calls!r} is not one of {', '.join(PARTNER_CALLS)}")
     context = slm.config.n_positions
     entities = entities or [None] * len(prompts)
     seqs = [Sequence(p, tokenizer, partner.session(e, use_cache=True), settings, context)
@@ -439,20 +544,23 @@ def generate_cached(prompts: list[str], slm, tokenizer: LacyTokenizer, partner: 
         input_ids[b, width - s.n_prompt:] = torch.tensor(s.ids, device=device)
         mask[b, width - s.n_prompt:] = 1
     out = slm(input_ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0), use_cache=True)
-    logits = out.logits[:, -1]
     for b, s in enumerate(seqs):
         s.budget = CallBudget(settings.call_rate, out.logits[b, width - s.n_prompt:-1, tokenizer.call_id].tolist())
-        decide(s, logits[b], tokenizer, segmenter, settings)
+    decide(list(zip(seqs, out.logits[:, -1])), tokenizer, settings)
     cache, positions = out.past_key_values, torch.tensor([s.n_prompt for s in seqs], device=device)
     while not all(s.done for s in seqs):
-        active = torch.tensor([not s.done for s in seqs], device=device)
-        step = torch.tensor([[s.pending.pop(0) if not s.done else 0] for s in seqs], device=device)
-        mask = torch.cat([mask, active.long()[:, None]], 1)
+        parked = [s for s in seqs if s.call is not None]
+        if parked and (partner_calls != "gather" or all(s.done or s.call is not None for s in seqs)):
+            answer_calls(parked, tokenizer, segmenter, settings, partner, partner_calls != "sequence")
+            continue
+        running = [not s.done and s.call is None for s in seqs]
+        step = torch.tensor([[s.pending.pop(0) if r else 0] for s, r in zip(seqs, running)], device=device)
+        active = torch.tensor(running, device=device).long()
+        mask = torch.cat([mask, active[:, None]], 1)
         out = slm(step, attention_mask=mask, position_ids=positions[:, None], past_key_values=cache, use_cache=True)
-        cache, positions = out.past_key_values, positions + active.long()
-        for b, s in enumerate(seqs):
-            if not s.done and not s.pending:
-                decide(s, out.logits[b, -1], tokenizer, segmenter, settings)
+        cache, positions = out.past_key_values, positions + active
+        decide([(s, out.logits[b, -1]) for b, (s, r) in enumerate(zip(seqs, running)) if r and not s.pending],
+               tokenizer, settings)
     return seqs
 
 
@@ -464,10 +572,13 @@ def generate_naive(prompt: str, slm, tokenizer: LacyTokenizer, partner: CascadeP
     segmenter = PieceSegmenter(tokenizer)
     logits = slm(torch.tensor([seq.ids], device=slm.device)).logits[0]
     seq.budget = CallBudget(settings.call_rate, logits[:-1, tokenizer.call_id].tolist())
-    decide(seq, logits[-1], tokenizer, segmenter, settings)
+    decide([(seq, logits[-1])], tokenizer, settings)
     while not seq.done:
+        if seq.call is not None:
+            answer_calls([seq], tokenizer, segmenter, settings, partner, batched=False)
+            continue
         seq.pending.clear()
-        decide(seq, slm(torch.tensor([seq.ids], device=slm.device)).logits[0, -1], tokenizer, segmenter, settings)
+        decide([(seq, slm(torch.tensor([seq.ids], device=slm.device)).logits[0, -1])], tokenizer, settings)
     return seq
 
 
@@ -672,12 +783,13 @@ def read_entities(path: Path) -> list[str]:
 
 
 def cascade_records(prompts: list[str], entities: list[str | None], slm, tokenizer: LacyTokenizer,
-                    partner: CascadePartner, settings: CascadeSettings, batch_size: int) -> list[dict]:
+                    partner: CascadePartner, settings: CascadeSettings, batch_size: int,
+                    partner_calls: str = "step") -> list[dict]:
     """JSONL records of the cascade for all prompts, the SLM batched ``batch_size`` prompts at a time."""
     records = []
     for start in range(0, len(prompts), batch_size):
         seqs = generate_cached(prompts[start:start + batch_size], slm, tokenizer, partner, settings,
-                               entities[start:start + batch_size])
+                               entities[start:start + batch_size], partner_calls)
         for seq, entity in zip(seqs, entities[start:start + batch_size]):
             records.append(sequence_record(seq, tokenizer, entity))
             log.info("%s: %d tokens, %d calls (%.1f%%)", entity, records[-1]["n_tokens"], records[-1]["n_calls"],
@@ -724,7 +836,7 @@ def _run_cascade(args: argparse.Namespace) -> None:
     slm, tokenizer = load_slm(args.model, args.device or default_device())
     settings = _settings(args)
     records = cascade_records([bio_prompt(e) for e in entities], entities, slm, tokenizer, partner, settings,
-                              args.batch_size)
+                              args.batch_size, args.partner_calls)
     write_jsonl(args.out, records)
     summary = summarise(records, settings) | {"model": str(args.model), "partner": partner.name}
     log.info("realised call rate %.1f%% (target %.1f%%)", 100 * summary["realised_call_rate"], 100 * settings.call_rate)
@@ -782,6 +894,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="entities JSONL from 'lacy corpus entities' ({\"entity\": name, ...}), or one name per line")
     _add_decoding_arguments(cas)
     cas.add_argument("--batch-size", type=int, default=8, help="prompts per batched SLM pass")
+    cas.add_argument("--partner-calls", choices=PARTNER_CALLS, default="step",
+                     help="one partner pass for the calls of each step, or gathered until all sequences wait, or "
+                          "one per call (same tokens; lacy.cascade docstring)")
     cas.add_argument("--max-entities", type=int, default=0, help="first N entities only (0: all)")
     cas.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     cas.add_argument("--out", type=Path, required=True, help="JSONL, one generation per entity")
