@@ -207,8 +207,8 @@ def test_paper_config_with_the_1_3b_switch_plans_both_scales_with_cluster_resour
 
 def test_bad_config_stops_snakemake_before_any_job_and_names_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text((ROOT / "config/config.yaml").read_text().replace("validation_fraction: 0.1",
-                                                                       "validation_fraction: 1e-1"))
+    bad.write_text((ROOT / "config/config.yaml").read_text().replace("  source: wiki_offline\n",
+                                                                       "  source: wiki_offline\n  validation_fraction: 1e-1\n"))
     run = snakemake("-n", "--configfile", str(bad))
     assert run.returncode != 0
     assert "data.validation_fraction: '1e-1' is a string" in run.stderr + run.stdout
@@ -240,7 +240,10 @@ def test_default_workflow_runs_end_to_end_on_a_small_slice(tmp_path):
 
     import yaml
 
+    from lacy.config import load_schema, validate_config
+
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    validate_config(config, load_schema(ROOT / "workflow/schemas/config.schema.yaml"))  # with the schema's defaults
     config["data"].update(max_documents=400, shards=1)
     config["tokenizer"]["vocab_size"] = 1000
     config["training"].update(step_scale=0.00002, log_every=2, checkpoint_every=4)

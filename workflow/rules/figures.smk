@@ -11,7 +11,7 @@ rule figure:
         png=report("results/figures/{figure}.png", caption="../report/figure.rst", category="Figures",
                    labels={"figure": "{figure}"}),
     params:
-        options=lambda wildcards: figure_options(wildcards.figure, figure_scales(wildcards.figure)),
+        options=lambda wildcards: figure_options(wildcards.figure, plan.figure_scales(config, wildcards.figure)),
         caption=lambda wildcards: FIGURES[wildcards.figure].caption,
     log:
         "logs/figures/{figure}.log",
@@ -30,7 +30,7 @@ rule figure4:
                    labels={"figure": "fig4"}),
     params:
         generations=lambda wildcards, input: " ".join(f"--generations {run}={path}" for run, path in input.items()),
-        partner=PARTNERS.get(FIGURE_PARTNERS["main"]),
+        partner=PARTNERS[FIGURE_PARTNERS["main"]]["model"] if FIGURE_PARTNERS["main"] else None,
     log:
         "logs/figures/fig4.log",
     conda:
@@ -42,7 +42,7 @@ rule figure4:
 rule table:
     input:
         results=lambda wildcards: [str(result_path("results", TABLES[wildcards.table].kind, run, seed))
-                                   for run in figure_runs(wildcards.table, None) for seed in config["seeds"]],
+                                   for run in plan.figure_runs(config, wildcards.table, None) for seed in config["seeds"]],
         tasks=lambda wildcards: rules.nlu_local_tasks.output if TABLES[wildcards.table].kind == "nlu" and any(
             t.startswith("bigbench_local_") for t in config["nlu"]["tasks"]) else [],
     output:
@@ -68,8 +68,8 @@ rule summary:
         report("results/summary.md", caption="../report/summary.rst", category="Summary"),
     params:
         options=figure_options("table1", [None]),
-        not_built=" ".join(f"--not-built {shlex.quote(f'{name}: {figure_unavailable_reason(name)}')}"
-                           for name in FIGURES if not figure_available(name)),
+        not_built=" ".join(f"--not-built {shlex.quote(f'{name}: {reason}')}"
+                           for name, reason in plan.not_built(config).items()),
     log:
         "logs/figures/summary.log",
     conda:
