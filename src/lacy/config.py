@@ -66,6 +66,15 @@ def _filling_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": properties})
 
 
+def schema_defaults(schema: dict, section: str) -> dict[str, Any]:
+    """The defaults of one top-level section (``"training"``), for code outside the workflow that wants the
+    workflow's values (benchmarks, tests) without a second copy of them."""
+    values: dict[str, Any] = {}
+    for _ in _filling_defaults(jsonschema.Draft202012Validator)(schema["properties"][section]).iter_errors(values):
+        pass  # the required keys a section states itself are missing here; only the filling matters
+    return values
+
+
 def validate_config(config: dict[str, Any], schema: dict, source: str = "config") -> None:
     """Raise ``ConfigError`` listing every schema violation in ``config`` by dotted key path; then fill in the
     schema's defaults for every key ``config`` leaves out (in place)."""
