@@ -180,3 +180,21 @@ def test_scorer_and_labels():
     assert plan.fact_scorer(DEFAULT) == "offline" and plan.fact_scorer(PAPER) == "llm"
     assert not plan.has_llm_judge_labels(DEFAULT) and plan.has_llm_judge_labels(PAPER)
     assert plan.acceptability_figures(DEFAULT)["fig8"][1].startswith("Figure 8: accuracy vs acceptability after 20% ")
+
+
+def test_figure_context_is_what_the_figure_scripts_hand_the_package():
+    from lacy.figures import make_context
+
+    context = plan.figure_context(PAPER_1_3B, "fig13")
+    assert context == {
+        "runs": {"medium models": ["baseline", "loss_based", "rho1", "llm_judge", "lacy"],
+                 "1.3b models": ["1.3b/baseline", "1.3b/loss_based", "1.3b/rho1", "1.3b/llm_judge", "1.3b/lacy"]},
+        "seeds": [0], "scorer": "llm", "variants": {}, "partners": {"main": "llama", "rag": "qwen3_rag"},
+        "partner_labels": {"main": "meta-llama/Llama-3.2-1B", "rag": "Qwen/Qwen3-32B"}}
+    assert plan.figure_context(DEFAULT, "fig10")["variants"] == {"lacy_ignorefacts": ".equal_steps",
+                                                                 "lacy_ignore": ".equal_steps"}
+    table = plan.figure_context(DEFAULT, "table6")
+    assert table["runs"] == {"cpu-small models": DEFAULT["methods"]} and table["variants"] == {}
+    assert plan.figure_context(DEFAULT, "table1")["partners"] == {"main": "gemma3"}
+    ctx = make_context(**context)
+    assert ctx.results.partner == "llama" and ctx.results.scorer == "llm" and list(ctx.runs) == list(context["runs"])

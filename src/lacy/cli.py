@@ -7,6 +7,7 @@ stderr (the rule's log); data only ever goes to the files named on the command l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import ctypes.util
 import importlib
@@ -174,6 +175,20 @@ def retain_freed_memory(limit: int = 2**31 - 1) -> bool:
     m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
     return bool(libc.mallopt(m_mmap_threshold, ctypes.c_int(limit))
                 and libc.mallopt(m_trim_threshold, ctypes.c_int(limit)))
+
+
+@contextlib.contextmanager
+def workflow_script(log: str):
+    """Run a workflow/scripts/ adapter as :func:`main` runs a command, logging to the rule's log file, where an
+    error goes too (with its traceback)."""
+    logging.basicConfig(level=logging.INFO, filename=log, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # matplotlib's PDF font subsetting chatters at INFO
+    retain_freed_memory()
+    try:
+        yield
+    except BaseException:
+        logging.getLogger("lacy").exception("failed")
+        raise
 
 
 def main(argv: list[str] | None = None) -> None:

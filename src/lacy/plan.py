@@ -301,6 +301,22 @@ def figure_variants(config: Config, name: str) -> dict[str, str]:
     return {run: EQUAL_STEPS for run in equal_steps_methods(config)} if FIGURES[name].equal_steps else {}
 
 
+def figure_context(config: Config, name: str) -> dict:
+    """What figure or table ``name`` (or the summary, which reads Table 1's runs) is drawn from, as
+    :func:`lacy.figures.make_context` takes it: the runs of each size it shows by display label, the seeds, the
+    fact-precision scorer, the results variants of Figure 10, and the cascade partners by role with their labels."""
+    figure_partners_ = {role: p for role, p in figure_partners(config).items() if p is not None}
+    scales_drawn = figure_scales(config, name) if name in FIGURES else [None]
+    return {
+        "runs": {scale_label(config, s): figure_runs(config, name, s) for s in scales_drawn},
+        "seeds": list(config["seeds"]),
+        "scorer": fact_scorer(config),
+        "variants": figure_variants(config, name) if name in FIGURES else {},
+        "partners": figure_partners_,
+        "partner_labels": {role: partners(config)[p]["model"] for role, p in figure_partners_.items()},
+    }
+
+
 def figure4_runs(config: Config) -> list[str]:
     """Figure 4: the main-size runs of the methods the paper shows (none without a plain cascade partner)."""
     if figure_partners(config)["main"] is None:

@@ -130,7 +130,8 @@ def get_final_output():
 
 def training_settings(wildcards):
     """`lacy train` options of one run (lacy.plan.training_settings); Snakemake reruns exactly the runs whose
-    options change."""
+    options change. The string is kept as it was, since Snakemake recorded it for every trained model: a param of
+    another shape would mark all of them as changed (retraining for days at paper scale)."""
     values = plan.training_settings(config, wildcards.method, int(wildcards.seed))
     options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in values.items() if k != "compile")
     return options + (" --compile" if values["compile"] else "")
@@ -261,20 +262,6 @@ def figure_inputs(name):
                 files += [str(result_path("results", kind, run, seed, partner, FACT_SCORER, variants.get(run, "")))
                           for seed in config["seeds"]]
     return files
-
-
-def figure_options(name, scales):
-    options = [f"--scale {shlex.quote('='.join([plan.scale_label(config, s), ','.join(plan.figure_runs(config, name, s))]))}"
-               for s in scales]
-    options.append("--seeds " + " ".join(str(s) for s in config["seeds"]))
-    options.append(f"--scorer {FACT_SCORER}")
-    options += ([f"--variant {run}={suffix}" for run, suffix in plan.figure_variants(config, name).items()]
-                if name in FIGURES else [])
-    for role, partner in FIGURE_PARTNERS.items():
-        if partner is not None:
-            label = shlex.quote(f"{role}={PARTNERS[partner]['model']}")
-            options.append(f"--partner {role}={partner} --partner-label {label}")
-    return " ".join(options)
 
 
 def summary_inputs(wildcards):
