@@ -27,13 +27,10 @@ include: "workflow/rules/leakage.smk"
 include: "workflow/rules/acceptability.smk"
 include: "workflow/rules/equal_steps.smk"
 include: "workflow/rules/labelling_cost.smk"
-include: "workflow/rules/figure_targets.smk"
 include: "workflow/rules/figures.smk"
 
 
 rule all:
     input:
-        final_targets(),
-        ACCEPTABILITY_TARGETS,
-        figure_targets(),
+        get_final_output(),
     default_target: True

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import synthetic_windows  # noqa: E402  (the same synthetic batches as benchmarks/train_step.py)
+from train_step import FIXED_SETTINGS, WORKFLOW_TRAINING, synthetic_windows  # noqa: E402  (train_step.py's batches)
 
 from lacy.cli import retain_freed_memory  # noqa: E402
 from lacy.distributed import init_runtime  # noqa: E402
@@ -39,7 +39,8 @@ def measure(args: argparse.Namespace) -> dict:
     vocab, call_id = args.vocab, args.vocab - 1
     model = build_model(args.preset, vocab, args.context, call_id)
     config = TrainConfig(method=args.method, preset=args.preset, steps=args.steps + 3, batch_size=args.micro_batch,
-                         grad_accum=1, lr=1e-3, warmup=1, context=args.context, precision="fp32")
+                         grad_accum=1, lr=1e-3, warmup=1, context=args.context, precision="fp32", seed=0,
+                         **{k: v for k, v in WORKFLOW_TRAINING.items() if k in FIXED_SETTINGS})
     optimizer = make_optimizer(model, config)
     windows = synthetic_windows(vocab, args.context)
     for step in range(3):

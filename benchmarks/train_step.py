@@ -13,6 +13,7 @@ import argparse
 import json
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +23,12 @@ from lacy.batches import Shard, TokenWindows
 from lacy.model import build_model, count_parameters, flops_per_token
 from lacy.training import TrainConfig, make_optimizer, peak_flops, training_step
 from lacy.distributed import init_runtime
+from lacy.config import load_schema, schema_defaults
+
+#: The workflow's training settings (its config schema's defaults) that a benchmark does not vary.
+WORKFLOW_TRAINING = schema_defaults(load_schema(Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml"),
+                                    "training")
+FIXED_SETTINGS = ("weight_decay", "grad_clip", "call_rate", "ignore_rate", "compile", "checkpoint_every", "log_every")
 
 
 def synthetic_windows(vocab: int, context: int, n_tokens: int = 4_000_000) -> TokenWindows:
@@ -65,7 +72,8 @@ def main() -> None:
     micro = args.micro_batch or (16 if gpu else 16)
     compile_ = args.compile if args.compile is not None else gpu
     config = TrainConfig(method="baseline", preset=preset, steps=10**9, batch_size=micro, grad_accum=1, lr=2e-4,
-                         warmup=10, context=context, precision="bf16" if gpu else "fp32", compile=compile_)
+                         warmup=10, context=context, precision="bf16" if gpu else "fp32", compile=compile_, seed=0,
+                         **{k: v for k, v in WORKFLOW_TRAINING.items() if k in FIXED_SETTINGS and k != "compile"})
     torch.manual_seed(0)
     model = build_model(preset, vocab, context, vocab - 1).to(runtime.device)
     optimizer = make_optimizer(model, config)

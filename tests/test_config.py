@@ -24,8 +24,18 @@ def test_shipped_configs_are_valid(name):
     validate_config(shipped(name), SCHEMA, name)
 
 
+def paper_run() -> dict:
+    """The configuration a paper run sees: config.yaml, paper.yaml over it (Snakemake's merge), the defaults."""
+    from snakemake.utils import update_config
+
+    config = shipped("config.yaml")
+    update_config(config, shipped("paper.yaml"))
+    validate_config(config, SCHEMA, "paper.yaml")
+    return config
+
+
 def test_paper_config_is_the_papers_setup():
-    paper = shipped("paper.yaml")
+    paper = paper_run()
     assert paper["data"]["source"] == "dwiki"
     assert paper["data"]["validation_fraction"] == 0.1
     assert paper["tokenizer"]["vocab_size"] == 32000
@@ -49,3 +59,60 @@ def test_bad_values_are_reported_by_key(mutate, message):
     with pytest.raises(ConfigError) as err:
         validate_config(config, SCHEMA, "config.yaml")
     assert message in str(err.value)
+
+
+def test_validation_fills_in_the_schemas_defaults():
+    config = shipped("config.yaml")
+    assert "weight_decay" not in config["training"] and "steps" not in config["training"]
+    validate_config(config, SCHEMA, "config.yaml")
+    assert config["training"]["weight_decay"] == 0.1 and config["training"]["grad_clip"] == 1.0
+    assert config["training"]["steps"] == {"baseline": 340000, "calling": 400000, "lacy_ignorefacts": 440000,
+                                           "lacy_ignore": 460000}, "Table 4"
+    assert config["reference"]["steps"] == 2540000 and config["cascade"]["call_rate"] == 0.22
+    assert config["scales"] == [] and config["cluster"] == {"cpus": 2, "mem_mb": 8000}
+    assert config["fact_precision"]["llm"] is None and config["leakage"]["rephrase_llm"] is None
+    # a nullable object with defaults inside is left alone when null, filled when given
+    assert config["acceptability"]["judge"]["llm"]["base_url"] is None
+
+
+def test_defaults_are_copies():
+    first, second = shipped("config.yaml"), shipped("config.yaml")
+    validate_config(first, SCHEMA)
+    validate_config(second, SCHEMA)
+    first["scales"].append({"name": "x"})
+    assert second["scales"] == [] and SCHEMA["properties"]["scales"]["default"] == []
+
+
+def _keys(config: dict, prefix: str = "") -> dict[str, object]:
+    """Every key path of a configuration and its value (lists are values)."""
+    paths = {}
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        paths.update(_keys(value, path + ".") if isinstance(value, dict) else {path: value})
+    return paths
+
+
+def _schema_default(path: str):
+    node = SCHEMA
+    for key in path.split("."):
+        node = node.get("properties", {}).get(key)
+        if node is None:
+            return "<none>"
+    return node.get("default", "<none>")
+
+
+def test_paper_config_overrides_every_key_of_the_default():
+    """Snakemake reads config.yaml, then paper.yaml over it: a key only config.yaml states would leak its CPU
+    value into a paper run."""
+    paper = _keys(shipped("paper.yaml"))
+    leaked = [k for k in _keys(shipped("config.yaml")) if k not in paper and not k.startswith("cascade.entities.")]
+    assert leaked == []
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+def test_no_config_restates_a_default(name):
+    """Each default is written once, in the schema; paper.yaml restates one only to override config.yaml."""
+    default = _keys(shipped("config.yaml"))
+    restated = [k for k, v in _keys(shipped(name)).items() if v == _schema_default(k)
+                and not (name == "paper.yaml" and k in default and default[k] != v)]
+    assert restated == []

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lacy.config import load_schema, validate_config
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -43,7 +45,9 @@ def test_no_job_of_the_default_asks_for_more_than_the_configured_node(tmp_path):
     run = dry_run("--cores", "256", "--directory", str(tmp_path), "-s", str(ROOT / "Snakefile"), "--configfile",
                   str(ROOT / "config/config.yaml"), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())["cluster"]
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    validate_config(config, load_schema(ROOT / "workflow/schemas/config.schema.yaml"))  # cluster: the schema's
+    config = config["cluster"]
     jobs = job_requests(run.stdout)
     assert len(jobs) > 50
     assert all(threads <= config["cpus"] and mem <= config["mem_mb"] for _, threads, mem in jobs), jobs

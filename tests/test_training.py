@@ -19,14 +19,22 @@ from annotated_corpus import CONTEXT, build_annotated_corpus
 
 import lacy.training as training
 from lacy.batches import TokenWindows
+from lacy.config import load_schema, schema_defaults
 from lacy.distributed import Runtime
 from lacy.masks import METHODS
 from lacy.model import build_model
 from lacy.training import TrainConfig, learning_rate, make_optimizer, micro_batch_size, train, training_step
 
+#: The settings these tests do not vary: the workflow's, from its config schema.
+FIXED = {k: v for k, v in schema_defaults(load_schema(Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml"),
+                                          "training").items()
+         if k in ("weight_decay", "grad_clip", "call_rate", "ignore_rate", "compile")}
+FIXED_ARGS = [f"--{k.replace('_', '-')}={v}" for k, v in FIXED.items() if k != "compile"]
+
+
 def tiny_config(method: str = "lacy", steps: int = 8, **kw) -> TrainConfig:
     values = dict(method=method, preset="test-tiny", steps=steps, batch_size=4, grad_accum=2, lr=3e-3, warmup=2,
-                  context=16, precision="fp32", checkpoint_every=2, log_every=1, seed=3)
+                  context=16, precision="fp32", checkpoint_every=2, log_every=1, seed=3, **FIXED)
     values.update(kw)
     return TrainConfig(**values)
 
@@ -199,7 +207,9 @@ def test_train_command_exports_at_a_fraction_of_its_steps(data, tmp_path):
     argv = ["--annotation", str(annotation), "--tokenizer", str(tokenizer), "--out", str(tmp_path / "model"),
             "--run-dir", str(tmp_path / "run"), "--method", "baseline", "--preset", "test-tiny", "--steps", "5",
             "--batch-size", "4", "--grad-accum", "1", "--lr", "0.003", "--warmup", "2", "--context", "16",
-            "--precision", "fp32", "--export-at-fraction", "0.4"]
+            "--precision", "fp32", "--weight-decay", "0.1", "--grad-clip", "1.0", "--call-rate", "0.15",
+            "--ignore-rate", "0.15", "--seed", "0", "--checkpoint-every", "500", "--log-every", "10",
+            "--export-at-fraction", "0.4"]
     with pytest.raises(ValueError, match="go together"):
         run_training(parser.parse_args(argv))
     run_training(parser.parse_args([*argv, "--export-dir", str(tmp_path / "early")]))
@@ -216,7 +226,8 @@ def test_sigterm_checkpoints_and_the_retry_resumes(data, tmp_path):
     cmd = [sys.executable, "-m", "lacy", "train", "--annotation", str(annotation), "--tokenizer", str(tokenizer),
            "--out", str(out), "--run-dir", str(run), "--threads", "1", "--method", "lacy", "--preset", "test-tiny",
            "--steps", "400", "--batch-size", "4", "--grad-accum", "1", "--lr", "0.003", "--warmup", "2",
-           "--context", "16", "--precision", "fp32", "--checkpoint-every", "1000", "--log-every", "1"]
+           "--context", "16", "--precision", "fp32", "--checkpoint-every", "1000", "--log-every", "1", "--seed", "0",
+           *FIXED_ARGS]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.time() + 120
     while not ((run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text().count("\n") >= 3):
@@ -243,7 +254,8 @@ def test_torchrun_with_two_processes_trains_like_the_single_process_path(data, t
            "train", "--annotation", str(annotation), "--tokenizer", str(tokenizer), "--out", str(out),
            "--run-dir", str(tmp_path / "run"), "--threads", "1", "--method", "lacy", "--preset", "test-tiny",
            "--steps", "4", "--batch-size", "8", "--grad-accum", "2", "--lr", "0.003", "--warmup", "2",
-           "--context", "16", "--precision", "fp32", "--log-every", "1"]
+           "--context", "16", "--precision", "fp32", "--log-every", "1", "--checkpoint-every", "500", "--seed", "0",
+           *FIXED_ARGS]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     records = read_metrics(out / "metrics.jsonl")
@@ -352,7 +364,8 @@ def test_a_training_step_uses_table_5s_masks_from_the_target_labels(corpus, monk
     """
     batch_size, call_id = 8, corpus.call_id
     config = TrainConfig(method=method, preset="test-tiny", steps=1, batch_size=batch_size, grad_accum=1, lr=1e-3,
-                         warmup=1, context=CONTEXT, precision="fp32", seed=0)
+                         warmup=1, context=CONTEXT, precision="fp32", seed=0, checkpoint_every=500, log_every=10,
+                         **FIXED)
     judge = corpus.llm_judge if method == "llm_judge" else None
     windows = TokenWindows.from_directory(corpus.annotation, "train", CONTEXT, config.seed, llm_judge_dir=judge)
     torch.manual_seed(0)

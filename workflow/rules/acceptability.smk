@@ -5,25 +5,6 @@
 # baseline), at its final checkpoint (Figures 3 and 9) and after `early_fraction` of its steps (Figure 8:
 # 10B of ~50B tokens), which that run's training job exports as a declared output.
 
-import re
-
-ACCEPTABILITY = config["acceptability"]
-ACCEPTABILITY_JUDGE = ACCEPTABILITY["judge"]
-ACCEPTABILITY_RUN = {"method": ACCEPTABILITY["run"], "seed": ACCEPTABILITY["seed"]}
-if ACCEPTABILITY["run"] not in all_runs() or ACCEPTABILITY["seed"] not in config["seeds"]:
-    raise ValueError(f"acceptability: run {ACCEPTABILITY['run']!r} seed {ACCEPTABILITY['seed']} is not trained "
-                     f"here (runs: {', '.join(all_runs())}; seeds: {config['seeds']})")
-CHECKPOINTS = ["early", "final"]
-#: The judged positions of each checkpoint (one judge job writes both: a local judge model loads once).
-JUDGED = {ckpt: f"results/acceptability/{ckpt}/judged.jsonl" for ckpt in CHECKPOINTS}
-#: figure -> (checkpoint, title), each as its caption in the paper says.
-ACCEPTABILITY_FIGURES = {
-    "fig3": ("final", "Figure 3: accuracy vs acceptability by token loss, final checkpoint"),
-    "fig8": ("early", f"Figure 8: accuracy vs acceptability after {ACCEPTABILITY['early_fraction']:.0%} of the "
-                      "steps (paper: 10B of ~50B tokens)"),
-    "fig9": ("final", "Figure 9: accuracy vs acceptability at the end of training (paper: 50B tokens, as Figure 3)"),
-}
-
 
 use rule train as train_with_early_export with:
     output:
@@ -46,7 +27,7 @@ rule acceptability_record:
         # the run's final model, or the early checkpoint its training exported
         model=lambda wildcards: (
             rules.train.output.summary if wildcards.ckpt == "final" else rules.train_with_early_export.output.early
-        ).format(**ACCEPTABILITY_RUN),
+        ).format(method=ACCEPTABILITY["run"], seed=ACCEPTABILITY["seed"]),
         annotation=annotation_shard_stats(),
     output:
         "results/acceptability/{ckpt}/positions.jsonl",
@@ -74,16 +55,16 @@ rule acceptability_judge:
     input:
         expand(rules.acceptability_record.output[0], ckpt=CHECKPOINTS),
     output:
-        judged=[JUDGED[ckpt] for ckpt in CHECKPOINTS],
+        judged=expand("results/acceptability/{ckpt}/judged.jsonl", ckpt=CHECKPOINTS),
         summary=expand("results/acceptability/{ckpt}/summary.json", ckpt=CHECKPOINTS),
     params:
         files=lambda wildcards, input, output: " ".join(
             f"--positions {p} --out {j} --summary {s}" for p, j, s in zip(input, output.judged, output.summary)
         ),
-        llm=llm_options(ACCEPTABILITY_JUDGE["llm"]),
-        name=ACCEPTABILITY_JUDGE["name"],
-        scoring=ACCEPTABILITY_JUDGE["scoring"],
-        workers=ACCEPTABILITY_JUDGE["workers"],
+        llm=llm_options(ACCEPTABILITY["judge"]["llm"]),
+        name=ACCEPTABILITY["judge"]["name"],
+        scoring=ACCEPTABILITY["judge"]["scoring"],
+        workers=ACCEPTABILITY["judge"]["workers"],
         max_judged=ACCEPTABILITY["max_judged"],
         seed=ACCEPTABILITY["sample_seed"],
     log:
@@ -101,7 +82,7 @@ rule acceptability_judge:
 
 rule acceptability_figure:
     input:
-        lambda wildcards: JUDGED[ACCEPTABILITY_FIGURES[wildcards.fig][0]],
+        lambda wildcards: rules.acceptability_judge.output.judged[CHECKPOINTS.index(ACCEPTABILITY_FIGURES[wildcards.fig][0])],
     output:
         pdf="results/figures/{fig}.pdf",
         png=report("results/figures/{fig}.png", caption="../report/acceptability.rst", category="Figures",
@@ -122,6 +103,3 @@ rule acceptability_figure:
         "python -m lacy acceptability plot --judged {params.judged:q} --out {output.pdf} --bins {params.bins}"
         " --title {params.title:q} 2> {log}"
 
-
-#: What `rule all` builds here: Figures 3, 8 and 9, each a PDF with a PNG and the CSV of binned values beside it.
-ACCEPTABILITY_TARGETS = expand(rules.acceptability_figure.output, fig=list(ACCEPTABILITY_FIGURES))

@@ -12,7 +12,7 @@ rule annotate_shard:
         docs="results/annotation/{split}/part-{shard}.docs.npy",
         stats="results/annotation/{split}/part-{shard}.json",
     params:
-        spacy_model=config["annotation"].get("spacy_model", "en_core_web_sm"),
+        spacy_model=config["annotation"]["spacy_model"],
         batch_size=config["annotation"]["batch_size"],
         max_chars=config["annotation"]["max_chars"],
     log:

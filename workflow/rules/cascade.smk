@@ -1,9 +1,6 @@
 # Stage 6: biography generation in a cascade with a bigger partner, scored for factual precision
 # (§5.1 "Inference and Cascading", §5.2, §A.5, Figures 2-left, 4, 13).
 
-include: "cascade_partners.smk"
-
-
 rule factscore_release:
     output:
         entities="resources/factscore/data/labeled/prompt_entities.txt",
@@ -46,7 +43,7 @@ rule cascade_generate:
         pdf="results/cascade/{partner}/{method}/seed{seed}.pdf",
     params:
         partner=partner_options,
-        call_rate=lambda wildcards: call_budget_of(split_run(wildcards.method)[1], CASCADE["call_rate"]),
+        call_rate=lambda wildcards: call_budget_of(plan.split_run(wildcards.method)[1], CASCADE["call_rate"]),
         max_new_tokens=CASCADE["max_new_tokens"],
         batch_size=CASCADE["batch_size"],
     log:

@@ -30,7 +30,7 @@ if config["data"]["source"] == "dwiki":
             shards=config["data"]["shards"],
             validation_fraction=config["data"]["validation_fraction"],
             seed=config["data"]["split_seed"],
-            max_documents=config["data"].get("max_documents") or 0,
+            max_documents=config["data"]["max_documents"] or 0,
         log:
             "logs/corpus/corpus_dwiki.log",
         conda:
@@ -53,7 +53,7 @@ else:
             shards=config["data"]["shards"],
             validation_fraction=config["data"]["validation_fraction"],
             seed=config["data"]["split_seed"],
-            max_documents=config["data"].get("max_documents") or 0,
+            max_documents=config["data"]["max_documents"] or 0,
         log:
             "logs/corpus/corpus_wiki_offline.log",
         conda:

@@ -11,14 +11,14 @@ rule figure:
         png=report("results/figures/{figure}.png", caption="../report/figure.rst", category="Figures",
                    labels={"figure": "{figure}"}),
     params:
-        options=lambda wildcards: figure_options(wildcards.figure, figure_scales(wildcards.figure)),
+        context=lambda wildcards: plan.figure_context(config, wildcards.figure),
         caption=lambda wildcards: FIGURES[wildcards.figure].caption,
     log:
         "logs/figures/{figure}.log",
     conda:
         "../../envs/evaluation.yaml"
-    shell:
-        "python -m lacy figure {wildcards.figure} --out {output.pdf} {params.options} 2> {log}"
+    script:
+        "../scripts/figure.py"
 
 
 rule figure4:
@@ -29,36 +29,34 @@ rule figure4:
         png=report("results/figures/fig4.png", caption="../report/fig4.rst", category="Figures",
                    labels={"figure": "fig4"}),
     params:
-        generations=lambda wildcards, input: " ".join(f"--generations {run}={path}" for run, path in input.items()),
-        partner=PARTNERS.get(FIGURE_PARTNERS["main"]),
+        partner=PARTNERS[FIGURE_PARTNERS["main"]]["model"] if FIGURE_PARTNERS["main"] else None,
     log:
         "logs/figures/fig4.log",
     conda:
         "../../envs/evaluation.yaml"
-    shell:
-        "python -m lacy figure4 {params.generations} --partner-label {params.partner:q} --out {output.pdf} 2> {log}"
+    script:
+        "../scripts/figure4.py"
 
 
 rule table:
     input:
         results=lambda wildcards: [str(result_path("results", TABLES[wildcards.table].kind, run, seed))
-                                   for run in figure_runs(wildcards.table, None) for seed in config["seeds"]],
-        tasks=lambda wildcards: rules.nlu_local_tasks.output if TABLES[wildcards.table].kind == "nlu" and any(
+                                   for run in plan.figure_runs(config, wildcards.table, None) for seed in config["seeds"]],
+        tasks=lambda wildcards: rules.nlu_local_tasks.output[0] if TABLES[wildcards.table].kind == "nlu" and any(
             t.startswith("bigbench_local_") for t in config["nlu"]["tasks"]) else [],
     output:
         csv="results/tables/{table}.csv",
         md=report("results/tables/{table}.md", caption="../report/table.rst", category="Tables",
                   labels={"table": "{table}"}),
     params:
-        options=lambda wildcards: figure_options(wildcards.table, [None]),
-        tasks=lambda wildcards, input: f"--tasks-dir {input.tasks}" if input.tasks else "",
+        context=lambda wildcards: plan.figure_context(config, wildcards.table),
         caption=lambda wildcards: TABLES[wildcards.table].caption,
     log:
         "logs/figures/{table}.log",
     conda:
         "../../envs/evaluation.yaml"
-    shell:
-        "python -m lacy table {wildcards.table} --out {output.csv} {params.tasks} {params.options} 2> {log}"
+    script:
+        "../scripts/table.py"
 
 
 rule summary:
@@ -67,14 +65,11 @@ rule summary:
     output:
         report("results/summary.md", caption="../report/summary.rst", category="Summary"),
     params:
-        options=figure_options("table1", [None]),
-        not_built=" ".join(f"--not-built {shlex.quote(f'{name}: {figure_unavailable_reason(name)}')}"
-                           for name in FIGURES if not figure_available(name)),
+        context=plan.figure_context(config, "table1"),  # the summary reads Table 1's runs
+        not_built=plan.not_built(config),
     log:
         "logs/figures/summary.log",
     conda:
         "../../envs/evaluation.yaml"
-    shell:
-        "python -m lacy summary --out {output} --annotation-summary {input.annotation} --entities {input.entities}"
-        " --table2 {input.table2}"
-        " {params.options} {params.not_built} 2> {log}"
+    script:
+        "../scripts/summary.py"

@@ -10,7 +10,7 @@ rule labelling_cost_rho1:
         "results/labelling_cost/rho1.json",
     params:
         batch_size=config["evaluation"]["batch_size"],
-        batches=config["evaluation"].get("labelling_cost_batches", 20),
+        batches=config["evaluation"]["labelling_cost_batches"],
         precision=TRAIN["precision"],
     log:
         "logs/labelling_cost/rho1.log",

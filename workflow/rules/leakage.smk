@@ -58,7 +58,7 @@ rule leakage_popqa_rephrase:
     output:
         "results/leakage/queries/popqa_long_tail.jsonl",
     params:
-        llm=llm_options(config["leakage"].get("rephrase_llm", {})),
+        llm=llm_options(config["leakage"]["rephrase_llm"]),
     log:
         "logs/leakage/popqa_rephrase.log",
     conda:

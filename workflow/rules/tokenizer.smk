@@ -11,8 +11,8 @@ rule tokenizer:
     params:
         vocab_size=config["tokenizer"]["vocab_size"],
         model_type=config["tokenizer"]["model_type"],
-        max_documents=config["tokenizer"].get("max_documents") or 0,
-        seed=config["tokenizer"].get("seed", 0),
+        max_documents=config["tokenizer"]["max_documents"] or 0,
+        seed=config["tokenizer"]["seed"],
     log:
         "logs/tokenizer.log",
     conda:

@@ -14,8 +14,8 @@ rule train:
         summary="results/models/{method}/seed{seed}/train.json",
         metrics="results/models/{method}/seed{seed}/metrics.jsonl",
     params:
-        settings=lambda wildcards: training_settings(wildcards.method, int(wildcards.seed)),
-        launcher=training_launcher(),
+        settings=training_settings,
+        launcher=plan.training_launcher(config),
         run_dir="results/checkpoints/{method}/seed{seed}",
         data=training_data_options,
         torch_threads=TRAIN["cpus_per_gpu"],
@@ -24,8 +24,8 @@ rule train:
         "logs/train/{method}/seed{seed}.log",
     conda:
         "../../envs/training.yaml"
-    threads: max(1, TRAIN["gpus_per_node"]) * TRAIN["cpus_per_gpu"]
-    priority: training_priority
+    threads: plan.training_threads(config)
+    priority: lambda wildcards: plan.training_priority(wildcards.method)
     resources:
         gpu=TRAIN["gpus_per_node"] * TRAIN["nodes"],  # the SLURM executor's --gpus is per job, not per node
         nodes=TRAIN["nodes"],

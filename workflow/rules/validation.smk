@@ -5,12 +5,12 @@
 rule validation_losses:
     input:
         model=rules.train.output.model,
-        baseline=lambda wildcards: expand(rules.train.output.model, method=baseline_run(wildcards.method), seed=wildcards.seed),
+        baseline=lambda wildcards: expand(rules.train.output.model, method=plan.baseline_run(wildcards.method), seed=wildcards.seed),
         annotation=annotation_shard_stats(),
     output:
         "results/validation_losses/{method}/seed{seed}.json",
     params:
-        method=lambda wildcards: split_run(wildcards.method)[1],
+        method=lambda wildcards: plan.split_run(wildcards.method)[1],
         rate=config["evaluation"]["validation_call_rate"],
         batch_size=config["evaluation"]["batch_size"],
         max_batches=config["evaluation"]["validation_batches"],

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="writes PREFIX.tokens.npy, .labels.npy, .docs.npy and PREFIX.json")
     _add_spacy_arguments(shard)
     shard.add_argument("--n-process", type=int, default=1, help="spaCy worker processes")
-    shard.add_argument("--batch-size", type=int, default=256, help="documents per nlp.pipe batch")
+    shard.add_argument("--batch-size", type=int, required=True, help="documents per nlp.pipe batch")
     shard.set_defaults(func=_shard)
 
     summary = sub.add_parser("summary", help="totals over shard statistics, per split")

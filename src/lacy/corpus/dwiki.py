@@ -248,8 +248,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     corpus.add_argument("--raw", type=Path, required=True, help="directory written by download-dwiki")
     corpus.add_argument("--out", type=Path, required=True, help="corpus directory to write")
     corpus.add_argument("--shards", type=int, default=2, help="document shards per split")
-    corpus.add_argument("--validation-fraction", type=float, default=0.1)
-    corpus.add_argument("--seed", type=int, default=1234, help="seed of the train/validation split")
+    corpus.add_argument("--validation-fraction", type=float, required=True, help="share held out (§A.2)")
+    corpus.add_argument("--seed", type=int, required=True, help="seed of the train/validation split")
     corpus.add_argument("--max-documents", type=int, default=0, help="read at most this many (0: all)")
     corpus.add_argument("--text-column", default=TEXT_COLUMN, help="column holding the annotated text")
     corpus.add_argument("--id-column", default=None,

@@ -1,0 +1,200 @@
+"""lacy.plan: what a configuration builds, as pure functions of the validated configuration."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import update_config
+
+from lacy import plan
+from lacy.config import load_schema, validate_config
+from lacy.figures import FIGURES
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
+
+
+def configured(*names: str, edit=None) -> dict:
+    """config.yaml, each named file over it as Snakemake merges them, an edit, then the schema's defaults."""
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    for name in names:
+        update_config(config, yaml.safe_load((ROOT / "config" / name).read_text()))
+    if edit:
+        edit(config)
+    validate_config(config, SCHEMA)
+    return config
+
+
+DEFAULT = configured()
+PAPER = configured("paper.yaml")
+
+
+def with_1_3b(config):
+    config["scales"][0]["enabled"] = True
+
+
+PAPER_1_3B = configured("paper.yaml", edit=with_1_3b)
+
+
+def test_runs_name_a_method_per_scale():
+    assert plan.runs(DEFAULT) == DEFAULT["methods"]
+    assert plan.all_runs(PAPER) == PAPER["methods"], "the 1.3B scale is switched off"
+    assert plan.all_runs(PAPER_1_3B) == PAPER["methods"] + [f"1.3b/{m}" for m in PAPER["methods"]]
+    for run in plan.all_runs(PAPER_1_3B):
+        assert plan.scaled_run(*plan.split_run(run)) == run
+    assert plan.baseline_run("1.3b/lacy") == "1.3b/baseline" and plan.baseline_run("lacy") == "baseline"
+    assert plan.calling_methods(DEFAULT) == [m for m in DEFAULT["methods"] if m != "baseline"]
+
+
+def test_duplicate_scale_names_are_an_error():
+    config = copy.deepcopy(PAPER)
+    config["scales"].append(dict(config["scales"][0]))
+    with pytest.raises(ValueError, match="names must be unique"):
+        plan.scales(config)
+
+
+@pytest.mark.parametrize("config, steps", [
+    (DEFAULT, {"baseline": 136, "lacy": 160, "rho1": 160, "lacy_ignorefacts": 176, "lacy_ignore": 184,
+               "reference": 1016}),
+    (PAPER, {"baseline": 340000, "lacy": 400000, "llm_judge": 400000, "lacy_ignorefacts": 440000,
+             "lacy_ignore": 460000, "reference": 2540000}),
+])
+def test_table_4_step_counts_scaled_by_step_scale(config, steps):
+    assert {run: plan.training_steps(config, run) for run in steps} == steps
+
+
+@pytest.mark.parametrize("step_scale", [0.0004, 0.001, 0.01, 1.0])
+def test_the_reference_keeps_table_4s_ratio_to_the_calling_models(step_scale):
+    config = copy.deepcopy(DEFAULT)
+    config["training"]["step_scale"] = step_scale
+    ratio = plan.training_steps(config, plan.REFERENCE) / plan.training_steps(config, "lacy")
+    assert ratio == pytest.approx(2540000 / 400000, rel=0.01)  # 6.35x, up to rounding to whole steps
+
+
+def test_step_counts_are_the_same_at_every_scale():
+    assert plan.training_steps(PAPER_1_3B, "1.3b/lacy") == plan.training_steps(PAPER_1_3B, "lacy")
+    assert plan.training_steps(PAPER_1_3B, "1.3b/baseline") == 340000
+
+
+def test_model_sizes_of_the_main_scale_an_extra_scale_and_the_reference():
+    assert plan.model_size(PAPER_1_3B, "lacy") == {"preset": "medium", "batch_size": 128, "grad_accum": 4,
+                                                   "lr": 2.0e-4, "warmup": 2560}
+    assert plan.model_size(PAPER_1_3B, "1.3b/lacy") == {"preset": "xl", "batch_size": 112, "grad_accum": 2,
+                                                        "lr": 1.0e-4, "warmup": 6400}
+    assert plan.model_size(PAPER, "reference") == {"preset": "xl", "batch_size": 112, "grad_accum": 2,
+                                                   "lr": 1.5e-4, "warmup": 6400}
+    # the default's reference states no batch: it takes training's
+    assert plan.model_size(DEFAULT, "reference") == {"preset": "cpu-reference", "batch_size": 16, "grad_accum": 1,
+                                                     "lr": 1.0e-3, "warmup": 20}
+
+
+def test_training_settings_are_every_trainconfig_field_but_the_fixed_betas():
+    from lacy.training import TrainConfig
+
+    settings = plan.training_settings(DEFAULT, "reference", 3)
+    assert set(settings) == {f.name for f in fields(TrainConfig)} - {"betas"}
+    assert settings["method"] == "baseline" and settings["steps"] == 1016 and settings["seed"] == 3
+    assert settings["weight_decay"] == 0.1 and settings["compile"] is False
+    assert plan.training_settings(PAPER, "lacy", 0)["compile"] is True
+
+
+def test_the_critical_path_trains_first():
+    priority = {run: plan.training_priority(run) for run in ("reference", "rho1", "1.3b/spacy_refloss", "lacy")}
+    assert priority == {"reference": 3, "rho1": 2, "1.3b/spacy_refloss": 2, "lacy": 1}
+
+
+def test_launchers():
+    assert plan.training_launcher(DEFAULT) == "python"
+    assert plan.training_launcher(PAPER) == "torchrun --standalone --nproc_per_node 8"
+    config = copy.deepcopy(PAPER)
+    config["training"]["nodes"] = 2
+    assert plan.training_launcher(config).startswith("srun --overlap --ntasks-per-node 1 torchrun --nnodes 2")
+
+
+def test_start_up_checks():
+    plan.check(DEFAULT)
+    plan.check(PAPER_1_3B)
+    config = copy.deepcopy(DEFAULT)
+    config["training"]["grad_accum"] = 3
+    with pytest.raises(ValueError, match="batch size 16 does not split into grad_accum 3 x 1 processes"):
+        plan.check(config)
+    config = copy.deepcopy(PAPER)
+    config["cluster"]["cpus"] = 32
+    with pytest.raises(ValueError, match="a training job needs 64 CPUs"):
+        plan.check(config)
+    config = copy.deepcopy(DEFAULT)
+    config["acceptability"]["run"] = "llm_judge"
+    with pytest.raises(ValueError, match="acceptability: run 'llm_judge' seed 0 is not trained"):
+        plan.check(config)
+
+
+def test_cluster_caps():
+    assert plan.cluster_threads(DEFAULT, 4) == 2 and plan.cluster_threads(DEFAULT, 0) == 1
+    assert plan.cluster_mem_mb(DEFAULT, 16000) == 8000 and plan.cluster_mem_mb(PAPER, 16000) == 16000
+    assert plan.model_job_mem_mb(PAPER) == 60000 and plan.model_job_mem_mb(DEFAULT) == 4000
+
+
+def test_figure_10s_runs_are_the_longer_ablations_at_the_calling_step_count():
+    assert plan.equal_steps_methods(DEFAULT) == ["lacy_ignorefacts", "lacy_ignore"]
+    assert plan.equal_steps_fraction(PAPER, "lacy_ignorefacts") == 400000 / 440000
+    config = copy.deepcopy(DEFAULT)
+    config["acceptability"]["run"] = "lacy_ignore"  # its training exports the early model instead
+    assert plan.equal_steps_methods(config) == ["lacy_ignorefacts"]
+    assert plan.figure_variants(DEFAULT, "fig10") == {"lacy_ignorefacts": ".equal_steps", "lacy_ignore": ".equal_steps"}
+    assert plan.figure_variants(DEFAULT, "fig2") == {}
+
+
+def test_which_figures_each_configuration_draws_and_why_not():
+    assert plan.figures(DEFAULT) == ["fig2", "fig5", "fig6", "fig7", "fig10", "fig11", "fig15", "fig16", "fig19",
+                                     "fig20", "fig21"]
+    assert plan.not_built(DEFAULT)["fig12"] == "no second model scale is configured (`scales`; the paper's 1.3B models, §C)"
+    assert plan.not_built(DEFAULT)["fig13"].startswith("no RAG-prompted cascade partner")
+    assert len(plan.figures(PAPER)) == 13 and len(plan.figures(PAPER_1_3B)) == 19
+    assert set(plan.figures(PAPER_1_3B)) | set(plan.not_built(PAPER_1_3B)) == set(FIGURES)
+    assert not set(plan.figures(PAPER_1_3B)) & set(plan.not_built(PAPER_1_3B))
+    config = copy.deepcopy(DEFAULT)
+    config["methods"] = ["lacy"]
+    assert plan.figures(config) == []
+    assert set(plan.not_built(config).values()) == {
+        "fewer than two of its methods (or no baseline) are trained in this configuration",
+        "no second model scale is configured (`scales`; the paper's 1.3B models, §C)",
+        "no RAG-prompted cascade partner is configured (a `cascade.partners` entry with `rag`, §A.5)"}
+    assert plan.figure_scales(PAPER_1_3B, "fig13") == [None, "1.3b"]
+    assert plan.figure_runs(PAPER_1_3B, "fig12", "1.3b")[0] == "1.3b/baseline"
+
+
+def test_tables_partners_and_figure_4():
+    assert plan.tables(DEFAULT) == ["table1", "table6", "fact_leakage"]
+    assert plan.figure_partners(DEFAULT) == {"main": "gemma3", "rag": None}
+    assert plan.figure_partners(PAPER) == {"main": "llama", "rag": "qwen3_rag"}
+    assert plan.figure4_runs(DEFAULT) == ["baseline", "rho1", "lacy"]
+    assert plan.figure4_runs(PAPER) == ["baseline", "rho1", "llm_judge", "lacy"]
+    assert plan.scale_label(PAPER, None) == "medium models" and plan.scale_label(PAPER, "1.3b") == "1.3b models"
+
+
+def test_scorer_and_labels():
+    assert plan.fact_scorer(DEFAULT) == "offline" and plan.fact_scorer(PAPER) == "llm"
+    assert not plan.has_llm_judge_labels(DEFAULT) and plan.has_llm_judge_labels(PAPER)
+    assert plan.acceptability_figures(DEFAULT)["fig8"][1].startswith("Figure 8: accuracy vs acceptability after 20% ")
+
+
+def test_figure_context_is_what_the_figure_scripts_hand_the_package():
+    from lacy.figures import make_context
+
+    context = plan.figure_context(PAPER_1_3B, "fig13")
+    assert context == {
+        "runs": {"medium models": ["baseline", "loss_based", "rho1", "llm_judge", "lacy"],
+                 "1.3b models": ["1.3b/baseline", "1.3b/loss_based", "1.3b/rho1", "1.3b/llm_judge", "1.3b/lacy"]},
+        "seeds": [0], "scorer": "llm", "variants": {}, "partners": {"main": "llama", "rag": "qwen3_rag"},
+        "partner_labels": {"main": "meta-llama/Llama-3.2-1B", "rag": "Qwen/Qwen3-32B"}}
+    assert plan.figure_context(DEFAULT, "fig10")["variants"] == {"lacy_ignorefacts": ".equal_steps",
+                                                                 "lacy_ignore": ".equal_steps"}
+    table = plan.figure_context(DEFAULT, "table6")
+    assert table["runs"] == {"cpu-small models": DEFAULT["methods"]} and table["variants"] == {}
+    assert plan.figure_context(DEFAULT, "table1")["partners"] == {"main": "gemma3"}
+    ctx = make_context(**context)
+    assert ctx.results.partner == "llama" and ctx.results.scorer == "llm" and list(ctx.runs) == list(context["runs"])

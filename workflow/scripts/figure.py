@@ -1,0 +1,10 @@
+"""Rule `figure`: one results figure of the paper (lacy.figures.draw_figure), from the context the rule's params
+hold (lacy.plan.figure_context)."""
+
+from pathlib import Path
+
+from lacy.cli import workflow_script
+from lacy.figures import draw_figure, make_context
+
+with workflow_script(snakemake.log[0]):
+    draw_figure(snakemake.wildcards.figure, make_context(**snakemake.params.context), Path(snakemake.output.pdf))
