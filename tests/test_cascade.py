@@ -13,7 +13,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
 
-from lacy import cascade
+from lacy import cascade, cascade_cli
 from lacy.cascade import (CallBudget, CascadeSettings, Partner, PieceSegmenter, apply_repetition_penalty,
                           choose_partner_token, generate_cached, generate_naive, sequence_record)
 from lacy.model import build_model
@@ -189,7 +189,7 @@ def test_generation_stops_at_the_slm_context(small_tokenizer, partner):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
-    cascade.register(parser.add_subparsers(dest="command", required=True))
+    cascade_cli.register(parser.add_subparsers(dest="command", required=True))
     return parser
 
 

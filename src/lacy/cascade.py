@@ -92,13 +92,11 @@ cut to the room left.
 
 from __future__ import annotations
 
-import argparse
 import html
 import logging
 import os
 import re
 import shutil
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,8 +106,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
-from lacy.distributed import default_device
-from lacy.io import atomic_output, partial_path, write_json, write_jsonl
+from lacy.io import atomic_output, partial_path
 from lacy.tokenizer import LacyTokenizer
 
 log = logging.getLogger(__name__)
@@ -795,112 +792,3 @@ def cascade_records(prompts: list[str], entities: list[str | None], slm, tokeniz
             log.info("%s: %d tokens, %d calls (%.1f%%)", entity, records[-1]["n_tokens"], records[-1]["n_calls"],
                      100 * records[-1]["call_rate"])
     return records
-
-
-def _settings(args: argparse.Namespace) -> CascadeSettings:
-    return CascadeSettings(call_rate=args.call_rate, max_new_tokens=args.max_new_tokens,
-                           repetition_penalty=args.repetition_penalty, max_pieces=args.max_pieces,
-                           partner_top_k=args.partner_top_k)
-
-
-def partner_from_args(args: argparse.Namespace, entities: list[str | None]) -> CascadePartner:
-    """The local partner ``--partner``, or with ``--rag-base-url`` the served RAG partner of §A.5 for ``entities``
-    (its key is checked here, before any request)."""
-    if args.rag_base_url is None:
-        return load_partner(args.partner, args.device or default_device())
-    from lacy.rag_partner import load_rag_partner
-
-    if not args.rag_knowledge or args.cache_dir is None:
-        raise SystemExit("a RAG partner (--rag-base-url) needs --rag-knowledge and --cache-dir")
-    return load_rag_partner(args.partner, base_url=args.rag_base_url, api_key_env=args.api_key_env,
-                            knowledge=args.rag_knowledge, entities=[e for e in entities if e is not None],
-                            cache_dir=args.cache_dir)
-
-
-def _run_generate(args: argparse.Namespace) -> None:
-    partner = partner_from_args(args, [args.entity])
-    slm, tokenizer = load_slm(args.model, args.device or default_device())
-    record = cascade_records([args.prompt], [args.entity], slm, tokenizer, partner, _settings(args), 1)[0]
-    colour = args.colour == "always" or (args.colour == "auto" and sys.stdout.isatty())
-    print(format_marked(record, colour))
-    print(f"({record['n_calls']} calls in {record['n_steps']} steps, call rate {record['call_rate']:.1%})")
-
-
-def _run_cascade(args: argparse.Namespace) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    entities = read_entities(args.entities)
-    if args.max_entities:
-        entities = entities[: args.max_entities]
-    partner = partner_from_args(args, entities)
-    slm, tokenizer = load_slm(args.model, args.device or default_device())
-    settings = _settings(args)
-    records = cascade_records([bio_prompt(e) for e in entities], entities, slm, tokenizer, partner, settings,
-                              args.batch_size, args.partner_calls)
-    write_jsonl(args.out, records)
-    summary = summarise(records, settings) | {"model": str(args.model), "partner": partner.name}
-    log.info("realised call rate %.1f%% (target %.1f%%)", 100 * summary["realised_call_rate"], 100 * settings.call_rate)
-    if args.summary:
-        write_json(args.summary, summary)
-    title = f"{args.model} with cascade partner {partner.name}"
-    if args.html:
-        with atomic_output(args.html) as tmp:
-            tmp.write_text(render_html(records, title))
-    if args.pdf:
-        render_pdf(records, args.pdf, title)
-
-
-def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = CascadeSettings()
-    parser.add_argument("--model", type=Path, required=True, help="trained SLM directory")
-    parser.add_argument("--partner", default=GEMMA_GGUF,
-                        help=f"cascade partner: transformers name or path, or {GEMMA_GGUF} (PyPI package)")
-    parser.add_argument("--call-rate", type=float, default=defaults.call_rate,
-                        help="call budget: target share of decoding steps that call the partner (§5.1)")
-    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
-    parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
-    parser.add_argument("--max-pieces", type=int, default=defaults.max_pieces,
-                        help="most of our pieces one partner token may map to")
-    parser.add_argument("--partner-top-k", type=int, default=defaults.partner_top_k,
-                        help="partner candidates tried before falling back to the SLM's token")
-    parser.add_argument("--device", default=None,
-                        help="torch device of the SLM and a local partner (default: the GPU if there is one)")
-    rag = parser.add_argument_group("RAG partner (§A.5, lacy.rag_partner): --partner names the served model, "
-                                    "e.g. Qwen/Qwen3-32B")
-    rag.add_argument("--rag-base-url", default=None,
-                     help="OpenAI-compatible endpoint serving --partner (raw completions with logprobs)")
-    rag.add_argument("--rag-knowledge", type=Path, nargs="+", default=None,
-                     help="subjects' articles: FactScore's SQLite dump (*.db), JSONL {title, text}, or a corpus dir")
-    rag.add_argument("--api-key-env", default=None,
-                     help="environment variable holding the endpoint's key (none: a keyless local server)")
-    rag.add_argument("--cache-dir", type=Path, default=None, help="on-disk cache of the served partner's answers")
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``generate`` (one prompt to the terminal) and ``cascade`` (biographies to JSONL)."""
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    gen = subparsers.add_parser("generate", help="one cascaded generation, partner tokens marked (§5.1)",
-                                formatter_class=fmt)
-    gen.add_argument("prompt")
-    gen.add_argument("--entity", default=None, help="the prompt's subject (the RAG partner's background article)")
-    _add_decoding_arguments(gen)
-    gen.add_argument("--colour", choices=["auto", "always", "never"], default="auto",
-                     help="ANSI colour for partner tokens (auto: on a terminal), else [brackets]")
-    gen.set_defaults(func=_run_generate)
-
-    cas = subparsers.add_parser("cascade", help="biography generations with a cascade partner (§5.2, §A.5)",
-                                formatter_class=fmt)
-    cas.add_argument("--entities", type=Path, required=True,
-                     help="entities JSONL from 'lacy corpus entities' ({\"entity\": name, ...}), or one name per line")
-    _add_decoding_arguments(cas)
-    cas.add_argument("--batch-size", type=int, default=8, help="prompts per batched SLM pass")
-    cas.add_argument("--partner-calls", choices=PARTNER_CALLS, default="step",
-                     help="one partner pass for the calls of each step, or gathered until all sequences wait, or "
-                          "one per call (same tokens; lacy.cascade docstring)")
-    cas.add_argument("--max-entities", type=int, default=0, help="first N entities only (0: all)")
-    cas.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
-    cas.add_argument("--out", type=Path, required=True, help="JSONL, one generation per entity")
-    cas.add_argument("--summary", type=Path, default=None, help="JSON: realised call rate and partner cases")
-    cas.add_argument("--html", type=Path, default=None, help="HTML view with partner tokens highlighted (Figure 4)")
-    cas.add_argument("--pdf", type=Path, default=None, help="the same view as PDF, one page per generation")
-    cas.set_defaults(func=_run_cascade)

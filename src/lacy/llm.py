@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
+from lacy.cascade import load_partner
 from lacy.io import atomic_output
 
 log = logging.getLogger(__name__)
@@ -345,8 +346,6 @@ def transformers_sender(model: str) -> Callable[[Request], str]:
 
     def partner():
         if not loaded:
-            from lacy.cascade import load_partner
-
             start = time.perf_counter()
             loaded["partner"] = load_partner(model)
             loaded["lm"] = SharedHeadLM(loaded["partner"].model)

@@ -30,12 +30,11 @@ from pathlib import Path
 from lacy.figures import (MAIN_METHODS, METHOD_LABELS, SCORER_LABELS, Context, Estimate, add_context_arguments,
                           context_from_args, method_of, reported, result_path)
 from lacy.io import atomic_output, read_jsonl
+from lacy.plan import REFERENCE
 
 log = logging.getLogger(__name__)
 
 NLU_PARITY_POINTS = 2.0
-#: The run name of the reference model (the workflow's ``REFERENCE``), at results/models/reference/.
-REFERENCE_RUN = "reference"
 
 
 def _cell(estimate: Estimate | None, digits: int = 1) -> str:
@@ -165,11 +164,11 @@ def reference_model(ctx: Context) -> list[str]:
               "Rho-1 and spaCy+Refloss rank tokens by a reference model's loss; the paper's reference is a 1.3B model "
               "trained 2.54M steps, 6.35x a calling model's 400k. Validation loss (nats per token, <CALL> excluded) "
               "on the same validation windows:", ""]
-    if not result_path(ctx.results.root, "validation", REFERENCE_RUN, ctx.results.seeds[0]).exists():
+    if not result_path(ctx.results.root, "validation", REFERENCE, ctx.results.seeds[0]).exists():
         return header + ["Not trained in this run (neither Rho-1 nor spaCy+Refloss is configured).", ""]
-    reference = ctx.results.validation_loss(REFERENCE_RUN, "total_loss")
-    baseline = ctx.results.validation_loss(REFERENCE_RUN, "total_loss", baseline=True)
-    gap = ctx.results.validation_loss(REFERENCE_RUN, "total_loss_gap")
+    reference = ctx.results.validation_loss(REFERENCE, "total_loss")
+    baseline = ctx.results.validation_loss(REFERENCE, "total_loss", baseline=True)
+    gap = ctx.results.validation_loss(REFERENCE, "total_loss_gap")
     rows = [["reference", _cell(reference, 3)], ["Baseline", _cell(baseline, 3)]]
     stronger = "**yes**" if gap.low is not None and gap.low > 0 else "**no** (its interval reaches 0)"
     return header + [*_markdown_table(["model", "validation loss [95 % CI over batches]"], rows), "",
