@@ -23,6 +23,15 @@ def test_embedded_corpus_is_the_10033_wikipedia_leads():
     assert all(r["text"].strip() for r in records)
 
 
+def test_persons_only_keeps_exactly_the_person_biographies():
+    everything = list(read_wiki_offline())
+    persons = list(read_wiki_offline(persons_only=True))
+    assert [r["id"] for r in persons] == [r["id"] for r in everything if r["is_person"]]
+    assert len(persons) == 1784
+    capped = list(read_wiki_offline(max_documents=50, persons_only=True))
+    assert len(capped) == 50 and all(r["is_person"] for r in capped)
+
+
 def test_person_detection_uses_the_description():
     assert is_person({"topic": "People", "description": "Finnish architect and designer (1898–1976)"})
     assert not is_person({"topic": "People", "description": "Swedish pop group"})
@@ -85,16 +94,19 @@ def test_read_jsonl_names_file_and_line(tmp_path):
         list(read_jsonl(path))
 
 
-def test_evaluation_entities_are_a_seeded_sample_of_persons_with_their_split(tmp_path):
+def test_evaluation_entities_are_seeded_samples_of_held_out_and_training_persons(tmp_path):
     from lacy.corpus.persons import factscore_entities, sample_persons
 
-    records = [{"id": f"P{i}", "title": f"Person {i}", "text": "x", "is_person": i % 2 == 0} for i in range(60)]
+    records = [{"id": f"P{i}", "title": f"Person {i}", "text": "x", "is_person": i % 2 == 0} for i in range(100)]
     write_corpus(iter(records), tmp_path, 2, 0.2, 1, "test")
-    sample = sample_persons(tmp_path, 10, seed=3)
-    assert len(sample) == 10 and sample == sample_persons(tmp_path, 10, seed=3)
-    assert sample != sample_persons(tmp_path, 10, seed=4)
+    sample = sample_persons(tmp_path, 4, 6, seed=3)
+    assert sample == sample_persons(tmp_path, 4, 6, seed=3)
+    assert sample != sample_persons(tmp_path, 4, 6, seed=4)
+    assert [e["split"] for e in sample] == ["validation"] * 4 + ["train"] * 6
     assert all(int(e["entity"].split()[1]) % 2 == 0 for e in sample)
     assert all(e["split"] == assign_split(f"P{e['entity'].split()[1]}", 1, 0.2) for e in sample)
+    held_out = [e for e in sample_persons(tmp_path, 1000, 0, seed=3)]
+    assert held_out and all(e["split"] == "validation" for e in held_out)
     names = tmp_path / "prompt_entities.txt"
     names.write_text("Person 0\nNobody Known\n\n")
     listed = factscore_entities(names, tmp_path)

@@ -97,13 +97,14 @@ def expected_validation(corpus, model, baseline, batch_size: int, rate: float = 
     call_id = corpus.call_id
     starts = list(range(0, len(corpus.tokens) - CONTEXT - 1, CONTEXT))
     sums = dict.fromkeys(["call", "call_wo", "noncall", "total", "b_call", "b_call_wo", "b_noncall", "b_total",
-                          "n_call", "n_noncall", "n_valid", "n_top"], 0.0)
+                          "n_call", "n_noncall", "n_valid", "n_top", "n_call_fact", "n_fact"], 0.0)
     for first in range(0, len(starts), batch_size):
         group = starts[first:first + batch_size]
         x = torch.from_numpy(np.stack([corpus.tokens[a:a + CONTEXT] for a in group]).astype(np.int64))
         want = [corpus.targets(a) for a in group]
         y = torch.from_numpy(np.stack([w["y"] for w in want]))
         valid = torch.from_numpy(np.stack([w["valid"] for w in want]))
+        fact = torch.from_numpy(np.stack([w["fact"] for w in want]))
         logits = model(x).logits.float()
         call_logit = logits[..., call_id]
         is_top = call_logit > logits[..., :call_id].max(-1).values
@@ -119,6 +120,8 @@ def expected_validation(corpus, model, baseline, batch_size: int, rate: float = 
         sums["n_noncall"] += int((valid & ~mask).sum())
         sums["n_valid"] += int(valid.sum())
         sums["n_top"] += int((is_top & valid).sum())
+        sums["n_call_fact"] += int((mask & fact & valid).sum())
+        sums["n_fact"] += int((fact & valid).sum())
         for prefix, scored in (("", model), ("b_", baseline)):
             scored_logits = scored(x).logits.float()
             full = -torch.log_softmax(scored_logits, -1).gather(-1, y[..., None]).squeeze(-1)
@@ -130,7 +133,9 @@ def expected_validation(corpus, model, baseline, batch_size: int, rate: float = 
             sums[prefix + "noncall"] += wo[valid & ~mask].sum().item()
             sums[prefix + "total"] += wo[valid].sum().item()
     out = {"call_rate": sums["n_call"] / sums["n_valid"], "top_call_rate": sums["n_top"] / sums["n_valid"],
-           "tokens": sums["n_valid"]}
+           "tokens": sums["n_valid"], "call_fact_share": sums["n_call_fact"] / sums["n_call"],
+           "fact_share": sums["n_fact"] / sums["n_valid"]}
+    out["fact_enrichment"] = out["call_fact_share"] - out["fact_share"]
     for prefix, name in (("", ""), ("b_", "baseline_")):
         out[name + "call_loss"] = sums[prefix + "call"] / sums["n_call"]
         out[name + "call_loss_without_call"] = sums[prefix + "call_wo"] / sums["n_call"]
@@ -159,6 +164,10 @@ def test_validation_losses_follow_a_4_3_on_real_annotated_windows(corpus, tmp_pa
     assert result["tokens"] == want["tokens"]
     for key, value in want.items():
         assert result[key] == pytest.approx(value, rel=1e-5), key
+    assert 0 < want["fact_share"] < 1 and want["call_fact_share"] != want["fact_share"]
+    for share in ("call_fact_share", "fact_share", "fact_enrichment"):
+        low, high = result[f"{share}_ci95"]
+        assert low <= result[share] <= high, share
     # Eq. A.5's p includes the mass the model puts on <CALL> where it calls: −log p(x) > −log p_\CALL(x)
     assert result["call_loss"] > result["call_loss_without_call"] + 0.1
 

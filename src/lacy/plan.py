@@ -238,6 +238,12 @@ def partners(config: Config) -> dict[str, dict]:
     return {p["name"]: p for p in config["cascade"]["partners"]}
 
 
+def partner_alone_partners(config: Config) -> list[str]:
+    """The partners that also write whole biographies alone (the paper's reference bars: Llama-3.2-1B alone,
+    Qwen3-32B + RAG alone), when ``cascade.partner_alone`` asks for them."""
+    return list(partners(config)) if config["cascade"]["partner_alone"] else []
+
+
 # --- figures and tables ------------------------------------------------------------------------------
 
 def figure_partners(config: Config) -> dict[str, str | None]:

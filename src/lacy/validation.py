@@ -9,6 +9,12 @@ Eq. A.5 writes the full distribution p, so ``call_loss`` includes the mass M put
 ``call_loss_without_call`` is the loss of the same positions under p_\\CALL (the distribution of Eq. A.6), and
 the two are recorded side by side, for M and (``baseline_…``) for the baseline on M's mask, in the per-run JSON
 and in the table.
+
+Where M calls is also measured against the spaCy labels of the validation tokens (§A.2.1): ``call_fact_share``,
+the share of M's call positions whose true next token is a fact token, beside ``fact_share``, the share of fact
+tokens among all valid positions (what a mask blind to facts would reach), and ``fact_enrichment``, their
+difference with a paired interval. It is the mechanism LaCy trains for (calls where the facts are), and it needs
+no fluent text.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ("method", "seed", "call_loss", "call_loss_without_call", "noncall_loss", "total_loss",
            "baseline_call_loss", "baseline_call_loss_without_call", "baseline_noncall_loss", "baseline_total_loss",
-           "call_rate", "top_call_rate", "tokens")
+           "call_rate", "top_call_rate", "call_fact_share", "fact_share", "fact_enrichment", "tokens")
 
 
 def load_model(path: Path, device: torch.device):
@@ -45,6 +51,13 @@ MEANS = {"call_loss": ("call_loss_sum", "call_count"),
          "call_loss_without_call": ("call_loss_without_call_sum", "call_count"),
          "noncall_loss": ("noncall_loss_sum", "noncall_count"),
          "total_loss": ("loss_sum", "count")}
+#: Where the model calls: the fact share of its call positions and of all positions (module docstring).
+FACT_SHARES = {"call_fact_share": ("call_fact_count", "call_count"), "fact_share": ("fact_count", "count")}
+
+
+def fact_counts(call_mask: torch.Tensor, fact: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Counts of one batch: call positions whose true next token is a fact token, and valid fact positions."""
+    return {"call_fact_count": (valid & call_mask & fact).sum().float(), "fact_count": (valid & fact).sum().float()}
 
 
 @torch.no_grad()
@@ -52,7 +65,8 @@ def validation_losses(model, baseline, windows: TokenWindows, call_id: int, rate
                       max_batches: int | None, device: torch.device) -> dict:
     """Eq. A.5/A.6 for ``model`` on its own call mask, and for ``baseline`` on that same mask, each mean with a
     95 % bootstrap interval over validation batches (``<key>_ci95``), and the baseline's total loss minus the
-    model's with a paired interval (``total_loss_gap``: how much better the model predicts the same windows)."""
+    model's with a paired interval (``total_loss_gap``: how much better the model predicts the same windows); and
+    the fact shares of :data:`FACT_SHARES` with ``fact_enrichment`` (module docstring)."""
     batches: list[dict] = []
     baseline_batches: list[dict] = []
     top = torch.zeros((), device=device)
@@ -62,7 +76,8 @@ def validation_losses(model, baseline, windows: TokenWindows, call_id: int, rate
         is_top = logits.argmax(-1) == call_id  # argmax takes the first maximum: <CALL> (last id) loses ties
         call_mask = validation_call_mask(logits[..., call_id], is_top, rate=rate, valid=batch.valid)
         top += (is_top & batch.valid).sum()
-        batches.append(call_and_noncall_losses(logits, batch.y, call_mask, batch.valid, call_id))
+        batches.append(call_and_noncall_losses(logits, batch.y, call_mask, batch.valid, call_id)
+                       | fact_counts(call_mask, batch.fact, batch.valid))
         baseline_logits = baseline(batch.x).logits.float()
         baseline_batches.append(call_and_noncall_losses(baseline_logits, batch.y, call_mask, batch.valid, call_id))
     if not batches:
@@ -72,6 +87,9 @@ def validation_losses(model, baseline, windows: TokenWindows, call_id: int, rate
     result.update({f"baseline_{k}": v for k, v in _means(baseline_sums).items() if k != "tokens"})
     result["total_loss_gap"] = result["baseline_total_loss"] - result["total_loss"]
     result.update(_intervals(batches, baseline_batches))
+    result.update({share: float(sums[num] / sums[den].clamp(min=1)) for share, (num, den) in FACT_SHARES.items()})
+    result["fact_enrichment"] = result["call_fact_share"] - result["fact_share"]
+    result.update(_fact_share_intervals(batches))
     result["call_rate"] = float(sums["call_count"] / sums["count"])
     result["top_call_rate"] = float(top / sums["count"])
     return result
@@ -91,6 +109,17 @@ def _intervals(batches: list[dict], baseline_batches: list[dict]) -> dict:
     resampled = dict(zip(keys, ratio_of_sums_resamples(numerators, denominators)))
     out = {f"{prefix}{mean}_ci95": percentile_interval(resampled[prefix, mean]) for prefix, mean in keys}
     out["total_loss_gap_ci95"] = percentile_interval(resampled["baseline_", "total_loss"] - resampled["", "total_loss"])
+    return out
+
+
+def _fact_share_intervals(batches: list[dict]) -> dict:
+    """Bootstrap intervals over batches of :data:`FACT_SHARES` and of their difference (the same resampled
+    batches for both: a paired interval)."""
+    numerators = np.array([[float(b[num]) for b in batches] for num, _ in FACT_SHARES.values()])
+    denominators = np.array([[float(b[den]) for b in batches] for _, den in FACT_SHARES.values()])
+    resampled = dict(zip(FACT_SHARES, ratio_of_sums_resamples(numerators, denominators)))
+    out = {f"{share}_ci95": percentile_interval(values) for share, values in resampled.items()}
+    out["fact_enrichment_ci95"] = percentile_interval(resampled["call_fact_share"] - resampled["fact_share"])
     return out
 
 

@@ -62,6 +62,36 @@ rule cascade_generate:
         " --html {output.html} --pdf {output.pdf} --threads {threads} 2> {log}"
 
 
+rule partner_alone:
+    """The partner writing the whole biography from the same prompt (the paper's reference bars: Llama-3.2-1B
+    alone, Qwen3-32B + RAG alone)."""
+    input:
+        entities=rules.evaluation_entities.output[0],
+        knowledge=rag_knowledge,
+    output:
+        generations="results/cascade/{partner}/alone.jsonl",
+        summary="results/cascade/{partner}/alone.summary.json",
+        html="results/cascade/{partner}/alone.html",
+        pdf="results/cascade/{partner}/alone.pdf",
+    params:
+        partner=partner_options,
+        max_new_tokens=CASCADE["max_new_tokens"],
+        batch_size=CASCADE["batch_size"],
+    log:
+        "logs/cascade/{partner}/alone.log",
+    conda:
+        "../../envs/evaluation.yaml"
+    threads: 1
+    resources:
+        gpu=min(1, TRAIN["gpus_per_node"]),
+        mem_mb=cluster_mem_mb(16000),
+        runtime=240,
+    shell:
+        "python -m lacy cascade --partner-alone --entities {input.entities} {params.partner}"
+        " --max-new-tokens {params.max_new_tokens} --batch-size {params.batch_size} --out {output.generations}"
+        " --summary {output.summary} --html {output.html} --pdf {output.pdf} --threads {threads} 2> {log}"
+
+
 rule fact_precision:
     input:
         generations=rules.cascade_generate.output.generations,
@@ -81,3 +111,14 @@ rule fact_precision:
     shell:
         "python -m lacy factscore {wildcards.scorer} --generations {input.generations}"
         " --knowledge {params.knowledge} --out {output} {params.options} 2> {log}"
+
+
+use rule fact_precision as fact_precision_partner_alone with:
+    input:
+        generations=rules.partner_alone.output.generations,
+        knowledge=knowledge_input(),
+        demos=fact_precision_demos,
+    output:
+        "results/fact_precision/{partner}/alone.{scorer}.json",
+    log:
+        "logs/fact_precision/{partner}/alone.{scorer}.log",

@@ -95,12 +95,16 @@ def trained_models():
 
 
 def evaluation_targets():
-    """Per run (method, at every scale) and seed: cascade generations and their fact precision, fact leakage, NLU."""
+    """Per run (method, at every scale) and seed: cascade generations and their fact precision, fact leakage, NLU;
+    and each partner's biographies alone."""
     return expand(
         "results/fact_precision/{partner}/{method}/seed{seed}.{scorer}.json",
         partner=list(PARTNERS),
         method=plan.all_runs(config),
         seed=config["seeds"],
+        scorer=FACT_SCORER,
+    ) + expand(
+        "results/fact_precision/{partner}/alone.{scorer}.json", partner=plan.partner_alone_partners(config),
         scorer=FACT_SCORER,
     ) + expand(
         ["results/leakage/{method}/seed{seed}.json", "results/nlu/{method}/seed{seed}.json"],
@@ -178,7 +182,7 @@ def entity_options():
     entities = CASCADE["entities"]
     if entities["source"] == "factscore":
         return f"--factscore-list {entities['path']}"
-    return f"--n {entities['n']} --seed {entities['seed']}"
+    return f"--n-heldout {entities['n_heldout']} --n-train {entities['n_train']} --seed {entities['seed']}"
 
 
 def llm_options(llm):
@@ -225,13 +229,15 @@ def rag_knowledge(wildcards):
 
 
 def partner_options(wildcards, input):
-    """`lacy cascade` options naming the partner: a local model, or the served RAG partner of §A.5."""
+    """`lacy cascade` options naming the partner: a local model, the local model given the subject's article, or
+    the served RAG partner of §A.5."""
     spec = PARTNERS[wildcards.partner]
     options = f"--partner {spec['model']}"
     rag = spec.get("rag")
     if rag:
-        options += (f" --rag-base-url {rag['base_url']} --rag-knowledge {knowledge_option(input.knowledge)}"
-                    " --cache-dir results/llm_cache")
+        options += f" --rag-knowledge {knowledge_option(input.knowledge)}"
+    if rag and rag["base_url"]:
+        options += f" --rag-base-url {rag['base_url']} --cache-dir results/llm_cache"
         if rag["api_key_env"]:
             options += f" --api-key-env {rag['api_key_env']}"
         if rag["top_logprobs"]:

@@ -54,6 +54,7 @@ else:
             validation_fraction=config["data"]["validation_fraction"],
             seed=config["data"]["split_seed"],
             max_documents=config["data"]["max_documents"] or 0,
+            documents=config["data"]["documents"],
         log:
             "logs/corpus/corpus_wiki_offline.log",
         conda:
@@ -61,4 +62,4 @@ else:
         shell:
             "python -m lacy corpus wiki-offline --out $(dirname {output.stats}) --shards {params.shards}"
             " --validation-fraction {params.validation_fraction} --seed {params.seed}"
-            " --max-documents {params.max_documents} 2> {log}"
+            " --max-documents {params.max_documents} --documents {params.documents} 2> {log}"

@@ -1,8 +1,10 @@
 """Evaluation entities for biography generation (§5.2, §A.5).
 
 Paper configuration: the 183 entities of FactScore's labelled set (Min et al. 2023), read from the entity list
-of the FactScore release (one name per line). Default configuration: a seeded sample of the person
-biographies of our corpus (``is_person``), whose lead sections serve as the knowledge source.
+of the FactScore release (one name per line). Default configuration: seeded samples of the person biographies of
+our corpus (``is_person``), whose lead sections serve as the knowledge source: held-out persons (validation split,
+never trained on: what the cascade must delegate) and, reported apart, training-split persons (what an SLM may
+have memorised).
 
 Every entity records whether its own article is in the training split, so reports can say how many
 evaluation subjects the models saw during pretraining (train/test overlap).
@@ -30,12 +32,20 @@ def corpus_persons(corpus_dir: Path) -> list[dict]:
     return sorted(persons, key=lambda p: p["entity"])
 
 
-def sample_persons(corpus_dir: Path, n: int, seed: int) -> list[dict]:
-    """A seeded sample of ``n`` corpus persons (all of them if there are fewer)."""
+def sample_persons(corpus_dir: Path, n_heldout: int, n_train: int, seed: int) -> list[dict]:
+    """Seeded samples of ``n_heldout`` validation-split persons and ``n_train`` training-split persons (all of a
+    split's persons if it has fewer), held-out ones first, each sample in name order."""
     persons = corpus_persons(corpus_dir)
     if not persons:
         raise ValueError(f"{corpus_dir}: the corpus has no person biographies (is_person)")
-    return sorted(random.Random(seed).sample(persons, min(n, len(persons))), key=lambda p: p["entity"])
+    rng = random.Random(seed)
+    sample = []
+    for split, n in (("validation", n_heldout), ("train", n_train)):
+        of_split = [p for p in persons if p["split"] == split]
+        if n and not of_split:
+            raise ValueError(f"{corpus_dir}: the {split} split has no person biographies (is_person)")
+        sample += sorted(rng.sample(of_split, min(n, len(of_split))), key=lambda p: p["entity"])
+    return sample
 
 
 def factscore_entities(entity_file: Path, corpus_dir: Path | None = None) -> list[dict]:

@@ -46,17 +46,21 @@ def is_person(entry: dict) -> bool:
     return entry.get("topic") == "People" and not GROUP_WORDS.search(entry.get("description") or "")
 
 
-def read_wiki_offline(path: Path | None = None, max_documents: int | None = None) -> Iterator[dict]:
+def read_wiki_offline(path: Path | None = None, max_documents: int | None = None,
+                      persons_only: bool = False) -> Iterator[dict]:
     """Yield corpus records from the summaries file; entries without text are an error, not skipped.
 
-    ``max_documents`` keeps a fixed pseudo-random subset (by a hash of the title), not the first entries: the
-    file is grouped by topic, and a small slice must still hold person biographies.
+    ``persons_only`` keeps the person biographies only (:func:`is_person`). ``max_documents`` then keeps a fixed
+    pseudo-random subset (by a hash of the title), not the first entries: the file is grouped by topic, and a
+    small slice must still hold person biographies.
     """
     path = path or locate_summaries()
     try:
         entries = json.loads(Path(path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{path}: not a valid UTF-8 JSON summaries file ({err})") from err
+    if persons_only:
+        entries = {title: entry for title, entry in entries.items() if isinstance(entry, dict) and is_person(entry)}
     if max_documents is not None and max_documents < len(entries):
         keep = set(sorted(entries, key=lambda title: unit_hash(f"subset:{title}"))[:max_documents])
         entries = {title: entry for title, entry in entries.items() if title in keep}
