@@ -49,7 +49,7 @@ def test_paper_config_is_the_papers_setup():
     (lambda c: c.update(tokeniser={}), "tokeniser: unknown key"),
     (lambda c: c["tokenizer"].update(vocab_size=100), "tokenizer.vocab_size: 100 is less than"),
     (lambda c: c["data"].update(source="c4"), "data.source: 'c4' is not one of"),
-    (lambda c: c["methods"].append("lacy_typo"), "methods.8: 'lacy_typo' is not one of"),
+    (lambda c: c["methods"].append("lacy_typo"), "methods.5: 'lacy_typo' is not one of"),
     (lambda c: c["methods"].append("llm_judge"), "methods: 'llm_judge' needs the LMLM annotations"),
     (lambda c: c.pop("annotation"), "'annotation' is a required property"),
 ])
@@ -68,7 +68,8 @@ def test_validation_fills_in_the_schemas_defaults():
     assert config["training"]["weight_decay"] == 0.1 and config["training"]["grad_clip"] == 1.0
     assert config["training"]["steps"] == {"baseline": 340000, "calling": 400000, "lacy_ignorefacts": 440000,
                                            "lacy_ignore": 460000}, "Table 4"
-    assert config["reference"]["steps"] == 2540000 and config["cascade"]["call_rate"] == 0.22
+    assert config["training"]["step_scale"] == 0.002 and config["cascade"]["call_rate"] == 0.22
+    assert config["cascade"]["entities"] == {"source": "corpus", "n_heldout": 48, "n_train": 16, "seed": 0}
     assert config["scales"] == [] and config["cluster"] == {"cpus": 2, "mem_mb": 8000}
     assert config["fact_precision"]["llm"] is None and config["leakage"]["rephrase_llm"] is None
     # a nullable object with defaults inside is left alone when null, filled when given

@@ -58,8 +58,9 @@ def test_duplicate_scale_names_are_an_error():
 
 
 @pytest.mark.parametrize("config, steps", [
-    (DEFAULT, {"baseline": 136, "lacy": 160, "rho1": 160, "lacy_ignorefacts": 176, "lacy_ignore": 184,
-               "reference": 1016}),
+    # the default's reference states its own count: as many steps as a calling model (config.yaml)
+    (DEFAULT, {"baseline": 680, "lacy": 800, "rho1": 800, "lacy_ignorefacts": 880, "lacy_ignore": 920,
+               "reference": 800}),
     (PAPER, {"baseline": 340000, "lacy": 400000, "llm_judge": 400000, "lacy_ignorefacts": 440000,
              "lacy_ignore": 460000, "reference": 2540000}),
 ])
@@ -69,7 +70,7 @@ def test_table_4_step_counts_scaled_by_step_scale(config, steps):
 
 @pytest.mark.parametrize("step_scale", [0.0004, 0.001, 0.01, 1.0])
 def test_the_reference_keeps_table_4s_ratio_to_the_calling_models(step_scale):
-    config = copy.deepcopy(DEFAULT)
+    config = copy.deepcopy(PAPER)
     config["training"]["step_scale"] = step_scale
     ratio = plan.training_steps(config, plan.REFERENCE) / plan.training_steps(config, "lacy")
     assert ratio == pytest.approx(2540000 / 400000, rel=0.01)  # 6.35x, up to rounding to whole steps
@@ -97,7 +98,7 @@ def test_training_settings_are_every_trainconfig_field_but_the_fixed_betas():
 
     settings = plan.training_settings(DEFAULT, "reference", 3)
     assert set(settings) == {f.name for f in fields(TrainConfig)} - {"betas"}
-    assert settings["method"] == "baseline" and settings["steps"] == 1016 and settings["seed"] == 3
+    assert settings["method"] == "baseline" and settings["steps"] == 800 and settings["seed"] == 3
     assert settings["weight_decay"] == 0.1 and settings["compile"] is False
     assert plan.training_settings(PAPER, "lacy", 0)["compile"] is True
 
@@ -139,18 +140,20 @@ def test_cluster_caps():
 
 
 def test_figure_10s_runs_are_the_longer_ablations_at_the_calling_step_count():
-    assert plan.equal_steps_methods(DEFAULT) == ["lacy_ignorefacts", "lacy_ignore"]
+    assert plan.equal_steps_methods(DEFAULT) == [], "the default trains neither Ignore ablation"
+    assert plan.equal_steps_methods(PAPER) == ["lacy_ignorefacts", "lacy_ignore"]
     assert plan.equal_steps_fraction(PAPER, "lacy_ignorefacts") == 400000 / 440000
-    config = copy.deepcopy(DEFAULT)
+    config = copy.deepcopy(PAPER)
     config["acceptability"]["run"] = "lacy_ignore"  # its training exports the early model instead
     assert plan.equal_steps_methods(config) == ["lacy_ignorefacts"]
-    assert plan.figure_variants(DEFAULT, "fig10") == {"lacy_ignorefacts": ".equal_steps", "lacy_ignore": ".equal_steps"}
-    assert plan.figure_variants(DEFAULT, "fig2") == {}
+    assert plan.figure_variants(PAPER, "fig10") == {"lacy_ignorefacts": ".equal_steps", "lacy_ignore": ".equal_steps"}
+    assert plan.figure_variants(PAPER, "fig2") == {}
 
 
 def test_which_figures_each_configuration_draws_and_why_not():
-    assert plan.figures(DEFAULT) == ["fig2", "fig5", "fig6", "fig7", "fig10", "fig11", "fig15", "fig16", "fig19",
+    assert plan.figures(DEFAULT) == ["fig2", "fig5", "fig6", "fig7", "fig11", "fig15", "fig16", "fig19",
                                      "fig20", "fig21"]
+    assert plan.not_built(DEFAULT)["fig10"].startswith("no method trains longer than the calling models")
     assert plan.not_built(DEFAULT)["fig12"] == "no second model scale is configured (`scales`; the paper's 1.3B models, §C)"
     assert plan.not_built(DEFAULT)["fig13"].startswith("no RAG-prompted cascade partner")
     assert len(plan.figures(PAPER)) == 13 and len(plan.figures(PAPER_1_3B)) == 19
@@ -162,14 +165,16 @@ def test_which_figures_each_configuration_draws_and_why_not():
     assert set(plan.not_built(config).values()) == {
         "fewer than two of its methods (or no baseline) are trained in this configuration",
         "no second model scale is configured (`scales`; the paper's 1.3B models, §C)",
-        "no RAG-prompted cascade partner is configured (a `cascade.partners` entry with `rag`, §A.5)"}
+        "no method trains longer than the calling models (LaCy + Ignorefacts, LaCy + Ignore)",
+        "no RAG-prompted cascade partner is configured besides the first one (a further `cascade.partners` entry "
+        "with `rag`, §A.5)"}
     assert plan.figure_scales(PAPER_1_3B, "fig13") == [None, "1.3b"]
     assert plan.figure_runs(PAPER_1_3B, "fig12", "1.3b")[0] == "1.3b/baseline"
 
 
 def test_tables_partners_and_figure_4():
     assert plan.tables(DEFAULT) == ["table1", "table6", "fact_leakage"]
-    assert plan.figure_partners(DEFAULT) == {"main": "gemma3", "rag": None}
+    assert plan.figure_partners(DEFAULT) == {"main": "gemma3_rag", "rag": None}
     assert plan.figure_partners(PAPER) == {"main": "llama", "rag": "qwen3_rag"}
     assert plan.figure4_runs(DEFAULT) == ["baseline", "rho1", "lacy"]
     assert plan.figure4_runs(PAPER) == ["baseline", "rho1", "llm_judge", "lacy"]
@@ -191,10 +196,12 @@ def test_figure_context_is_what_the_figure_scripts_hand_the_package():
                  "1.3b models": ["1.3b/baseline", "1.3b/loss_based", "1.3b/rho1", "1.3b/llm_judge", "1.3b/lacy"]},
         "seeds": [0], "scorer": "llm", "variants": {}, "partners": {"main": "llama", "rag": "qwen3_rag"},
         "partner_labels": {"main": "meta-llama/Llama-3.2-1B", "rag": "Qwen/Qwen3-32B"}}
-    assert plan.figure_context(DEFAULT, "fig10")["variants"] == {"lacy_ignorefacts": ".equal_steps",
-                                                                 "lacy_ignore": ".equal_steps"}
+    with_ablations = copy.deepcopy(DEFAULT)
+    with_ablations["methods"] += ["lacy_ignorefacts", "lacy_ignore"]
+    assert plan.figure_context(with_ablations, "fig10")["variants"] == {"lacy_ignorefacts": ".equal_steps",
+                                                                        "lacy_ignore": ".equal_steps"}
     table = plan.figure_context(DEFAULT, "table6")
     assert table["runs"] == {"cpu-small models": DEFAULT["methods"]} and table["variants"] == {}
-    assert plan.figure_context(DEFAULT, "table1")["partners"] == {"main": "gemma3"}
+    assert plan.figure_context(DEFAULT, "table1")["partners"] == {"main": "gemma3_rag"}
     ctx = make_context(**context)
     assert ctx.results.partner == "llama" and ctx.results.scorer == "llm" and list(ctx.runs) == list(context["runs"])

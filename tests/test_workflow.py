@@ -46,12 +46,9 @@ def test_default_config_plans_every_stage(tmp_path):
                     str(ROOT / "config/config.yaml"), "-s", str(ROOT / "Snakefile"), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     jobs = planned_jobs(run.stdout)
-    methods = 8
+    methods = 5
     assert jobs == {"corpus_wiki_offline": 1, "tokenizer": 1, "annotate_shard": 4, "annotation_summary": 1,
-                    "train": methods - 2, "train_with_early_export": 1,  # the acceptability study's run (§3)
-                    # LaCy + Ignorefacts / + Ignore also export and evaluate a model at 160 steps (Figure 10)
-                    "train_with_equal_steps_export": 2, "cascade_generate_equal_steps": 2,
-                    "fact_precision_equal_steps": 2, "fact_leakage_equal_steps": 2,
+                    "train": methods, "train_with_early_export": 1,  # the acceptability study's run (§3)
                     # every calling model, and the reference beside the baseline (§A.4.1)
                     "validation_losses": methods - 1 + 1, "validation_losses_table": 1,
                     "evaluation_entities": 1, "cascade_generate": methods, "fact_precision": methods,
@@ -61,9 +58,10 @@ def test_default_config_plans_every_stage(tmp_path):
                     "fact_leakage": methods, "nlu_local_tasks": 1, "nlu": methods, "labelling_cost_rho1": 1,
                     "labelling_cost_table": 1, "acceptability_record": 2, "acceptability_judge": 1,
                     "acceptability_figure": 3,
-                    # Figures 2, 5-7, 10, 11, 15, 16, 19-21 (12, 13, 14, 17, 18, 22-24 need a second scale or a
-                    # RAG partner), Figure 4, Tables 1 and 6 and the fact-leakage table, the summary
-                    "figure": 11, "figure4": 1, "table": 3, "summary": 1, "all": 1}
+                    # Figures 2, 5-7, 11, 15, 16, 19-21 (10 needs the Ignore ablations; 12, 13, 14, 17, 18, 22-24 a
+                    # second scale or a second, RAG-prompted partner), Figure 4, Tables 1 and 6 and the fact-leakage
+                    # table, the summary
+                    "figure": 10, "figure4": 1, "table": 3, "summary": 1, "all": 1}
     assert "carries no LMLM LLM-judge annotations" in run.stderr + run.stdout
 
 
@@ -75,16 +73,17 @@ def test_training_runs_the_critical_path_first(tmp_path):
     priority = {m[1]: int(m[2]) for m in re.finditer(
         r"^rule train:\n(?:    .*\n)*?    wildcards: method=(\w+), seed=0\n(?:    .*\n)*?    priority: (\d+)",
         run.stdout, re.MULTILINE)}
-    assert priority["reference"] > priority["rho1"] == priority["spacy_refloss"] > priority["lacy"] > 0
+    assert priority["reference"] > priority["rho1"] > priority["lacy"] > 0
     # a job's block ends where the next one starts (its timestamp line), not at a blank line
     nlu = re.search(r"^rule nlu:\n((?:    .*\n)*)", run.stdout, re.MULTILINE)
     assert nlu and "wildcards: method=" in nlu[1] and "priority" not in nlu[1]
 
 
-@pytest.mark.parametrize("configfile, calling, reference", [("config/config.yaml", 160, 1016),
+@pytest.mark.parametrize("configfile, calling, reference", [("config/config.yaml", 800, 800),
                                                             ("config/paper.yaml", 400000, 2540000)])
-def test_the_reference_keeps_table_4s_step_ratio(tmp_path, configfile, calling, reference):
-    """§A.4.1: the reference trains 2.54M steps to a calling model's 400k (6.35x), in every configuration."""
+def test_the_reference_step_count_reaches_the_training_command(tmp_path, configfile, calling, reference):
+    """§A.4.1: the reference trains 2.54M steps to a calling model's 400k (6.35x); the embedded default shortens
+    it to a calling model's count (config.yaml), so that it does not hold up the whole run."""
     run = snakemake("-n", "-p", "--sdm", "env-modules", "--directory", str(tmp_path), "--configfile",
                     str(ROOT / configfile), "-s", str(ROOT / "Snakefile"), "results/models/reference/seed0/train.json",
                     "results/models/lacy/seed0/train.json", cwd=tmp_path)
@@ -97,8 +96,8 @@ def test_the_reference_keeps_table_4s_step_ratio(tmp_path, configfile, calling, 
 def test_the_baseline_cascade_never_calls(tmp_path):
     """§5.2: the baseline, trained without <CALL>, is cascaded at call budget 0; calling methods at 22 %."""
     run = snakemake("-n", "-p", "--directory", str(tmp_path), "--configfile", str(ROOT / "config/config.yaml"),
-                    "-s", str(ROOT / "Snakefile"), "results/cascade/gemma3/baseline/seed0.jsonl",
-                    "results/cascade/gemma3/lacy/seed0.jsonl", cwd=tmp_path)
+                    "-s", str(ROOT / "Snakefile"), "results/cascade/gemma3_rag/baseline/seed0.jsonl",
+                    "results/cascade/gemma3_rag/lacy/seed0.jsonl", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     rates = dict(re.findall(r"--model \$\(dirname results/models/(\w+)/seed0/model.safetensors\).*?--call-rate (\S+)",
                             run.stdout))
@@ -274,7 +273,7 @@ def test_default_workflow_runs_end_to_end_on_a_small_slice(tmp_path):
     configfile = tmp_path / "small.yaml"
     configfile.write_text(yaml.safe_dump(config))
     targets = ["results/annotation/summary.json", "results/tables/validation_losses.csv",
-               "results/fact_precision/gemma3/lacy/seed0.offline.json", "results/leakage/lacy/seed0.json",
+               "results/fact_precision/gemma3_rag/lacy/seed0.offline.json", "results/leakage/lacy/seed0.json",
                "results/leakage/baseline/seed0.json"]
     common = ["--directory", str(tmp_path), "--configfile", str(configfile), "-s", str(ROOT / "Snakefile")]
     run = snakemake("--cores", "2", *common, *targets, cwd=tmp_path)

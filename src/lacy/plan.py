@@ -247,10 +247,12 @@ def partner_alone_partners(config: Config) -> list[str]:
 # --- figures and tables ------------------------------------------------------------------------------
 
 def figure_partners(config: Config) -> dict[str, str | None]:
-    """The cascade partners the figures show: the first plain partner (Llama-3.2-1B in the paper) and the first
-    RAG-prompted one (Qwen3-32B + RAG, §A.5), or None where none is configured."""
-    return {role: next((p["name"] for p in config["cascade"]["partners"] if ("rag" in p) == (role == "rag")), None)
-            for role in ("main", "rag")}
+    """The cascade partners the figures show: the first configured one ("main": Llama-3.2-1B in the paper; the
+    local RAG-prompted Gemma in the embedded default, its only partner) and the first RAG-prompted one besides it
+    ("rag": Qwen3-32B + RAG, §A.5), or None where there is none."""
+    names = [p["name"] for p in config["cascade"]["partners"]]
+    rag = next((p["name"] for p in config["cascade"]["partners"][1:] if "rag" in p), None)
+    return {"main": names[0], "rag": rag}
 
 
 def scale_label(config: Config, scale: str | None) -> str:
@@ -280,7 +282,10 @@ def figure_unavailable_reason(config: Config, name: str) -> str | None:
     if not scales_drawn:
         return "no second model scale is configured (`scales`; the paper's 1.3B models, §C)"
     if figure_partners(config)[spec.partner] is None:
-        return "no RAG-prompted cascade partner is configured (a `cascade.partners` entry with `rag`, §A.5)"
+        return ("no RAG-prompted cascade partner is configured besides the first one (a further `cascade.partners` "
+                "entry with `rag`, §A.5)")
+    if spec.equal_steps and not equal_steps_methods(config):
+        return "no method trains longer than the calling models (LaCy + Ignorefacts, LaCy + Ignore)"
     if ("validation" in spec.needs and "baseline" not in config["methods"]) or any(
             len(figure_runs(config, name, s)) < 2 for s in scales_drawn):
         return "fewer than two of its methods (or no baseline) are trained in this configuration"
