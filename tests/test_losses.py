@@ -117,7 +117,7 @@ def test_one_forward_pass_training_step(batch):
     assert not losses.requires_grad
     torch.testing.assert_close(losses.double(), -reference_log_probs(logits.detach(), targets)[0])
     fact = torch.rand(B, T, generator=torch.Generator().manual_seed(1)) < 0.4
-    call, ignore = call_ignore_masks("lacy_ignorefacts", losses, fact, ~fact, rate=0.15, valid=valid)
+    call, ignore = call_ignore_masks("lacy_ignorefacts", losses, fact, ~fact, rate=0.15, ignore_rate=0.15, valid=valid)
     lacy_loss(logits, targets, call, ignore, valid, CALL_ID).backward()
     assert torch.equal(logits.grad.abs().sum(-1) > 0, valid & ~ignore)
 

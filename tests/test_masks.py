@@ -28,8 +28,9 @@ def positions(*pairs) -> torch.Tensor:
     return mask
 
 
-def masks(method, rate=0.2, **kw):
-    return call_ignore_masks(method, LOSSES, FACTS, GRAMMATICAL_, ref_losses=REF_LOSSES, rate=rate, **kw)
+def masks(method, rate=0.2, ignore_rate=0.15, **kw):
+    return call_ignore_masks(method, LOSSES, FACTS, GRAMMATICAL_, ref_losses=REF_LOSSES, rate=rate,
+                             ignore_rate=ignore_rate, **kw)
 
 
 def test_baseline_has_no_masks():
@@ -95,7 +96,7 @@ def test_invalid_positions_are_never_selected_nor_counted():
 def test_ties_go_to_the_earliest_position_of_the_batch():
     losses = torch.ones(2, 5)
     fact = torch.ones(2, 5, dtype=torch.bool)
-    call, _ = call_ignore_masks("lacy", losses, fact, ~fact, rate=0.3)
+    call, _ = call_ignore_masks("lacy", losses, fact, ~fact, rate=0.3, ignore_rate=0.15)
     assert torch.equal(call, positions((0, 0), (0, 1), (0, 2)))
 
 
@@ -103,11 +104,11 @@ def test_spacy_samples_facts_uniformly_regardless_of_loss():
     n = 64 * 64
     losses = torch.arange(n, dtype=torch.float32).reshape(64, 64)
     fact = torch.ones(64, 64, dtype=torch.bool)
-    call, _ = call_ignore_masks("spacy", losses, fact, ~fact, rate=0.25, generator=torch.Generator().manual_seed(0))
+    call, _ = call_ignore_masks("spacy", losses, fact, ~fact, rate=0.25, ignore_rate=0.15, generator=torch.Generator().manual_seed(0))
     assert call.sum().item() == n // 4
     assert losses[call].mean().item() == pytest.approx((n - 1) / 2, rel=0.05)
-    again, _ = call_ignore_masks("spacy", losses, fact, ~fact, rate=0.25, generator=torch.Generator().manual_seed(0))
-    other, _ = call_ignore_masks("spacy", losses, fact, ~fact, rate=0.25, generator=torch.Generator().manual_seed(1))
+    again, _ = call_ignore_masks("spacy", losses, fact, ~fact, rate=0.25, ignore_rate=0.15, generator=torch.Generator().manual_seed(0))
+    other, _ = call_ignore_masks("spacy", losses, fact, ~fact, rate=0.25, ignore_rate=0.15, generator=torch.Generator().manual_seed(1))
     assert torch.equal(call, again) and not torch.equal(call, other)
 
 
@@ -116,10 +117,10 @@ def test_loss_based_calls_are_bernoulli_at_the_rate():
     valid = torch.rand(shape, generator=torch.Generator().manual_seed(5)) > 0.1
     fact = torch.zeros(shape, dtype=torch.bool)
     args = ("loss_based", torch.rand(shape), fact, fact)
-    call, ignore = call_ignore_masks(*args, valid=valid, generator=torch.Generator().manual_seed(0))
+    call, ignore = call_ignore_masks(*args, rate=0.15, ignore_rate=0.15, valid=valid, generator=torch.Generator().manual_seed(0))
     assert realised_rates(call, ignore, valid)["call_rate"].item() == pytest.approx(0.15, abs=0.005)
     assert not (call & ~valid).any() and not ignore.any()
-    again, _ = call_ignore_masks(*args, valid=valid, generator=torch.Generator().manual_seed(0))
+    again, _ = call_ignore_masks(*args, rate=0.15, ignore_rate=0.15, valid=valid, generator=torch.Generator().manual_seed(0))
     assert torch.equal(call, again)
 
 
@@ -131,12 +132,12 @@ def test_unknown_method_lists_the_valid_names():
 @pytest.mark.parametrize("method", ["rho1", "spacy_refloss"])
 def test_reference_methods_need_reference_losses(method):
     with pytest.raises(ValueError, match="ref_losses"):
-        call_ignore_masks(method, LOSSES, FACTS, GRAMMATICAL_)
+        call_ignore_masks(method, LOSSES, FACTS, GRAMMATICAL_, rate=0.15, ignore_rate=0.15)
 
 
 def test_labels_must_be_bool():
     with pytest.raises(ValueError, match="fact"):
-        call_ignore_masks("lacy", LOSSES, FACTS.to(torch.uint8), GRAMMATICAL_)
+        call_ignore_masks("lacy", LOSSES, FACTS.to(torch.uint8), GRAMMATICAL_, rate=0.15, ignore_rate=0.15)
 
 
 def test_select_top_with_a_device_budget():
@@ -291,7 +292,7 @@ def test_section_4_worked_example_25_percent_facts_and_15_percent_calls():
     losses = torch.randperm(200, generator=torch.Generator().manual_seed(0)).float().view(2, 100)
     fact = torch.zeros(2, 100, dtype=torch.bool)
     fact.view(-1)[torch.randperm(200, generator=torch.Generator().manual_seed(1))[:50]] = True  # 25 % facts
-    call, ignore = call_ignore_masks("lacy", losses, fact, torch.zeros_like(fact), rate=0.15)
+    call, ignore = call_ignore_masks("lacy", losses, fact, torch.zeros_like(fact), rate=0.15, ignore_rate=0.15)
     assert call.sum().item() == 30 == 0.6 * fact.sum().item()  # 15 % of 200 tokens = 60 % of the 50 facts
     assert not (call & ~fact).any() and not ignore.any()
     fact_losses = losses[fact].sort(descending=True).values

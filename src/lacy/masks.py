@@ -26,8 +26,8 @@ METHODS = ("baseline", "loss_based", "rho1", "llm_judge", "spacy", "lacy", "spac
 REFERENCE_METHODS = ("rho1", "spacy_refloss")
 
 
-def call_ignore_masks(method: str, losses: torch.Tensor, fact: torch.Tensor, grammatical: torch.Tensor,
-                      ref_losses: torch.Tensor | None = None, rate: float = 0.15, ignore_rate: float = 0.15,
+def call_ignore_masks(method: str, losses: torch.Tensor, fact: torch.Tensor, grammatical: torch.Tensor, *,
+                      rate: float, ignore_rate: float, ref_losses: torch.Tensor | None = None,
                       generator: torch.Generator | None = None,
                       valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Call mask C and ignore mask I of ``method`` for one mini-batch (Table 5).
@@ -134,7 +134,7 @@ def realised_rates(call: torch.Tensor, ignore: torch.Tensor,
     return {"call_rate": (call & valid).sum() / n_valid, "ignore_rate": (ignore & valid).sum() / n_valid}
 
 
-def validation_call_mask(call_logits: torch.Tensor, is_top: torch.Tensor, rate: float = 0.15,
+def validation_call_mask(call_logits: torch.Tensor, is_top: torch.Tensor, *, rate: float,
                          valid: torch.Tensor | None = None) -> torch.Tensor:
     """The call mask C_M a calling model decodes on validation data (§A.4.3).
 
