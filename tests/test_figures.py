@@ -1,8 +1,10 @@
-"""Figures, tables and the summary (issue 7): seed aggregation, result reading, every figure kind, verdicts."""
+"""Figures and tables (issue 7): seed aggregation, result reading, every figure kind; Figure 2's split panels and
+the partner alone; Figure 4 without the model code. The summary's tests are in test_report.py."""
 
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import re
 from pathlib import Path
@@ -11,7 +13,6 @@ import pytest
 
 from lacy.figures import (ALL_METHODS, FIGURES, Context, Estimate, Results, combine_seeds, draw_figure, leakage_table,
                           nlu_table, result_path, write_table)
-from lacy.report import ordering_verdict, summary_markdown
 
 RUNS = list(ALL_METHODS)
 SETS = ("bigbench_qa_wikidata", "corpus_person_cloze")
@@ -23,32 +24,77 @@ def _write(path: Path, record: dict) -> None:
     path.write_text(json.dumps(record))
 
 
-def fake_results(root: Path, seeds=(0,), runs=RUNS, lacy_score=0.40) -> None:
-    """Result files in the workflow's layout, with LaCy best on fact precision and leakage."""
+#: Evaluation persons of the fake results: held out (never trained on) and in the training split; "Abstainer"
+#: is held out and makes no claim in any model's biography (left out of every mean, as the scorer does).
+PERSONS = {"Ada": "validation", "Bea": "validation", "Cid": "validation", "Abstainer": "validation",
+           "Dov": "train", "Eva": "train", "Fay": "train"}
+#: Each person's score offset from a model's overall score: LaCy is far ahead on held-out persons and behind on
+#: training-split persons, every other model the other way round, so that a split mixed up shows.
+JITTER = {"Ada": -0.02, "Bea": 0.0, "Cid": 0.02, "Dov": -0.02, "Eva": 0.0, "Fay": 0.02}
+
+
+def per_entity(score: float, held_out: float, train: float) -> list[dict]:
+    """Per-person entries in the scorer's format whose mean over responding persons is ``score``."""
+    entries = []
+    for person, split in PERSONS.items():
+        if person == "Abstainer":
+            entries.append({"entity": person, "n_facts": 0, "n_supported": 0, "abstained": True,
+                            "no_reference": False, "score": None, "facts": []})
+            continue
+        value = round(score + (held_out if split == "validation" else train) + JITTER[person], 6)
+        entries.append({"entity": person, "n_facts": 10, "n_supported": round(10 * value), "abstained": False,
+                        "no_reference": False, "score": value, "facts": []})
+    return entries
+
+
+def fake_results(root: Path, seeds=(0,), runs=RUNS, lacy_score=0.40, lacy_leak=0.05, other_leak=0.15,
+                 baseline_loss=3.3) -> None:
+    """Result files in the workflow's layout, with LaCy best on fact precision of held-out persons (worst on
+    training-split persons) and on leakage; the cascade partner gemma3 writing alone; the persons' splits."""
+    (root / "cascade").mkdir(parents=True, exist_ok=True)
+    (root / "cascade/entities.jsonl").write_text("\n".join(json.dumps({"entity": p, "split": s, "description": ""})
+                                                           for p, s in PERSONS.items()))
+    _write(root / "fact_precision/gemma3/alone.offline.json",
+           {"metric": "offline_fact_precision", "score": 0.7, "ci95": [0.6, 0.8],
+            "per_entity": per_entity(0.7, -0.1, 0.1)})
     for seed in seeds:
         for i, run in enumerate(runs):
             best = run.endswith("lacy")
             score = lacy_score if best else 0.20 + 0.01 * i + 0.005 * seed
             _write(result_path(root, "fact_precision", run, seed, "gemma3", "offline"),
-                   {"metric": "offline_fact_precision", "score": score, "ci95": [score - 0.02, score + 0.02]})
+                   {"metric": "offline_fact_precision", "score": score, "ci95": [score - 0.02, score + 0.02],
+                    "per_entity": per_entity(score, 0.3, -0.3) if best else per_entity(score, -0.05, 0.05)})
             rate = 0.0 if run == "baseline" else 0.22
             _write(result_path(root, "cascade", run, seed, "gemma3"),
                    {"target_call_rate": rate, "realised_call_rate": rate and 0.2})
-            leak = 0.05 if best else 0.15
+            leak = lacy_leak if best else other_leak
             _write(result_path(root, "leakage", run, seed),
-                   {"sets": {s: {"queries": 100, "leaked": int(100 * leak), "fact_leakage": leak,
-                                 "ci95": [leak - 0.03, leak + 0.03]} for s in SETS}})
+                   {"sets": {s: {"queries": 100, "leaked": round(100 * leak), "fact_leakage": leak,
+                                 "ci95": [max(leak - 0.03, 0), leak and leak + 0.03]} for s in SETS}})
+            generations = result_path(root, "leakage_generations", run, seed)
+            with gzip.open(generations, "wt") as f:
+                for query_set in SETS:
+                    for q in range(100):
+                        f.write(json.dumps({"set": query_set, "id": f"q{q}", "leaked": q < round(100 * leak)}) + "\n")
             _write(result_path(root, "nlu", run, seed),
-                   {"tasks": {t: {"acc": 0.4 + 0.001 * i, "acc_stderr": 0.01} for t in TASKS}})
+                   {"tasks": {t: {"acc": 0.4 + 0.001 * i, "acc_stderr": 0.005} for t in TASKS}})
             if run != "baseline":
                 _write(result_path(root, "validation", run, seed),
                        {"call_loss": 6.0 if best else 5.0, "noncall_loss": 3.0, "total_loss": 3.4,
-                        "baseline_call_loss": 5.5, "baseline_noncall_loss": 2.9, "baseline_total_loss": 3.3})
+                        "baseline_call_loss": 5.5, "baseline_noncall_loss": 2.9, "baseline_total_loss": baseline_loss,
+                        "call_loss_ci95": [5.9, 6.1] if best else [4.9, 5.1],
+                        "baseline_call_loss_ci95": [5.4, 5.6],
+                        "baseline_total_loss_ci95": [baseline_loss - 0.1, baseline_loss + 0.1],
+                        "call_fact_share": 0.6 if best else 0.3, "fact_share": 0.3, "fact_share_ci95": [0.29, 0.31],
+                        "call_fact_share_ci95": [0.55, 0.65] if best else [0.25, 0.35],
+                        "fact_enrichment": 0.3 if best else 0.0,
+                        "fact_enrichment_ci95": [0.25, 0.35] if best else [-0.03, 0.03]})
 
 
-def context(root: Path, seeds=(0,)) -> Context:
+def context(root: Path, seeds=(0,), alone=True) -> Context:
     return Context(Results(root, list(seeds), "gemma3", "offline"), {"cpu-small models": RUNS},
-                   {"main": "gemma3"}, {"main": "gemma3-270m-gguf"})
+                   {"main": "gemma3"}, {"main": "gemma3-270m-gguf"},
+                   {"gemma3": "gemma3-270m-gguf alone"} if alone else {})
 
 
 def test_one_seed_keeps_its_own_interval_and_several_seeds_get_a_t_interval():
@@ -117,53 +163,6 @@ def test_leakage_table_reports_each_set_with_its_interval_and_the_pooled_rate(tm
         (tmp_path / "fact_leakage.md").read_text()
 
 
-def test_ordering_verdicts():
-    best = {"lacy": Estimate(30, 28, 32), "rho1": Estimate(20, 18, 22)}
-    assert ordering_verdict(best) == "**yes**"
-    close = {"lacy": Estimate(30, 25, 35), "rho1": Estimate(29, 24, 34)}
-    assert "not significant" in ordering_verdict(close)
-    assert ordering_verdict(best, highest=False) == "**no**: Rho-1 is lowest"
-    assert ordering_verdict(close, highest=False) == ("**no**: Rho-1 is lowest, but its interval overlaps LaCy's"
-                                                      " (not significant at this scale)")
-    assert ordering_verdict({"rho1": Estimate(1)}).startswith("n/a")
-    assert ordering_verdict({"lacy": Estimate(0), "rho1": Estimate(0), "spacy": Estimate(1)}, highest=False) == \
-        "**no**: tied with Rho-1 at 0.0"
-
-
-def test_summary_reads_each_claim_and_the_overlap(tmp_path):
-    fake_results(tmp_path)
-    annotation = tmp_path / "annotation.json"
-    annotation.write_text(json.dumps({"total": {"label_fractions": {"fact": 0.3}}}))
-    entities = tmp_path / "entities.jsonl"
-    entities.write_text("\n".join(json.dumps({"entity": e, "split": s})
-                                  for e, s in [("A", "train"), ("B", "validation"), ("C", "train")]))
-    text = summary_markdown(context(tmp_path), annotation_summary=annotation, entities=entities, table2=None,
-                            not_built=["fig12: no second model scale"])
-    assert "offline fact precision (stand-in, not FactScore)" in text
-    for heading in ("FactScore ordering", "Fact-leakage ordering", "NLU parity", "Call loss", "Labelling cost"):
-        assert f"## {heading}" in text
-    assert text.count("Holds in this run: **yes**") >= 3  # fact precision, leakage, NLU parity
-    assert "2 of 3 evaluation entities have their article in the training split" in text
-    assert "- fig12: no second model scale" in text
-    assert "| LaCy | 22.0 | 20.0 |" in text  # call budget: target and realised
-    assert "| Baseline | 0.0 | 0.0 |" in text  # the baseline writes alone (§5.2)
-    assert "## Reference model (§A.4.1)" in text and "Not trained in this run" in text
-
-
-def test_summary_reports_the_reference_beside_the_baseline(tmp_path):
-    fake_results(tmp_path)
-    _write(result_path(tmp_path, "validation", "reference", 0),
-           {"total_loss": 3.1, "total_loss_ci95": [3.0, 3.2], "baseline_total_loss": 3.4,
-            "baseline_total_loss_ci95": [3.3, 3.5], "total_loss_gap": 0.3, "total_loss_gap_ci95": [0.25, 0.35]})
-    (tmp_path / "annotation.json").write_text(json.dumps({"total": {"label_fractions": {"fact": 0.3}}}))
-    (tmp_path / "entities.jsonl").write_text(json.dumps({"entity": "A", "split": "train"}))
-    text = summary_markdown(context(tmp_path), annotation_summary=tmp_path / "annotation.json",
-                            entities=tmp_path / "entities.jsonl", table2=None, not_built=[])
-    assert "| reference | 3.100 [3.000, 3.200] |\n| Baseline | 3.400 [3.300, 3.500] |" in text
-    assert "The reference is 0.300 [0.250, 0.350] nats below the baseline" in text
-    assert "Stronger than the baseline in this run: **yes**." in text
-
-
 def test_figure4_pages_every_method_per_entity(tmp_path):
     from lacy.figures import FIGURE4_METHODS, draw_figure4, figure4_pages
 
@@ -184,3 +183,72 @@ def test_figure4_pages_every_method_per_entity(tmp_path):
     assert titles[:2] == ["Figure 4: Baseline (baseline), cascade partner gemma3-270m-gguf; not in this run: Rho-1, "
                           "LLM judge"] + ["Figure 4: LaCy (lacy), cascade partner gemma3-270m-gguf; not in this run: "
                                           "Rho-1, LLM judge"]
+
+
+def _drawn_overview(root: Path, runs=("baseline", "rho1", "lacy"), alone=True):
+    from lacy.figures import _plt, draw_overview
+
+    plt = _plt()
+    fig = plt.figure(figsize=(15, 4.2))
+    draw_overview(fig, FIGURES["fig2"], context(root, alone=alone), list(runs))
+    return plt, fig
+
+
+def _bar_heights(ax) -> list[float]:
+    return [round(patch.get_height(), 6) for patch in ax.patches if type(patch).__name__ == "Rectangle"
+            and patch.get_width() < 1]
+
+
+def test_figure_2_shows_held_out_and_training_split_persons_in_separate_panels(tmp_path):
+    """Left: held-out persons, where LaCy is ahead (70 %); middle: training-split persons, where it is behind
+    (10 %); the mean over all persons (40 %, the scorer's score) is in neither."""
+    fake_results(tmp_path)
+    plt, fig = _drawn_overview(tmp_path)
+    held_out, train, leakage = fig.axes[:3]
+    assert held_out.get_title().startswith("held-out persons (4)")
+    assert train.get_title().startswith("training-split persons (3)")
+    # baseline (i = 0), rho1 (i = 2), lacy: scores 0.20 / 0.22 / 0.40, held-out offset -0.05 / -0.05 / +0.3
+    assert _bar_heights(held_out)[:3] == pytest.approx([15.0, 17.0, 70.0])
+    assert _bar_heights(train)[:3] == pytest.approx([25.0, 27.0, 10.0])
+    assert "Without calls" in leakage.get_title()
+    plt.close(fig)
+
+
+def test_figure_2_draws_each_partner_alone_as_a_reference_line_with_its_interval(tmp_path):
+    fake_results(tmp_path)
+    plt, fig = _drawn_overview(tmp_path)
+    held_out, train = fig.axes[:2]
+    for ax, value in ((held_out, 60.0), (train, 80.0)):  # the partner alone: 0.7 overall, -0.1 / +0.1 by split
+        lines = {line.get_label(): line.get_ydata()[0] for line in ax.get_lines()}
+        label = next(name for name in lines if name.startswith("gemma3-270m-gguf alone: "))
+        assert lines[label] == pytest.approx(value) and label.startswith(f"gemma3-270m-gguf alone: {value:.1f} [")
+        low, high = map(float, re.search(r"\[([\d.]+), ([\d.]+)\]", label).groups())
+        assert low < value < high
+        assert any(p.get_y() == pytest.approx(low) and p.get_height() == pytest.approx(high - low)
+                   for p in ax.patches), "its interval, shaded"
+    paper = [line for line in held_out.get_lines() if line.get_label().startswith("paper: Llama-3.2-1B alone")]
+    assert paper and paper[0].get_ydata()[0] == pytest.approx(34.2)
+    plt.close(fig)
+    plt, fig = _drawn_overview(tmp_path, alone=False)
+    assert not [line for line in fig.axes[0].get_lines() if "alone" in line.get_label()]
+    plt.close(fig)
+
+
+def test_fact_precision_by_split_reads_each_persons_score_as_the_scorer_aggregates_it(tmp_path):
+    """FactScore (the LLM scorer) averages the length-penalised per-person score (γ); the offline precision the
+    supported share; a person without a reference article is left out like an abstention."""
+    (tmp_path / "cascade").mkdir()
+    (tmp_path / "cascade/entities.jsonl").write_text("\n".join(json.dumps({"entity": p, "split": "validation"})
+                                                               for p in ("A", "B", "C")))
+    entries = [{"entity": "A", "score": 0.8, "score_length_penalised": 0.4},
+               {"entity": "B", "score": 0.6, "score_length_penalised": 0.6},
+               {"entity": "C", "score": None, "score_length_penalised": None, "no_reference": True}]
+    _write(result_path(tmp_path, "fact_precision", "lacy", 0, "gemma3", "llm"),
+           {"metric": "factscore", "score": 0.5, "per_entity": entries})
+    comparison = Results(tmp_path, [0], "gemma3", "llm").fact_precision_by_split(["lacy"], "validation")
+    assert comparison.estimate("lacy").value == pytest.approx(50.0) and comparison.scored == {"lacy": 2}
+    _write(result_path(tmp_path, "fact_precision", "lacy", 0, "gemma3", "offline"),
+           {"metric": "offline_fact_precision", "score": 0.7, "per_entity": entries})
+    offline = Results(tmp_path, [0], "gemma3", "offline").fact_precision_by_split(["lacy"], "validation")
+    assert offline.estimate("lacy").value == pytest.approx(70.0)
+    assert Results(tmp_path, [0], "gemma3", "offline").fact_precision_by_split(["lacy"], "train").estimate("lacy") is None

@@ -29,8 +29,10 @@ from typing import Callable, Sequence
 
 import yaml
 
+import numpy as np
+
 from lacy.io import atomic_output, read_jsonl
-from lacy.stats import pooled_proportion_ci
+from lacy.stats import RESAMPLES, crossed_bootstrap, paired_difference, pooled_proportion_ci, resampled_interval
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +93,29 @@ def result_path(results: Path, kind: str, run: str, seed: int, partner: str = ""
         "leakage": f"leakage/{run}/seed{seed}{variant}.json",
         "nlu": f"nlu/{run}/seed{seed}{variant}.json",
         "validation": f"validation_losses/{run}/seed{seed}{variant}.json",
+        "leakage_generations": f"leakage/{run}/seed{seed}{variant}.generations.jsonl.gz",
     }
     return Path(results) / paths[kind]
+
+
+def alone_path(results: Path, kind: str, partner: str, scorer: str = "") -> Path:
+    """The files of a cascade partner writing biographies alone, without an SLM (§5.2: Llama-3.2-1B alone; §A.5:
+    Qwen3-32B + RAG alone): its generations (``cascade``) and their scores (``fact_precision``), in the format of
+    a method's."""
+    paths = {"cascade": f"cascade/{partner}/alone.jsonl", "fact_precision": f"fact_precision/{partner}/alone.{scorer}.json"}
+    return Path(results) / paths[kind]
+
+
+#: The evaluation persons of ``results/cascade/entities.jsonl``, by split: persons whose article was held out
+#: from training (the main evaluation: the model cannot have stored their facts) and persons of the training
+#: split (their facts can be memorised), reported separately.
+PERSON_SPLITS = {"validation": "held-out persons", "train": "training-split persons"}
+ENTITIES = Path("cascade/entities.jsonl")
+
+
+def entity_splits(path: Path) -> dict[str, str]:
+    """Each evaluation person's split (``validation``, ``train``) from ``entities.jsonl``, in file order."""
+    return {record["entity"]: record["split"] for _, record in read_jsonl(path)}
 
 
 @dataclass(frozen=True)
@@ -147,6 +170,56 @@ def _field(record: dict, key: str, path: Path):
 
 
 @dataclass
+class Comparison:
+    """Several runs (or partners alone) measured on the same units (persons, queries) and seeds: each one's
+    estimate with its seeded bootstrap interval and the paired differences between them
+    (:func:`lacy.stats.crossed_bootstrap`: the same resampled units and seeds for every row). Values in %."""
+
+    names: list[str]
+    point: np.ndarray
+    resamples: np.ndarray
+    units: int
+    seeds: int
+    scored: dict[str, int] = field(default_factory=dict)  # name -> units with a value (summed over seeds)
+
+    @classmethod
+    def of(cls, values: dict[str, np.ndarray], strata: Sequence | None = None) -> "Comparison":
+        """From ``values``: name -> [seeds, units] array with NaN for a unit without a value."""
+        names = list(values)
+        stacked = np.stack([np.asarray(values[n], dtype=np.float64) for n in names]) if names else np.zeros((0, 1, 0))
+        _, seeds, units = stacked.shape
+        scored = {n: int(np.isfinite(stacked[i]).sum()) for i, n in enumerate(names)}
+        if not units or not names:
+            return cls(names, np.full(len(names), np.nan), np.full((len(names), 0), np.nan), units, seeds, scored)
+        point, resamples = crossed_bootstrap(stacked, RESAMPLES, seed=0, strata=strata)
+        return cls(names, point, resamples, units, seeds, scored)
+
+    def estimate(self, name: str) -> Estimate | None:
+        i = self.names.index(name)
+        interval = resampled_interval(self.resamples[i])
+        if not np.isfinite(self.point[i]) or interval is None:
+            return None
+        return Estimate(100 * float(self.point[i]), 100 * interval[0], 100 * interval[1], self.seeds)
+
+    def difference(self, a: str, b: str) -> Estimate | None:
+        """``a`` minus ``b`` in points, with the paired interval; ``None`` when either has no value."""
+        found = paired_difference(self.point, self.resamples, self.names.index(a), self.names.index(b))
+        if found is None:
+            return None
+        value, (low, high) = found
+        return Estimate(100 * value, 100 * low, 100 * high, self.seeds)
+
+
+def _entity_value(record: dict, entry: dict) -> float:
+    """One person's score as the scorer aggregates it (lacy.factscore.summarise): FactScore's is length-penalised
+    (γ), the offline fact precision's is the supported share; NaN for an abstention or a person without a
+    reference article, whom the score's mean leaves out."""
+    key = "score_length_penalised" if record.get("metric") == "factscore" else "score"
+    value = entry.get(key)
+    return np.nan if value is None else float(value)
+
+
+@dataclass
 class Results:
     """This run's per-run, per-seed outputs under ``root`` (usually ``results/``), seeds combined."""
 
@@ -170,6 +243,63 @@ class Results:
         estimate = self._each_seed("fact_precision", run,
                                    lambda r, p: (_field(r, "score", p), r.get("ci95")), partner)
         return estimate and estimate.scaled(100)
+
+    def entity_splits(self) -> dict[str, str]:
+        """The evaluation persons' splits (``results/cascade/entities.jsonl``)."""
+        path = self.root / ENTITIES
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: missing result file (has its rule run?)")
+        return entity_splits(path)
+
+    def _person_values(self, record: dict, path: Path, persons: list[str]) -> np.ndarray:
+        by_person = {entry["entity"]: _entity_value(record, entry) for entry in _field(record, "per_entity", path)}
+        return np.array([by_person.get(p, np.nan) for p in persons])
+
+    def fact_precision_by_split(self, runs: Sequence[str], split: str, partner: str | None = None) -> Comparison:
+        """Fact precision of ``runs`` on the evaluation persons of one split (:data:`PERSON_SPLITS`), from the
+        per-person scores, with intervals over persons (and seeds) and paired differences (§5.2)."""
+        persons = [p for p, s in self.entity_splits().items() if s == split]
+        values = {}
+        for run in runs:
+            rows = []
+            for seed in self.seeds:
+                path = result_path(self.root, "fact_precision", run, seed, partner or self.partner, self.scorer,
+                                   self.variants.get(run, ""))
+                rows.append(self._person_values(_read(path), path, persons))
+            values[run] = np.array(rows).reshape(len(self.seeds), len(persons))
+        return Comparison.of(values)
+
+    def partner_alone_by_split(self, partners: Sequence[str], split: str) -> Comparison:
+        """Fact precision of each cascade partner writing alone (no SLM, no seed) on one split's persons."""
+        persons = [p for p, s in self.entity_splits().items() if s == split]
+        values = {}
+        for partner in partners:
+            path = alone_path(self.root, "fact_precision", partner, self.scorer)
+            values[partner] = self._person_values(_read(path), path, persons).reshape(1, len(persons))
+        return Comparison.of(values)
+
+    def leakage_by_query(self, runs: Sequence[str]) -> Comparison:
+        """Fact leakage of ``runs`` pooled over the query sets, from each query's outcome
+        (``seed{seed}.generations.jsonl.gz``): the same queries for every model, resampled within each set, so
+        differences are paired (§5.3)."""
+        outcomes = {}
+        for run in runs:
+            for seed in self.seeds:
+                path = result_path(self.root, "leakage_generations", run, seed, variant=self.variants.get(run, ""))
+                if not path.exists():
+                    raise FileNotFoundError(f"{path}: missing result file (has its rule run?)")
+                outcomes[run, seed] = {(r["set"], r["id"]): float(r["leaked"]) for _, r in read_jsonl(path)}
+        queries = list(dict.fromkeys(q for found in outcomes.values() for q in found))
+        values = {run: np.array([[outcomes[run, seed].get(q, np.nan) for q in queries] for seed in self.seeds])
+                  for run in runs}
+        return Comparison.of(values, strata=[query_set for query_set, _ in queries])
+
+    def fact_precision_alone(self, partner: str) -> Estimate | None:
+        """A cascade partner's own fact precision (%) writing alone, over every evaluation person, as scored."""
+        path = alone_path(self.root, "fact_precision", partner, self.scorer)
+        record = _read(path)
+        score = _field(record, "score", path)
+        return None if score is None else Estimate(score, *(record.get("ci95") or (None, None))).scaled(100)
 
     def realised_call_rate(self, run: str, partner: str | None = None) -> Estimate | None:
         """Share of decoding steps that called the partner (§5.1, §A.5), %."""
@@ -202,6 +332,15 @@ class Results:
         estimate = self._each_seed("leakage", run, pick)
         return estimate and estimate.scaled(100)
 
+    def leaked_queries(self, run: str) -> tuple[int, int]:
+        """(leaked, queries) of ``run`` over all query sets and seeds, as its leakage results count them."""
+        leaked = queries = 0
+        for seed in self.seeds:
+            path = result_path(self.root, "leakage", run, seed, variant=self.variants.get(run, ""))
+            for counts in _field(_read(path), "sets", path).values():
+                leaked, queries = leaked + counts["leaked"], queries + counts["queries"]
+        return leaked, queries
+
     def validation_loss(self, run: str, kind: str, baseline: bool = False) -> Estimate | None:
         """Eq. A.5/A.6 losses of a calling model (or the baseline on its call mask), §A.4.3, with the interval over
         validation batches; ``total_loss_gap``: the baseline's total loss minus the model's, paired."""
@@ -223,6 +362,22 @@ class Results:
 
         estimate = self._each_seed("nlu", run, pick)
         return estimate and estimate.scaled(100)
+
+    def nlu_average_per_seed(self, run: str, tasks: Sequence[str]) -> list[tuple[float, float | None] | None]:
+        """Per seed: lm-eval ``acc`` (%) averaged over ``tasks`` and its standard error, √(Σ stderr²) / tasks
+        (tasks are independent item sets); None for a seed missing a task's accuracy, a None error for one
+        without lm-eval's stderr."""
+        averages = []
+        for seed in self.seeds:
+            path = result_path(self.root, "nlu", run, seed, variant=self.variants.get(run, ""))
+            rows = [_field(_field(_read(path), "tasks", path), t, path) for t in tasks]
+            if any(row.get("acc") is None for row in rows):
+                averages.append(None)
+                continue
+            errors = [row.get("acc_stderr") for row in rows]
+            error = None if any(e in (None, "N/A") for e in errors) else math.sqrt(sum(e * e for e in errors)) / len(rows)
+            averages.append((100 * sum(row["acc"] for row in rows) / len(rows), None if error is None else 100 * error))
+        return averages
 
 
 # --- figures -----------------------------------------------------------------------------------------
@@ -254,9 +409,11 @@ FIGURES: dict[str, FigureSpec] = {
     "fig2": FigureSpec(
         "overview", MAIN_METHODS, title="Results overview",
         caption="Paper Figure 2. Left: factual precision of biographies generated in a cascade (greedy, <CALL> budget"
-                " by running quantile); right: fact leakage, the share of QA queries whose gold answer the model "
-                "produces with calls disabled. Bars: this run, with 95 % intervals; black diamonds: the paper's 334M "
-                "values (FactScore with Llama-3.2-1B)."),
+                " by running quantile) about held-out persons (never trained on), and in the middle about "
+                "training-split persons, with 95 % bootstrap intervals over persons (and seeds) and each cascade "
+                "partner writing alone as a dashed line with its interval shaded; right: fact leakage, the share of "
+                "QA queries whose gold answer the model produces with calls disabled. Black diamonds and dotted "
+                "lines: the paper's 334M values (FactScore with Llama-3.2-1B) and its partners alone."),
     "fig5": FigureSpec(
         "loss_bars", MAIN_CALLING, losses=("call_loss", "noncall_loss"),
         title="Validation losses on each model's call mask",
@@ -332,6 +489,11 @@ class Context:
     runs: dict[str, list[str]]                    # scale label (e.g. "334M-equivalent main scale") -> runs
     partners: dict[str, str] = field(default_factory=dict)   # "main"/"rag" -> partner name in the workflow
     partner_labels: dict[str, str] = field(default_factory=dict)
+    alone: dict[str, str] = field(default_factory=dict)      # partner name -> label, for partners scored alone
+
+    def partner_role(self, partner: str) -> str | None:
+        """The figure role of a partner (``main``, ``rag``), None for a partner no figure cascades with."""
+        return next((role for role, name in self.partners.items() if name == partner), None)
 
     @property
     def metric(self) -> str:
@@ -393,14 +555,64 @@ def _bars(ax, runs: list[str], values: dict[str, Estimate | None], paper: dict[s
         ax.legend(fontsize=7)
 
 
+#: The paper's FactScore of each figure role's partner alone (§5.2: Llama-3.2-1B; §A.5: Qwen3-32B + RAG).
+PAPER_PARTNER_ALONE = {"main": "Llama-3.2-1B", "rag": "Qwen3-32B + RAG"}
+
+
+def _partner_alone_lines(ax, ctx: Context, split: str, paper_too: bool) -> None:
+    """Each partner writing alone as a reference: a dashed line at its fact precision on this split's persons,
+    its 95 % interval shaded; with ``paper_too``, the paper's FactScore of the partner it stands in for, dotted."""
+    if ctx.alone:
+        alone = ctx.results.partner_alone_by_split(list(ctx.alone), split)
+        for j, (partner, label) in enumerate(ctx.alone.items()):
+            estimate = alone.estimate(partner)
+            if estimate is None:
+                continue
+            colour = ("#d62728", "#1f3b73", "#6b6b00")[j % 3]
+            ax.axhline(estimate.value, color=colour, linestyle="--", linewidth=1,
+                       label=f"{label}: {estimate.text()} %")
+            ax.axhspan(estimate.low, estimate.high, color=colour, alpha=0.12, linewidth=0)
+    if paper_too:
+        for partner in ctx.alone:
+            role = ctx.partner_role(partner)
+            if role in PAPER_PARTNER_ALONE:
+                name = PAPER_PARTNER_ALONE[role]
+                value = reported()["partner_alone_factscore"][name]
+                ax.axhline(value, color="black", linestyle=":", linewidth=1,
+                           label=f"paper: {name} alone, FactScore {value:.1f} %")
+
+
+def draw_fact_precision_split(ax, ctx: Context, runs: list[str], split: str, partner: str | None = None,
+                              paper: dict[str, float] | None = None) -> None:
+    """Fact precision of ``runs`` with the cascade on one split's persons (:data:`PERSON_SPLITS`), 95 % bootstrap
+    intervals over persons (and seeds), the partners alone as reference lines."""
+    comparison = ctx.results.fact_precision_by_split(runs, split, partner)
+    partner = partner or ctx.results.partner
+    label = ctx.partner_labels.get(ctx.partner_role(partner) or "", partner)
+    ax.set_title(f"{PERSON_SPLITS[split]} ({comparison.units}), with cascade ({label})", fontsize=9)
+    if not comparison.units:
+        ax.text(0.5, 0.5, f"no {PERSON_SPLITS[split]} in this run", transform=ax.transAxes, ha="center",
+                fontsize=8, color="0.4")
+    _bars(ax, runs, {r: comparison.estimate(r) for r in runs}, paper or {}, f"{ctx.metric_short} (%)")
+    _partner_alone_lines(ax, ctx, split, paper_too=paper is not None)
+    # reference lines do not widen the axis: make room for them, and for the legend above the tallest
+    heights = [y for line in ax.get_lines() for y in line.get_ydata()] + [p.get_y() + p.get_height()
+                                                                          for p in ax.patches]
+    ax.set_ylim(0, 1.3 * max([h for h in heights if math.isfinite(h)] + [1.0]))
+    ax.set_xlim(-0.6, len(runs) - 0.4)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6, loc="upper left")
+
+
 def draw_overview(fig, spec: FigureSpec, ctx: Context, runs: list[str]) -> None:
-    """Figures 2, 11, 12: (left) fact precision with the cascade, (right) fact leakage without calls."""
+    """Figures 2, 11, 12: fact precision with the cascade on held-out persons (left; the paper's values beside
+    ours) and on training-split persons (middle), each with the partners alone as reference lines; fact leakage
+    without calls (right)."""
     results, paper = ctx.results, reported()
-    partner = ctx.partner_labels.get("main", ctx.results.partner)
-    left, right = fig.subplots(1, 2)
-    _bars(left, runs, {r: results.fact_precision(r) for r in runs}, paper["factscore"],
-          f"{ctx.metric} (%)")
-    left.set_title(f"With cascade ({partner}); higher is better", fontsize=9)
+    held_out, train, right = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.2, 1, 1]})
+    draw_fact_precision_split(held_out, ctx, runs, "validation", paper=paper["factscore"])
+    draw_fact_precision_split(train, ctx, runs, "train")
+    held_out.set_ylabel(f"{ctx.metric} (%)", fontsize=8)
     sets = results.leakage_sets(runs[0])
     width = 0.8 / len(sets)
     labelled: list = []
@@ -493,6 +705,12 @@ def draw_scales_factscore(fig, spec: FigureSpec, ctx: Context, runs_by_scale: di
     partner = ctx.partners["rag"]
     for ax, (scale, runs) in zip(axes, runs_by_scale.items()):
         _bars(ax, runs, {r: ctx.results.fact_precision(r, partner) for r in runs}, {}, f"{ctx.metric} (%)")
+        if partner in ctx.alone:  # ours alone over every evaluation person, as the bars
+            alone = ctx.results.fact_precision_alone(partner)
+            if alone is not None:
+                ax.axhline(alone.value, color="#1f3b73", linestyle="--", linewidth=1,
+                           label=f"{ctx.alone[partner]}: {alone.text()} %")
+                ax.axhspan(alone.low, alone.high, color="#1f3b73", alpha=0.12, linewidth=0)
         ax.axhline(paper, color="black", linestyle=":", linewidth=1,
                    label=f"paper: Qwen3-32B + RAG alone, FactScore {paper:.0f} %")
         ax.set_title(scale, fontsize=9)
@@ -518,7 +736,7 @@ def draw_figure(name: str, ctx: Context, out: Path) -> None:
     spec = FIGURES[name]
     plt = _plt()
     wide = spec.kind in ("overview", "loss_vs_score") or len(spec.losses) > 1
-    fig = plt.figure(figsize=(11 if wide else 6.5, 4.2))
+    fig = plt.figure(figsize=(15 if spec.kind == "overview" else 11 if wide else 6.5, 4.2))
     scales = list(ctx.runs)
     if spec.kind == "scales_factscore":
         draw_scales_factscore(fig, spec, ctx, {s: _present(spec, ctx.runs[s]) for s in scales})
@@ -677,11 +895,14 @@ TABLES = {
 # --- command line ------------------------------------------------------------------------------------
 
 def make_context(runs: dict[str, list[str]], seeds: Sequence[int], scorer: str, partners: dict[str, str],
-                 partner_labels: dict[str, str], variants: dict[str, str], results: Path = RESULTS) -> Context:
+                 partner_labels: dict[str, str], variants: dict[str, str], results: Path = RESULTS,
+                 alone: dict[str, str] | None = None) -> Context:
     """The :class:`Context` of a figure, table or the summary (:func:`lacy.plan.figure_context` gives the
-    workflow's values; ``lacy figure`` and friends parse them from their options)."""
+    workflow's values, :func:`lacy.plan.partner_alone_labels` the partners scored alone; ``lacy figure`` and
+    friends parse them from their options)."""
     return Context(Results(Path(results), list(seeds), partners.get("main", ""), scorer, dict(variants)),
-                   {label: list(names) for label, names in runs.items()}, dict(partners), dict(partner_labels))
+                   {label: list(names) for label, names in runs.items()}, dict(partners), dict(partner_labels),
+                   dict(alone or {}))
 
 
 def context_from_args(args: argparse.Namespace) -> Context:
@@ -691,7 +912,8 @@ def context_from_args(args: argparse.Namespace) -> Context:
         runs[label] = [r for r in names.split(",") if r]
     return make_context(runs, args.seeds, args.scorer, dict(p.split("=", 1) for p in args.partner),
                         dict(p.split("=", 1) for p in args.partner_label),
-                        dict(v.split("=", 1) for v in args.variant), args.results)
+                        dict(v.split("=", 1) for v in args.variant), args.results,
+                        dict(a.split("=", 1) for a in args.partner_alone))
 
 
 def _figure_command(args: argparse.Namespace) -> None:
@@ -728,6 +950,9 @@ def add_context_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partner", action="append", default=[],
                         help="ROLE=NAME of a cascade partner (roles: main, rag)")
     parser.add_argument("--partner-label", action="append", default=[], help="ROLE=display name")
+    parser.add_argument("--partner-alone", action="append", default=[],
+                        help="NAME=display name of a partner whose biographies alone were scored "
+                             "(results/fact_precision/NAME/alone.SCORER.json), drawn as a reference line")
     parser.add_argument("--variant", action="append", default=[],
                         help=f"RUN=SUFFIX: read that run's results of an exported model "
                              f"(e.g. lacy_ignore={EQUAL_STEPS})")
