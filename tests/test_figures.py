@@ -234,6 +234,28 @@ def test_figure_2_draws_each_partner_alone_as_a_reference_line_with_its_interval
     plt.close(fig)
 
 
+def test_figure_4_is_laid_out_from_the_records_without_importing_torch(tmp_path):
+    """lacy.figures is imported when the Snakefile is parsed, where torch need not exist: Figure 4 reads the
+    records' own fields (prompt, tokens with their source) instead of lacy.cascade's model code."""
+    import subprocess
+    import sys
+
+    record = {"entity": "A", "prompt": "Tell me a bio of A. A is", "n_calls": 1, "n_steps": 2, "call_rate": 0.5,
+              "tokens": [{"text": " a\nwriter", "source": "slm"}, {"text": " 1898", "source": "partner"}]}
+    (tmp_path / "lacy.jsonl").write_text(json.dumps(record))
+    code = ("import sys; from pathlib import Path; from lacy.figures import draw_figure4; "
+            f"draw_figure4({{'lacy': Path({str(tmp_path / 'lacy.jsonl')!r})}}, 1, 'p', Path({str(tmp_path / 'f.pdf')!r}));"
+            " assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (tmp_path / "f.pdf").read_bytes().startswith(b"%PDF")
+    from lacy.figures import generation_words
+
+    assert generation_words(record) == [[("Tell", "prompt")], [("me", "prompt")], [("a", "prompt")],
+                                        [("bio", "prompt")], [("of", "prompt")], [("A.", "prompt")], [("A", "prompt")],
+                                        [("is", "prompt")], [("a", "slm")], None, [("writer", "slm")],
+                                        [("1898", "partner")]]
+
+
 def test_fact_precision_by_split_reads_each_persons_score_as_the_scorer_aggregates_it(tmp_path):
     """FactScore (the LLM scorer) averages the length-penalised per-person score (γ); the offline precision the
     supported share; a person without a reference article is left out like an abstention."""

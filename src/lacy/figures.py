@@ -22,6 +22,7 @@ import csv
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -779,19 +780,96 @@ def figure4_pages(generations: dict[str, Path], n_entities: int, partner_label: 
     return pages
 
 
+#: Figure 4's page in points: width, margin, font size, line height; grey behind the cascade partner's tokens.
+PAGE_WIDTH, PAGE_MARGIN, FONT_SIZE, LINE_HEIGHT = 540.0, 36.0, 10.0, 15.0
+PARTNER_SHADE = "0.82"
+
+
+def generation_words(record: dict) -> list[list[tuple[str, str]] | None]:
+    """A cascade record's prompt and tokens as words to lay out, from the record's own fields (``prompt``;
+    ``tokens``, each ``{"text", "source"}`` with source ``slm`` or ``partner``, the token a ``<CALL>`` handed to
+    the cascade partner): each word a list of (text, style) pieces, style ``prompt``, ``slm`` or ``partner``, so
+    that a word half written by each model keeps both marks; ``None`` is a line break. Whitespace is not drawn."""
+    words: list[list[tuple[str, str]] | None] = [[]]
+    pieces = [(record["prompt"], "prompt")] + [(token["text"], token["source"]) for token in record["tokens"]]
+    for text, style in pieces:
+        for part in re.split(r"(\s+)", text):
+            if part.isspace():
+                words.extend([None] * part.count("\n") + [[]])
+            elif part:
+                words[-1].append((part, style))
+    return [word for word in words if word != []]
+
+
+def generation_figure(record: dict, title: str):
+    """One cascaded generation on a page as tall as its text: the prompt in italics, the partner's tokens on a
+    grey ground, the record's call count below (Figure 4). Needs matplotlib only, no model code."""
+    from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.patches import Rectangle
+    from matplotlib.textpath import TextToPath
+
+    fonts = {style: FontProperties(family="serif", size=FONT_SIZE, style="italic" if style == "prompt" else "normal")
+             for style in ("prompt", "slm", "partner")}
+    measure = TextToPath()
+
+    def width(text: str, style: str) -> float:
+        return measure.get_text_width_height_descent(text, fonts[style], ismath=False)[0]
+
+    space = width("a a", "slm") - width("aa", "slm")
+    line, x, placed = 0, 0.0, []  # x from the left margin; (x, line, text, style)
+    for word in generation_words(record):
+        if word is None:
+            line, x = line + 1, 0.0
+            continue
+        needed = sum(width(text, style) for text, style in word)
+        if x and x + space + needed > PAGE_WIDTH - 2 * PAGE_MARGIN:
+            line, x = line + 1, 0.0
+        x += space if x else 0.0
+        for text, style in word:
+            placed.append((x, line, text, style))
+            x += width(text, style)
+
+    top = PAGE_MARGIN + 2 * LINE_HEIGHT
+    height = top + (line + 3) * LINE_HEIGHT + PAGE_MARGIN
+    fig = Figure(figsize=(PAGE_WIDTH / 72, height / 72), dpi=72)
+
+    def at(x: float, y: float) -> tuple[float, float]:  # points from the top left corner -> figure fraction
+        return (PAGE_MARGIN + x) / PAGE_WIDTH, 1 - y / height
+
+    fig.text(*at(0, PAGE_MARGIN), title, fontsize=8, color="0.45", va="baseline", parse_math=False)
+    fig.text(*at(0, PAGE_MARGIN + LINE_HEIGHT + 4), record.get("entity") or record["prompt"], fontsize=13,
+             weight="bold", family="serif", va="baseline", parse_math=False)
+    for x, line_no, text, style in placed:
+        baseline = top + (line_no + 1) * LINE_HEIGHT
+        if style == "partner":
+            fig.patches.append(Rectangle(at(x, baseline + 0.3 * FONT_SIZE), width(text, style) / PAGE_WIDTH,
+                                         0.95 * LINE_HEIGHT / height, transform=fig.transFigure,
+                                         facecolor=PARTNER_SHADE, edgecolor="none", zorder=0))
+        fig.text(*at(x, baseline), text, fontproperties=fonts[style], va="baseline", parse_math=False, zorder=1)
+    note = (f"{record['n_calls']} calls in {record['n_steps']} steps (call rate {record['call_rate']:.1%}); grey: "
+            "tokens from the cascade partner (after <CALL>); italics: the prompt")
+    fig.text(*at(0, top + (line + 2.5) * LINE_HEIGHT), note, fontsize=8, color="0.4", va="baseline",
+             parse_math=False)
+    return fig
+
+
 def draw_figure4(generations: dict[str, Path], n_entities: int, partner_label: str, out: Path) -> None:
     """Figure 4: the first ``n_entities`` biographies of each run, cascade-partner tokens highlighted (§5.2).
 
-    One PDF page per entity and method (``figure4_pages``, ``lacy.cascade.render_pdf``); the PNG beside it
-    shows the first page.
+    One PDF page per entity and method (``figure4_pages``, laid out by :func:`generation_figure` from the
+    records' own fields, without importing the cascade's model code); the PNG beside it shows the first page.
     """
-    from lacy.cascade import generation_page, render_pdf
+    import matplotlib
+    from matplotlib.backends.backend_pdf import PdfPages
 
     pages = figure4_pages(generations, n_entities, partner_label)
-    render_pdf(pages, out, "Figure 4: cascaded biographies")
-    figure = generation_page(pages[0], pages[0]["view_title"])
+    with matplotlib.rc_context({"pdf.fonttype": 42}), atomic_output(Path(out)) as tmp:
+        with PdfPages(tmp, metadata={"Title": "Figure 4: cascaded biographies", "CreationDate": None}) as pdf:
+            for page in pages:
+                pdf.savefig(generation_figure(page, page["view_title"]))
     with atomic_output(Path(out).with_suffix(".png")) as tmp:
-        figure.savefig(tmp, format="png", dpi=150)
+        generation_figure(pages[0], pages[0]["view_title"]).savefig(tmp, format="png", dpi=150)
 
 
 # --- tables ------------------------------------------------------------------------------------------
