@@ -1,22 +1,37 @@
 """``results/summary.md``: the run read claim by claim against the paper, the page a person reads first.
 
-One table per claim of the paper, each with the paper's number, ours and whether the claim holds *in this
-run*:
+The summary separates two kinds of results:
 
-* FactScore ordering (§5.2, Figure 2 left): LaCy scores highest of the compared methods.
-* Fact-leakage ordering (§5.3, Figure 2 right): LaCy leaks least (pooled over the query sets).
-* NLU parity (§5.5, Table 1): no calling method's average accuracy differs from the baseline's by more than
-  :data:`NLU_PARITY_POINTS` points (the paper's differences are at most 0.5 points; the tolerance is our
-  choice, written here and in the table).
-* Call loss (§5.3, Figure 5): LaCy's validation call loss is the highest of the calling methods, and above
-  the baseline's loss on the same mask (it learns even less about the tokens it delegates).
-* Labelling cost (§5.6, Table 2): LaCy's labels need no GPU; measured hours per 1B tokens beside the paper's.
+* **Outcome claims**, measured on text the models write or score, which mean something only when the models
+  write fluent text: fact precision of cascaded biographies (§5.2, Figure 2 left), fact leakage without calls
+  (§5.3, Figure 2 right), NLU parity (§5.5, Table 1).
+* **Mechanism measures**, measured by teacher forcing on validation windows, which need no fluent text: the
+  call loss and non-call loss of each model on its own call mask beside the baseline's on the same mask (§5.3,
+  Figure 5), the share of each model's calls that fall on spaCy fact tokens (§4, §A.2.1), and the reference
+  model against the baseline (§A.4.1).
 
-"Holds" compares point estimates; when the 95 % intervals of the best and the runner-up overlap, the verdict
-says so ("not significant at this scale"). A claim whose methods this configuration does not train is "n/a".
-The summary also reports the call budget actually realised in the cascades (§5.1: an equal budget of 22 %;
-§A.5: the paper's 15 % target realises ~22 %), the spaCy fact-token share (§A.2.1: ~25 %), the train/test overlap of the evaluation
-entities, and which paper figures this configuration does not build, with the reason.
+A **fluency gate** reads the baseline's validation loss (nats per token, ``<CALL>`` excluded; recorded beside
+every calling model's, on the same windows) against ``evaluation.fluent_loss_nats``: above it, every outcome
+claim reads "not measurable at this scale" with the number, and its table is reported, not judged; the mechanism
+measures keep their verdicts.
+
+Every verdict is read from 95 % intervals, never from point estimates, and is one of :data:`HOLDS`,
+:data:`DOES_NOT_HOLD`, :data:`NOT_RESOLVED` (or :data:`NOT_MEASURABLE`, or "n/a" when the run lacks the
+methods). Where two models are measured on the same units the comparison is paired
+(:func:`lacy.stats.crossed_bootstrap`): LaCy minus each method per evaluation person (fact precision) or per query
+(leakage), over the same resampled units and seeds; the reference model's paired gap over the same validation
+batches is the one validation JSON records. An ordering claim ("LaCy is highest") holds when every paired
+difference's interval lies on LaCy's side of 0, does not hold when some lies entirely on the other side, and is
+not resolved otherwise (:func:`ordering_verdict`). Where units are not shared (call losses, each on its own call
+mask) the verdict needs the intervals themselves to be separated (:func:`separation_verdict`). NLU parity holds
+when every calling method's difference from the baseline has its interval inside ±:data:`NLU_PARITY_POINTS`
+(:func:`parity_verdict`). Fact leakage below :data:`LEAKAGE_FLOOR_PERCENT` for every model (upper interval
+bounds) is reported as not measurable, with its numbers, instead of a verdict.
+
+Fact precision is read on held-out persons (split ``validation`` of ``results/cascade/entities.jsonl``, never
+trained on: the main evaluation), and separately on training-split persons (their facts can be memorised), with
+each cascade partner writing alone as a reference where the run scores it. Under each claim the summary says what
+this scale can and cannot show: how wide its intervals are against the size of the paper's effect.
 """
 
 from __future__ import annotations
@@ -25,20 +40,113 @@ import argparse
 import csv
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
-from lacy.figures import (MAIN_METHODS, METHOD_LABELS, SCORER_LABELS, Context, Estimate, add_context_arguments,
-                          context_from_args, method_of, reported, result_path)
-from lacy.io import atomic_output, read_jsonl
+from lacy.figures import (MAIN_METHODS, METHOD_LABELS, PAPER_PARTNER_ALONE, PERSON_SPLITS, SCORER_LABELS, Comparison,
+                          Context, Estimate, add_context_arguments, combine_seeds, context_from_args, entity_splits,
+                          method_of, reported, result_path)
+from lacy.io import atomic_output
 from lacy.plan import REFERENCE
+from lacy.stats import normal_difference_ci
 
 log = logging.getLogger(__name__)
 
+#: NLU parity: every calling method's average accuracy within this many points of the baseline's (the paper's
+#: differences are at most 0.5 points; the tolerance is our choice, written in the table).
 NLU_PARITY_POINTS = 2.0
+#: Fact leakage is "not measurable at this scale" when every model's pooled 95 % interval ends below this (%):
+#: the paper's models leak 11-20 % of queries and differ by 3-8 points.
+LEAKAGE_FLOOR_PERCENT = 3.0
+
+HOLDS, DOES_NOT_HOLD, NOT_RESOLVED = "holds", "does not hold", "not resolved at this scale"
+NOT_MEASURABLE, NOT_APPLICABLE = "not measurable at this scale", "n/a"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A claim's reading in this run: one of the words above, and why."""
+
+    word: str
+    reason: str = ""
+
+    def text(self) -> str:
+        return f"**{self.word}**" + (f": {self.reason}" if self.reason else "")
+
+
+def _side(estimate: Estimate) -> int:
+    """+1 when the interval lies above 0, -1 below, 0 when it reaches 0 (or there is none)."""
+    if estimate.low is None:
+        return 0
+    return 1 if estimate.low > 0 else -1 if estimate.high < 0 else 0
+
+
+def ordering_verdict(differences: dict[str, Estimate | None], higher_is_better: bool = True) -> Verdict:
+    """LaCy is best: ``differences`` are LaCy minus each other method, paired, with intervals. Holds when every
+    interval lies on LaCy's side of 0 (above for a higher-is-better measure), does not hold when some lies entirely
+    on the other side, not resolved otherwise (an interval reaching 0, or a method without a difference)."""
+    if not differences:
+        return Verdict(NOT_APPLICABLE, "LaCy or every other method is missing from this run")
+    better = 1 if higher_is_better else -1
+    against = [m for m, d in differences.items() if d is not None and _side(d) == -better]
+    if against:
+        worse = ", ".join(f"{METHOD_LABELS[m]} (LaCy − it: {differences[m].text()})" for m in against)
+        return Verdict(DOES_NOT_HOLD, f"LaCy is {'below' if higher_is_better else 'above'} {worse}")
+    if all(d is not None and _side(d) == better for d in differences.values()):
+        return Verdict(HOLDS, "every paired interval of LaCy − method lies "
+                              f"{'above' if higher_is_better else 'below'} 0")
+    open_ = [METHOD_LABELS[m] for m, d in differences.items() if d is None or _side(d) == 0]
+    return Verdict(NOT_RESOLVED, f"the paired interval against {', '.join(open_)} reaches 0 (or is missing)")
+
+
+def separation_verdict(values: dict[str, Estimate | None], best: str = "lacy", highest: bool = True) -> Verdict:
+    """``best`` has the highest (lowest) value, for measures on different units (no pairing): holds when its
+    interval lies entirely beyond every other's, does not hold when another's lies entirely beyond its own, not
+    resolved when intervals overlap."""
+    present = {m: e for m, e in values.items() if e is not None and e.low is not None}
+    if best not in present or len(present) < 2:
+        return Verdict(NOT_APPLICABLE, "LaCy or every other method is missing from this run")
+    ours = present[best]
+    others = {m: e for m, e in present.items() if m != best}
+    beyond = (lambda a, b: a.low > b.high) if highest else (lambda a, b: a.high < b.low)
+    ahead = [m for m, e in others.items() if beyond(e, ours)]
+    if ahead:
+        return Verdict(DOES_NOT_HOLD, f"{', '.join(METHOD_LABELS[m] for m in ahead)}'s interval lies entirely "
+                                      f"{'above' if highest else 'below'} LaCy's")
+    if all(beyond(ours, e) for e in others.values()):
+        names = "every other's" if len(others) > 1 else f"{METHOD_LABELS[next(iter(others))]}'s"
+        return Verdict(HOLDS, f"LaCy's interval lies entirely {'above' if highest else 'below'} {names}")
+    overlap = [METHOD_LABELS[m] for m, e in others.items() if not beyond(ours, e)]
+    return Verdict(NOT_RESOLVED, f"LaCy's interval overlaps {', '.join(overlap)}'s")
+
+
+def parity_verdict(differences: dict[str, Estimate | None], tolerance: float = NLU_PARITY_POINTS) -> Verdict:
+    """Every calling method within ``tolerance`` of the baseline: ``differences`` are method − baseline with
+    intervals. Holds when every interval lies inside ±tolerance, does not hold when one lies entirely outside,
+    not resolved otherwise."""
+    known = {m: d for m, d in differences.items() if d is not None and d.low is not None}
+    if not differences:
+        return Verdict(NOT_APPLICABLE, "needs the baseline and a calling method")
+    outside = [m for m, d in known.items() if d.low > tolerance or d.high < -tolerance]
+    if outside:
+        return Verdict(DOES_NOT_HOLD, ", ".join(f"{METHOD_LABELS[m]} differs by {known[m].text()} points"
+                                                for m in outside))
+    if len(known) == len(differences) and all(-tolerance <= d.low and d.high <= tolerance for d in known.values()):
+        return Verdict(HOLDS, f"every difference's interval lies within ±{tolerance:.0f} points")
+    open_ = [METHOD_LABELS[m] for m in differences if m not in known or not -tolerance <= known[m].low
+             or not known[m].high <= tolerance]
+    return Verdict(NOT_RESOLVED, f"the interval of {', '.join(open_)} reaches beyond ±{tolerance:.0f} points")
 
 
 def _cell(estimate: Estimate | None, digits: int = 1) -> str:
     return "—" if estimate is None else estimate.text(digits)
+
+
+def _signed(estimate: Estimate | None, digits: int = 1) -> str:
+    if estimate is None:
+        return "—"
+    interval = "" if estimate.low is None else f" [{estimate.low:+.{digits}f}, {estimate.high:+.{digits}f}]"
+    return f"{estimate.value:+.{digits}f}{interval}"
 
 
 def _paper(value: float | None, digits: int = 2) -> str:
@@ -53,114 +161,349 @@ def _number(text: str) -> str:
         return text
 
 
-def _overlap(a: Estimate, b: Estimate) -> bool:
-    if a.low is None or b.low is None:
-        return False
-    return a.low <= b.high and b.low <= a.high
-
-
-def ordering_verdict(values: dict[str, Estimate], best: str = "lacy", highest: bool = True) -> str:
-    """Whether ``best`` has the highest (or lowest) value of ``values``, and whether that is significant."""
-    present = {m: e for m, e in values.items() if e is not None}
-    if best not in present or len(present) < 2:
-        return "n/a (LaCy or every other method is missing from this run)"
-    ranked = sorted(present, key=lambda m: present[m].value, reverse=highest)
-    tied = [m for m in ranked if m != best and present[m].value == present[best].value]
-    if tied and present[best].value == present[ranked[0]].value:
-        return f"**no**: tied with {', '.join(METHOD_LABELS[m] for m in tied)} at {present[best].value:.1f}"
-    if ranked[0] != best:
-        verdict = f"**no**: {METHOD_LABELS[ranked[0]]} is {'highest' if highest else 'lowest'}"
-        if _overlap(present[best], present[ranked[0]]):
-            verdict += ", but its interval overlaps LaCy's (not significant at this scale)"
-        return verdict
-    runner_up = present[ranked[1]]
-    if _overlap(present[best], runner_up):
-        return f"yes, but its interval overlaps {METHOD_LABELS[ranked[1]]}'s (not significant at this scale)"
-    return "**yes**"
-
-
 def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
             *("| " + " | ".join(row) + " |" for row in rows)]
 
 
-def factscore_claim(ctx: Context, runs: list[str]) -> list[str]:
+def _width(estimate: Estimate | None) -> float | None:
+    return None if estimate is None or estimate.low is None else estimate.high - estimate.low
+
+
+def _reach(widths: list[float], effects: dict[str, float], unit: str) -> str:
+    """Whether effects of the paper's size could be told apart here: an effect is within reach when it exceeds
+    the half-width of the narrowest paired interval (a rough guide: a smaller effect cannot leave 0 outside)."""
+    if not widths:
+        return "no interval to judge it by"
+    half = min(widths) / 2
+    parts = [f"{label} ({size:.1f} {unit}) {'is' if size > half else 'is not'} within reach"
+             for label, size in effects.items()]
+    return (f"the paired intervals span {min(widths):.1f}-{max(widths):.1f} {unit} (half-width at best "
+            f"{half:.1f}): " + "; ".join(parts))
+
+
+# --- the fluency gate ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Gate:
+    """The fluency gate: the baseline's validation loss against the threshold; ``open`` when fluent enough."""
+
+    loss: Estimate | None
+    threshold: float
+
+    @property
+    def open(self) -> bool:
+        return self.loss is None or self.loss.value <= self.threshold
+
+    def verdict(self, measured: Verdict) -> Verdict:
+        """An outcome claim's verdict: the intervals' own reading when the gate is open, else not measurable."""
+        if self.open or measured.word == NOT_APPLICABLE:
+            return measured
+        return Verdict(NOT_MEASURABLE, f"the baseline's validation loss is {self.loss.value:.2f} nats per token, "
+                                       f"above the fluency gate's {self.threshold:.2f}, so the models do not write "
+                                       f"the fluent text this claim is measured on (the intervals alone read: "
+                                       f"{measured.word})")
+
+
+def baseline_loss(ctx: Context, runs: list[str]) -> Estimate | None:
+    """The baseline's validation loss, recorded beside each calling model's (the same windows for every one):
+    read from the first calling run of the main scale; None when no calling model is validated."""
+    for run in runs:
+        if method_of(run) != "baseline" and result_path(ctx.results.root, "validation", run,
+                                                        ctx.results.seeds[0]).exists():
+            return ctx.results.validation_loss(run, "total_loss", baseline=True)
+    return None
+
+
+def fluency_gate(gate: Gate) -> list[str]:
+    lines = ["## Fluency gate", "",
+             "Outcome claims (fact precision of biographies, fact leakage, NLU) are measured on text the models "
+             "write or score and mean something only when the models write fluent text. Mechanism measures "
+             "(validation call and non-call losses on the call mask, where the calls fall) are measured by teacher "
+             "forcing and need none.",
+             ""]
+    if gate.loss is None:
+        return lines + [f"No calling model's validation losses (which record the baseline's) are in this run: the "
+                        f"gate (`evaluation.fluent_loss_nats` = {gate.threshold:.2f}) cannot be read, and the outcome "
+                        "claims are judged by their intervals alone.", ""]
+    state = ("**open**: the outcome claims below are judged by their intervals" if gate.open else
+             "**closed**: every outcome claim below reads \"not measurable at this scale\"; its numbers are reported,"
+             " not judged. The mechanism measures keep their verdicts")
+    return lines + [f"The baseline's validation loss is {gate.loss.text(3)} nats per token (<CALL> excluded, the same "
+                    f"validation windows as every calling model) against `evaluation.fluent_loss_nats` = "
+                    f"{gate.threshold:.2f}. Gate: {state}.", ""]
+
+
+# --- (a) outcome claims --------------------------------------------------------------------------------
+
+def _summary_partner(ctx: Context) -> str | None:
+    """The cascade partner the fact-precision claim reads: the plain one (Llama-3.2-1B in the paper), else the
+    RAG-prompted one (§A.5: the paper finds the same ordering with it)."""
+    return ctx.partners.get("main") or ctx.partners.get("rag")
+
+
+def _lacy_differences(comparison: Comparison, runs: list[str]) -> dict[str, Estimate | None]:
+    if "lacy" not in [method_of(r) for r in runs]:
+        return {}
+    lacy = next(r for r in runs if method_of(r) == "lacy")
+    if comparison.estimate(lacy) is None:
+        return {}
+    return {method_of(r): comparison.difference(lacy, r) for r in runs if r != lacy}
+
+
+def _scored(comparison: Comparison, run: str) -> str:
+    return f"{comparison.scored.get(run, 0)} / {comparison.units * comparison.seeds}"
+
+
+def fact_precision_claim(ctx: Context, runs: list[str], gate: Gate) -> list[str]:
     paper = reported()["factscore"]
-    values = {method_of(r): ctx.results.fact_precision(r) for r in runs}
-    rows = [[METHOD_LABELS[m], _paper(paper.get(m)), _cell(v)] for m, v in values.items()]
-    return ["## FactScore ordering (§5.2, Figure 2 left)", "",
-            f"Claim: LaCy reaches the highest FactScore with a cascade partner. Ours: {ctx.metric}, partner "
-            f"{ctx.partner_labels.get('main', ctx.results.partner)}.", "",
-            *_markdown_table(["method", "paper FactScore (Llama-3.2-1B) %", f"ours: {ctx.metric} % [95 % CI]"], rows),
-            "", f"Holds in this run: {ordering_verdict(values)}.", ""]
-
-
-def leakage_claim(ctx: Context, runs: list[str]) -> list[str]:
-    paper = reported()["fact_leakage"]
-    sets = ctx.results.leakage_sets(runs[0])
-    rows, pooled = [], {}
+    partner = _summary_partner(ctx)
+    header = ["### Fact precision ordering (§5.2, Figure 2 left)", ""]
+    if partner is None:
+        return header + ["No cascade partner is configured: no biographies are written.", ""]
+    role = ctx.partner_role(partner)
+    label = ctx.partner_labels.get(role, partner)
+    by_split = {split: ctx.results.fact_precision_by_split(runs, split, partner) for split in PERSON_SPLITS}
+    alone = {split: ctx.results.partner_alone_by_split(list(ctx.alone), split) for split in PERSON_SPLITS}
+    seeds = len(ctx.results.seeds)
+    scheme = ("persons" if seeds == 1 else
+              f"persons and the {seeds} seeds, crossed: each resample draws persons and seeds with replacement, "
+              "the same for every method")
+    lines = header + [
+        f"Claim: LaCy reaches the highest FactScore with a cascade partner. Ours: {ctx.metric}, partner {label}, on "
+        "held-out persons (split validation of `results/cascade/entities.jsonl`: their articles were never trained "
+        "on; the main evaluation), and separately on training-split persons, whose facts the models can have "
+        "memorised.", "",
+        f"Intervals: 95 % seeded bootstrap over {scheme}. A person whose biography makes no claim (abstained) or who "
+        "has no reference article is left out of a model's mean, as the scorer does; comparisons are paired, LaCy "
+        "minus the method over the same resampled persons. Persons scored: responding persons / persons × seeds.", ""]
+    rows = []
+    differences = {split: _lacy_differences(by_split[split], runs) for split in PERSON_SPLITS}
     for run in runs:
         method = method_of(run)
-        pooled[method] = ctx.results.fact_leakage(run)
-        rows.append([METHOD_LABELS[method], _paper(paper.get(method)), _cell(pooled[method]),
+        row = [METHOD_LABELS[method], _paper(paper.get(method))]
+        for split in PERSON_SPLITS:
+            diff = differences[split].get(method)
+            row += [_cell(by_split[split].estimate(run)), "—" if method == "lacy" else _signed(diff),
+                    _scored(by_split[split], run)]
+        rows.append(row)
+    for name, alone_label in ctx.alone.items():
+        paper_name = PAPER_PARTNER_ALONE.get(ctx.partner_role(name) or "")
+        paper_value = reported()["partner_alone_factscore"].get(paper_name)
+        row = [f"partner alone: {alone_label}", f"{_paper(paper_value, 1)} ({paper_name} alone)" if paper_value else "—"]
+        for split in PERSON_SPLITS:
+            row += [_cell(alone[split].estimate(name)), "—", _scored(alone[split], name)]
+        rows.append(row)
+    columns = ["method", "paper FactScore (Llama-3.2-1B) %"]
+    for split, split_label in PERSON_SPLITS.items():
+        columns += [f"{split_label}: ours % [95 % CI]", "LaCy − method, paired", "persons scored"]
+    lines += _markdown_table(columns, rows) + [""]
+    if not ctx.alone:
+        lines += ["The cascade partners writing alone are not scored in this run (the paper: Llama-3.2-1B alone "
+                  f"{reported()['partner_alone_factscore']['Llama-3.2-1B']:.1f} % FactScore, Qwen3-32B + RAG alone "
+                  f"{reported()['partner_alone_factscore']['Qwen3-32B + RAG']:.0f} %).", ""]
+    held_out = by_split["validation"]
+    if not held_out.units:
+        measured = Verdict(NOT_APPLICABLE, "this run's entities.jsonl lists no held-out person")
+    else:
+        measured = ordering_verdict(differences["validation"])
+    lines += [f"Verdict (held-out persons, the claim): {gate.verdict(measured).text()}.", ""]
+    if by_split["train"].units:
+        lines += [f"Training-split persons (not the claim; memorisation can help here): "
+                  f"{gate.verdict(ordering_verdict(differences['train'])).text()}.", ""]
+    effects = {}
+    if "lacy" in paper:
+        others = {m: v for m, v in paper.items() if m != "lacy" and m in {method_of(r) for r in runs}}
+        if others:
+            runner_up = max(others, key=others.get)
+            effects[f"the paper's LaCy lead over the runner-up {METHOD_LABELS[runner_up]}"] = paper["lacy"] - others[runner_up]
+        if "baseline" in others:
+            effects["its lead over the baseline"] = paper["lacy"] - paper["baseline"]
+    reach = {}
+    for split, split_label in PERSON_SPLITS.items():
+        widths = [w for d in differences[split].values() if (w := _width(d)) is not None]
+        reach[split] = (f"no {split_label}" if not by_split[split].units else
+                        f"on {split_label} {_reach(widths, effects, 'points')}")
+    lines += [f"What this scale can show: {held_out.units} held-out and {by_split['train'].units} training-split "
+              f"persons, {seeds} seed(s); {reach['validation']}; {reach['train']}"
+              + (" (the paper's effects are FactScore points, ours another metric: a rough guide only)"
+                 if ctx.results.scorer != "llm" else "") + ".", ""]
+    return lines
+
+
+def leakage_claim(ctx: Context, runs: list[str], gate: Gate) -> list[str]:
+    paper = reported()["fact_leakage"]
+    sets = ctx.results.leakage_sets(runs[0])
+    comparison = ctx.results.leakage_by_query(runs)
+    differences = _lacy_differences(comparison, runs)
+    rows = []
+    for run in runs:
+        method = method_of(run)
+        rows.append([METHOD_LABELS[method], _paper(paper.get(method)), _cell(comparison.estimate(run)),
+                     "—" if method == "lacy" else _signed(differences.get(method)),
                      *(_cell(ctx.results.fact_leakage(run, s)) for s in sets)])
-    return ["## Fact-leakage ordering (§5.3, Figure 2 right)", "",
-            "Claim: without calls (<CALL> logit at -inf), LaCy answers the fewest factual queries itself.", "",
-            "Pooled: all query sets' leaked queries over all their queries (a larger set weighs more), its 95 % "
-            "interval a bootstrap resampling within each set; the verdict reads the pooled intervals.", "",
-            *_markdown_table(["method", "paper %", "ours, pooled % [95 % CI]", *(f"ours: {s} % [95 % CI]" for s in sets)],
-                             rows),
-            "", f"Holds in this run: {ordering_verdict(pooled, highest=False)}.", ""]
+    lines = ["### Fact-leakage ordering (§5.3, Figure 2 right)", "",
+             "Claim: without calls (<CALL> logit at -inf), LaCy answers the fewest factual queries itself.", "",
+             "Pooled: all query sets' leaked queries over all their queries (a larger set weighs more); intervals: "
+             "95 % seeded bootstrap over queries within each set (and over seeds when there are several); LaCy minus "
+             "the method is paired over the same queries.", "",
+             *_markdown_table(["method", "paper %", "ours, pooled % [95 % CI]", "LaCy − method, paired",
+                               *(f"ours: {s} % [95 % CI]" for s in sets)], rows), ""]
+    estimates = [e for r in runs if (e := comparison.estimate(r)) is not None]
+    leaked = sum(ctx.results.leaked_queries(r)[0] for r in runs)
+    floor = bool(estimates) and all(e.high < LEAKAGE_FLOOR_PERCENT for e in estimates)
+    if floor:
+        highest = max(e.high for e in estimates)
+        verdict = Verdict(NOT_MEASURABLE, (
+            f"{comparison.units} queries per model ({', '.join(sets)}), {leaked} leaked over all "
+            f"{len(runs)} models and {comparison.seeds} seed(s); every model's pooled interval ends at or below "
+            f"{highest:.1f} %, under the {LEAKAGE_FLOOR_PERCENT:.0f} % floor. The models do not learn corpus facts at "
+            "this training budget, so there is nothing to leak and no ordering to read: this says the scale is too "
+            "small, not whether the claim holds"))
+        if not gate.open:
+            verdict = Verdict(NOT_MEASURABLE, verdict.reason + "; the fluency gate is closed as well")
+    else:
+        verdict = gate.verdict(ordering_verdict(differences, higher_is_better=False))
+    widths = [w for d in differences.values() if (w := _width(d)) is not None]
+    effects = {}
+    others = {m: v for m, v in paper.items() if m != "lacy" and m in {method_of(r) for r in runs}}
+    if "lacy" in paper and others:
+        runner_up = min(others, key=others.get)
+        effects[f"the paper's LaCy lead over {METHOD_LABELS[runner_up]}"] = others[runner_up] - paper["lacy"]
+    if floor:
+        reach = ("nothing about the ordering: where nothing leaks, every paired interval is [0, 0] and a lead of the "
+                 f"paper's size ({', '.join(f'{v:.1f} points' for v in effects.values()) or 'a few points'}) would "
+                 "need models that leak at the paper's 11-20 %")
+    else:
+        reach = _reach(widths, effects, "points")
+    return lines + [f"Verdict: {verdict.text()}.", "",
+                    f"What this scale can show: {comparison.units} queries per model; {reach}.", ""]
 
 
-def nlu_claim(ctx: Context, runs: list[str]) -> list[str]:
+def nlu_claim(ctx: Context, runs: list[str], gate: Gate) -> list[str]:
     paper = reported()["nlu_average"]
     tasks = ctx.results.nlu_tasks(runs[0])
-    averages = {}
-    for run in runs:
-        scores = [ctx.results.nlu_accuracy(run, t) for t in tasks]
-        averages[method_of(run)] = (sum(s.value for s in scores) / len(scores)
-                                    if all(s is not None for s in scores) else None)
-    base = averages.get("baseline")
-    rows = [[METHOD_LABELS[m], _paper(paper.get(m), 1), "—" if a is None else f"{a:.1f}",
-             "—" if a is None or base is None else f"{a - base:+.1f}"] for m, a in averages.items()]
-    gaps = [abs(a - base) for m, a in averages.items() if m != "baseline" and a is not None and base is not None]
-    if not gaps:
-        verdict = "n/a (needs the baseline and a calling method)"
-    elif max(gaps) <= NLU_PARITY_POINTS:
-        verdict = f"**yes**: every calling method within {NLU_PARITY_POINTS:.0f} points of the baseline"
-    else:
-        verdict = f"**no**: a calling method is {max(gaps):.1f} points from the baseline"
-    return ["## NLU parity (§5.5, Table 1)", "",
-            f"Claim: offloading facts neither helps nor hurts NLU. Ours: lm-eval accuracy on {', '.join(tasks)}; "
-            f"parity means within {NLU_PARITY_POINTS:.0f} points of the baseline's average (our tolerance; the "
-            "paper's differences are at most 0.5 points on ARC-Easy, HellaSwag, PIQA, SIQA).", "",
-            *_markdown_table(["method", "paper average %", "ours average %", "ours − baseline"], rows),
-            "", f"Holds in this run: {verdict}.", ""]
+    per_seed = {run: ctx.results.nlu_average_per_seed(run, tasks) for run in runs}
+    baseline = next((r for r in runs if method_of(r) == "baseline"), None)
+    averages, differences = {}, {}
+    for run, seeds in per_seed.items():
+        averages[run] = combine_seeds([(None, None) if s is None else
+                                       (s[0], None if s[1] is None else (s[0] - 1.96 * s[1], s[0] + 1.96 * s[1]))
+                                       for s in seeds])
+        if baseline is None or run == baseline:
+            continue
+        pairs = list(zip(seeds, per_seed[baseline]))
+        if len(pairs) == 1:  # one seed: the two standard errors
+            (ours, base), = pairs
+            differences[method_of(run)] = (None if ours is None or base is None else
+                                           Estimate(ours[0] - base[0], *(normal_difference_ci(ours[0], ours[1], base[0], base[1])
+                                                                         if ours[1] is not None and base[1] is not None
+                                                                         else (None, None))))
+        else:  # several: Student-t over the seeds' differences (seed i against the baseline's seed i)
+            differences[method_of(run)] = combine_seeds([(None, None) if o is None or b is None else (o[0] - b[0], None)
+                                                         for o, b in pairs])
+    rows = [[METHOD_LABELS[method_of(r)], _paper(paper.get(method_of(r)), 1), _cell(averages[r]),
+             "—" if r == baseline else _signed(differences.get(method_of(r)))] for r in runs]
+    verdict = gate.verdict(parity_verdict(differences))
+    widths = [w for d in differences.values() if (w := _width(d)) is not None]
+    lines = ["### NLU parity (§5.5, Table 1)", "",
+             f"Claim: offloading facts neither helps nor hurts NLU. Ours: lm-eval accuracy on {', '.join(tasks)}; "
+             f"parity means every calling method's difference from the baseline's average has its 95 % interval within "
+             f"±{NLU_PARITY_POINTS:.0f} points (our tolerance; the paper's differences are at most 0.5 points on "
+             "ARC-Easy, HellaSwag, PIQA, SIQA). Intervals: ±1.96 lm-eval standard errors for one seed, the difference's "
+             "from both errors as if independent (conservative on the same items; lm-eval writes no per-item results "
+             "here); a Student-t interval over seeds for several.", "",
+             *_markdown_table(["method", "paper average %", "ours average % [95 % CI]", "ours − baseline [95 % CI]"],
+                              rows), "",
+             f"Verdict: {verdict.text()}.", ""]
+    reach = ("no interval to judge it by" if not widths else
+             f"the difference intervals span {min(widths):.1f}-{max(widths):.1f} points against a ±"
+             f"{NLU_PARITY_POINTS:.0f}-point tolerance: parity {'can' if max(widths) < 2 * NLU_PARITY_POINTS else 'cannot'}"
+             " be shown at this number of items (Table 1 gives random chance beside the accuracies)")
+    return lines + [f"What this scale can show: {reach}.", ""]
 
+
+# --- (b) mechanism measures ----------------------------------------------------------------------------
 
 def call_loss_claim(ctx: Context, runs: list[str]) -> list[str]:
     paper = reported()["validation_call_loss"]
     calling = [r for r in runs if method_of(r) != "baseline"]
-    own = {method_of(r): ctx.results.validation_loss(r, "call_loss") for r in calling}
-    base = {method_of(r): ctx.results.validation_loss(r, "call_loss", baseline=True) for r in calling}
-    rows = [[METHOD_LABELS[m], _paper(paper.get(m)), _cell(own[m], 2), _cell(base[m], 2)] for m in own]
-    verdict = ordering_verdict(own)
-    if "lacy" in own and own["lacy"] is not None and base["lacy"] is not None:
-        above = own["lacy"].value > base["lacy"].value
-        verdict += (f"; LaCy's call loss is {'above' if above else '**below**'} the baseline's on the same mask "
-                    f"({own['lacy'].value:.2f} vs {base['lacy'].value:.2f})")
-    return ["## Call loss (§5.3, Figure 5)", "",
-            "Claim: LaCy has the highest validation loss on the tokens it delegates (5.72 in the paper), higher "
-            "than the baseline's on the same tokens.", "",
-            *_markdown_table(["method", "paper call loss", "ours", "baseline on the same mask"], rows),
-            "", f"Holds in this run: {verdict}.", ""]
+    header = ["### Call loss (§5.3, Figure 5)", "",
+              "Claim: LaCy has the highest validation loss on the tokens it delegates (5.72 in the paper), higher "
+              "than the baseline's on the same tokens. Each model's call mask is its own top 15 % <CALL> logits on "
+              "the validation windows; intervals are 95 % bootstrap intervals over validation batches.", ""]
+    if not calling or not result_path(ctx.results.root, "validation", calling[0], ctx.results.seeds[0]).exists():
+        return header + ["Not measured in this run (no calling model beside a baseline).", ""]
+    loss = {(method_of(r), kind, base): ctx.results.validation_loss(r, kind, baseline=base)
+            for r in calling for kind in ("call_loss", "noncall_loss") for base in (False, True)}
+    methods = [method_of(r) for r in calling]
+    rows = [[METHOD_LABELS[m], _paper(paper.get(m)), _cell(loss[m, "call_loss", False], 2),
+             _cell(loss[m, "call_loss", True], 2), _cell(loss[m, "noncall_loss", False], 2),
+             _cell(loss[m, "noncall_loss", True], 2)] for m in methods]
+    highest = separation_verdict({m: loss[m, "call_loss", False] for m in methods})
+    if "lacy" in methods:
+        above = separation_verdict({"lacy": loss["lacy", "call_loss", False],
+                                    "baseline": loss["lacy", "call_loss", True]})
+    else:
+        above = Verdict(NOT_APPLICABLE, "LaCy is not trained in this run")
+    lines = header + [*_markdown_table(["method", "paper call loss", "ours: call loss", "baseline on the same mask",
+                                        "ours: non-call loss", "baseline on the same mask"], rows), "",
+                      f"Verdict, highest call loss of the calling methods: {highest.text()}. Each model calls on "
+                      "its own tokens, so the comparison is unpaired: the intervals must separate.",
+                      "",
+                      f"Verdict, LaCy's call loss above the baseline's on the same mask: {above.text()}. The tokens "
+                      "are shared but the results record no paired gap for them, so this reads the two intervals "
+                      "(separated intervals are a conservative test).", ""]
+    return lines + ["What this scale can show: the losses are averaged over thousands of tokens, so their intervals "
+                    "are narrow even for these small models; they say which tokens each model delegates and learns, "
+                    "not whether the cascade writes better biographies (the paper, §5.7: no loss predicts "
+                    "FactScore).", ""]
+
+
+def calls_on_facts(ctx: Context, runs: list[str]) -> list[str]:
+    """Where each model calls on validation windows, against the spaCy labels (§4, §A.2.1): the share of its call
+    positions whose true next token is a fact token, beside the share of fact tokens among all positions (what a
+    mask blind to facts reaches), and their difference with the paired interval validation records
+    (``fact_enrichment``)."""
+    calling = [r for r in runs if method_of(r) != "baseline"]
+    header = ["### Calls on spaCy fact tokens (§4, §A.2.1)", "",
+              "Claim: LaCy delegates where the facts are (§5.2, Figure 4: \"LaCy indeed learns to delegate when the "
+              "next token is factual\"). Ours: the share of each model's decoded call positions whose true next "
+              "token is a spaCy fact token, beside the share of fact tokens among all validation positions; "
+              "enrichment is their difference, with the paired interval over the same batches.", ""]
+    if not calling or not result_path(ctx.results.root, "validation", calling[0], ctx.results.seeds[0]).exists():
+        return header + ["Not measured in this run (no calling model beside a baseline).", ""]
+    first = json.loads(result_path(ctx.results.root, "validation", calling[0], ctx.results.seeds[0]).read_text())
+    if "call_fact_share" not in first:
+        return header + [f"Not recorded: these validation-loss results carry the share of decoded calls "
+                         f"({100 * first.get('call_rate', float('nan')):.1f} % of tokens) but not which labels the "
+                         "called tokens have (results written before `lacy validation` recorded `call_fact_share`; "
+                         "rerun the validation_losses jobs).", ""]
+    share = {method_of(r): ctx.results.validation_loss(r, "call_fact_share") for r in calling}
+    enrichment = {method_of(r): ctx.results.validation_loss(r, "fact_enrichment") for r in calling}
+    base = ctx.results.validation_loss(calling[0], "fact_share")
+    rows = [[METHOD_LABELS[m], _cell(share[m] and share[m].scaled(100)),
+             _signed(enrichment[m] and enrichment[m].scaled(100))] for m in share]
+    lines = header + [f"Fact tokens among all validation positions: {_cell(base and base.scaled(100))} %.", "",
+                      *_markdown_table(["method", "calls on fact tokens, % [95 % CI]",
+                                        "enrichment, points (paired) [95 % CI]"], rows), ""]
+    if "lacy" in enrichment and enrichment["lacy"] is not None:
+        side = _side(enrichment["lacy"])
+        above = (Verdict(HOLDS, "the paired interval of LaCy's enrichment lies above 0") if side > 0 else
+                 Verdict(DOES_NOT_HOLD, "LaCy calls on fact tokens less often than they occur") if side < 0 else
+                 Verdict(NOT_RESOLVED, "the paired interval of LaCy's enrichment reaches 0"))
+    else:
+        above = Verdict(NOT_APPLICABLE, "LaCy is not trained in this run")
+    most = separation_verdict(share)
+    return lines + [f"Verdict, LaCy calls on fact tokens more often than they occur: {above.text()}.", "",
+                    f"Verdict, LaCy's calls fall on fact tokens most often of the calling methods: {most.text()} "
+                    "(each model's own call positions: unpaired, the intervals must separate).", ""]
 
 
 def reference_model(ctx: Context) -> list[str]:
     """The reference model of Rho-1 and spaCy+Refloss beside the baseline (§A.4.1): it must be the stronger
     model, or their excess-loss rankings order tokens by noise."""
-    header = ["## Reference model (§A.4.1)", "",
+    header = ["### Reference model (§A.4.1)", "",
               "Rho-1 and spaCy+Refloss rank tokens by a reference model's loss; the paper's reference is a 1.3B model "
               "trained 2.54M steps, 6.35x a calling model's 400k. Validation loss (nats per token, <CALL> excluded) "
               "on the same validation windows:", ""]
@@ -170,11 +513,16 @@ def reference_model(ctx: Context) -> list[str]:
     baseline = ctx.results.validation_loss(REFERENCE, "total_loss", baseline=True)
     gap = ctx.results.validation_loss(REFERENCE, "total_loss_gap")
     rows = [["reference", _cell(reference, 3)], ["Baseline", _cell(baseline, 3)]]
-    stronger = "**yes**" if gap.low is not None and gap.low > 0 else "**no** (its interval reaches 0)"
+    side = 0 if gap is None else _side(gap)
+    verdict = (Verdict(HOLDS, "the paired interval lies above 0") if side > 0 else
+               Verdict(DOES_NOT_HOLD, "the reference is worse: the paired interval lies below 0") if side < 0 else
+               Verdict(NOT_RESOLVED, "the paired interval reaches 0 (or is missing)"))
     return header + [*_markdown_table(["model", "validation loss [95 % CI over batches]"], rows), "",
                      f"The reference is {_cell(gap, 3)} nats below the baseline (paired interval over the same "
-                     f"batches). Stronger than the baseline in this run: {stronger}.", ""]
+                     f"batches). Verdict, the reference is stronger than the baseline: {verdict.text()}.", ""]
 
+
+# --- the run's facts -----------------------------------------------------------------------------------
 
 def labelling_claim(table2: Path | None) -> list[str]:
     header = ["## Labelling cost (§5.6, Table 2)", "",
@@ -190,8 +538,11 @@ def labelling_claim(table2: Path | None) -> list[str]:
 
 def call_budget(ctx: Context, runs: list[str]) -> list[str]:
     paper = reported()
-    rows = [[METHOD_LABELS[method_of(r)], _cell(ctx.results.target_call_rate(r)),
-             _cell(ctx.results.realised_call_rate(r))] for r in runs]
+    partner = _summary_partner(ctx)
+    if partner is None:
+        return []
+    rows = [[METHOD_LABELS[method_of(r)], _cell(ctx.results.target_call_rate(r, partner)),
+             _cell(ctx.results.realised_call_rate(r, partner))] for r in runs]
     return ["## Realised call budget (§5.1, §A.5)", "",
             f"Methods are compared at an equal call budget: a running quantile on the <CALL> logit with a correction "
             f"for the calls owed (`lacy.cascade`). The paper targets {100 * paper['call_rate_target']:.0f} % and "
@@ -202,41 +553,48 @@ def call_budget(ctx: Context, runs: list[str]) -> list[str]:
 
 def data_facts(annotation_summary: Path, entities: Path) -> list[str]:
     fractions = json.loads(Path(annotation_summary).read_text())["total"]["label_fractions"]
-    records = [record for _, record in read_jsonl(entities)]
-    splits = {s: sum(r["split"] == s for r in records) for s in ("train", "validation", "absent")}
-    return ["## Data and evaluation entities", "",
+    splits = entity_splits(entities)
+    counts = {s: sum(v == s for v in splits.values()) for s in PERSON_SPLITS}
+    other = len(splits) - sum(counts.values())
+    return ["## Data and evaluation persons", "",
             f"- spaCy fact tokens: {100 * fractions['fact']:.1f} % of all tokens (paper: about "
             f"{100 * reported()['fact_token_fraction']:.0f} %).",
-            f"- Train/test overlap: {splits['train']} of {len(records)} evaluation entities have their article in the "
-            f"training split, {splits['validation']} in the validation split, {splits['absent']} in neither. "
-            "Facts about entities in the training split can be memorised, so leakage and fact precision on them "
-            "measure what the model stored, not what it can infer.", ""]
+            f"- Evaluation persons: {counts['validation']} held out (their article is in the validation split, never "
+            f"trained on: the main evaluation), {counts['train']} in the training split (reported separately: "
+            f"facts the model stored can help there)" + (f", {other} in neither" if other else "") + ".", ""]
 
 
 def summary_markdown(ctx: Context, *, annotation_summary: Path, entities: Path, table2: Path | None,
-                     not_built: list[str]) -> str:
+                     fluent_loss_nats: float, not_built: list[str]) -> str:
     runs = [r for r in next(iter(ctx.runs.values())) if method_of(r) in MAIN_METHODS]
     scale = next(iter(ctx.runs))
+    gate = Gate(baseline_loss(ctx, runs), fluent_loss_nats)
     lines = ["# LaCy reproduction: summary", "",
              f"Main scale: {scale}; seeds: {', '.join(map(str, ctx.results.seeds))}; fact precision: "
-             f"{ctx.metric}. Every number below is from this run, beside the paper's; intervals are 95 %.", ""]
+             f"{ctx.metric}. Every number below is from this run, beside the paper's; intervals are 95 %. Each claim "
+             f"reads \"{HOLDS}\", \"{DOES_NOT_HOLD}\" or \"{NOT_RESOLVED}\" from its intervals (paired where two "
+             f"models share the units), or \"{NOT_MEASURABLE}\" with the reason.", ""]
     if ctx.results.scorer == "offline":
         lines += [f"*No LLM is configured, so fact precision is the {SCORER_LABELS['offline']}: spaCy claims checked "
                   "against each subject's own article (docs/factscore.md). It is not FactScore, and its values are "
                   "not comparable with the paper's FactScore column.*", ""]
-    lines += factscore_claim(ctx, runs) + leakage_claim(ctx, runs) + nlu_claim(ctx, runs)
-    lines += call_loss_claim(ctx, runs) + reference_model(ctx) + labelling_claim(table2) + call_budget(ctx, runs)
-    lines += data_facts(annotation_summary, entities)
+    lines += fluency_gate(gate)
+    lines += ["## Outcome claims (need fluent text)", ""]
+    lines += fact_precision_claim(ctx, runs, gate) + leakage_claim(ctx, runs, gate) + nlu_claim(ctx, runs, gate)
+    lines += ["## Mechanism measures (need no fluent text)", "",
+              "Measured by teacher forcing on validation windows, so they are read whatever the fluency gate says.", ""]
+    lines += call_loss_claim(ctx, runs) + calls_on_facts(ctx, runs) + reference_model(ctx)
+    lines += labelling_claim(table2) + call_budget(ctx, runs) + data_facts(annotation_summary, entities)
     lines += ["## Paper figures not built in this configuration", ""]
     lines += [f"- {entry}" for entry in not_built] or ["- none"]
     return "\n".join(lines) + "\n"
 
 
 def write_summary(ctx: Context, out: Path, *, annotation_summary: Path, entities: Path, table2: Path | None,
-                  not_built: list[str]) -> None:
+                  fluent_loss_nats: float, not_built: list[str]) -> None:
     """results/summary.md: :func:`summary_markdown`, written atomically."""
     text = summary_markdown(ctx, annotation_summary=annotation_summary, entities=entities, table2=table2,
-                            not_built=not_built)
+                            fluent_loss_nats=fluent_loss_nats, not_built=not_built)
     with atomic_output(out) as tmp:
         tmp.write_text(text)
     log.info("wrote %s", out)
@@ -244,7 +602,8 @@ def write_summary(ctx: Context, out: Path, *, annotation_summary: Path, entities
 
 def _summary_command(args: argparse.Namespace) -> None:
     write_summary(context_from_args(args), args.out, annotation_summary=args.annotation_summary,
-                  entities=args.entities, table2=args.table2, not_built=args.not_built)
+                  entities=args.entities, table2=args.table2, fluent_loss_nats=args.fluent_loss_nats,
+                  not_built=args.not_built)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -255,6 +614,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     summary.add_argument("--annotation-summary", type=Path, required=True, help="results/annotation/summary.json")
     summary.add_argument("--entities", type=Path, required=True, help="evaluation entities JSONL (with splits)")
     summary.add_argument("--table2", type=Path, default=None, help="Table 2 CSV, when this run measures it")
+    summary.add_argument("--fluent-loss-nats", type=float, required=True,
+                         help="fluency gate: above this baseline validation loss (nats per token) outcome claims "
+                              "are not measurable (the workflow passes evaluation.fluent_loss_nats)")
     summary.add_argument("--not-built", action="append", default=[], help="'figN: reason', repeatable")
     add_context_arguments(summary)
     summary.set_defaults(func=_summary_command)
