@@ -350,3 +350,13 @@ def acceptability_figures(config: Config) -> dict[str, tuple[str, str]]:
                           "(paper: 10B of ~50B tokens)"),
         "fig9": ("final", "Figure 9: accuracy vs acceptability at the end of training (paper: 50B tokens, as Figure 3)"),
     }
+
+
+# --- the cascade partners writing alone: their display names (lacy.figures, lacy.report) ---------------
+
+def partner_alone_labels(config: Config) -> dict[str, str]:
+    """Display names of the partners writing alone (:func:`partner_alone_partners`): the partner's model,
+    "+ RAG" for a RAG-prompted one; the figures and the summary draw them as reference values."""
+    specs = partners(config)
+    return {name: f"{specs[name]['model']}{' + RAG' if 'rag' in specs[name] else ''} alone"
+            for name in partner_alone_partners(config)}

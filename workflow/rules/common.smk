@@ -256,6 +256,8 @@ def nlu_inputs(wildcards):
 
 
 def figure_inputs(name):
+    from lacy.figures import alone_path
+
     spec = FIGURES[name]
     partner = FIGURE_PARTNERS[spec.partner]
     variants = plan.figure_variants(config, name)
@@ -267,19 +269,27 @@ def figure_inputs(name):
                     continue
                 files += [str(result_path("results", kind, run, seed, partner, FACT_SCORER, variants.get(run, "")))
                           for seed in config["seeds"]]
-    return files
+    # the partners writing alone (lacy.plan.partner_alone_partners) as reference lines: every one in Figures 2,
+    # 11, 12, beside fact precision by split of the persons (entities.jsonl); Figure 13's partner in Figure 13
+    alone = {"overview": plan.partner_alone_partners(config), "scales_factscore": [
+        p for p in plan.partner_alone_partners(config) if p == partner]}.get(spec.kind, [])
+    files += [str(alone_path("results", "fact_precision", p, FACT_SCORER)) for p in alone]
+    return files + ([rules.evaluation_entities.output[0]] if spec.kind == "overview" else [])
 
 
 def summary_inputs(wildcards):
+    from lacy.figures import alone_path
+
     main_runs = plan.figure_runs(config, "table1", None)
-    partner = FIGURE_PARTNERS["main"]
+    partner = FIGURE_PARTNERS["main"] or FIGURE_PARTNERS["rag"]  # the summary's cascade partner (lacy.report)
     files = []
     for run in main_runs:
-        kinds = ["leakage", "nlu"] + (["fact_precision", "cascade"] if partner else [])
+        kinds = ["leakage", "leakage_generations", "nlu"] + (["fact_precision", "cascade"] if partner else [])
         kinds += ["validation"] if run != "baseline" and "baseline" in config["methods"] else []
         files += [str(result_path("results", k, run, s, partner, FACT_SCORER)) for k in kinds for s in config["seeds"]]
     if plan.trains_reference(config) and "baseline" in config["methods"]:
         files += [str(result_path("results", "validation", REFERENCE, s)) for s in config["seeds"]]
+    files += [str(alone_path("results", "fact_precision", p, FACT_SCORER)) for p in plan.partner_alone_partners(config)]
     return {"annotation": rules.annotation_summary.output.summary, "entities": rules.evaluation_entities.output[0],
             "table2": rules.labelling_cost_table.output.csv, "results": files}
 

@@ -1,5 +1,5 @@
 """Rule `figure`: one results figure of the paper (lacy.figures.draw_figure), from the context the rule's params
-hold (lacy.plan.figure_context)."""
+hold (lacy.plan.figure_context, and lacy.plan.partner_alone_labels: the partners scored alone)."""
 
 from pathlib import Path
 
@@ -7,4 +7,5 @@ from lacy.cli import workflow_script
 from lacy.figures import draw_figure, make_context
 
 with workflow_script(snakemake.log[0]):
-    draw_figure(snakemake.wildcards.figure, make_context(**snakemake.params.context), Path(snakemake.output.pdf))
+    context = make_context(**snakemake.params.context, alone=snakemake.params.alone)
+    draw_figure(snakemake.wildcards.figure, context, Path(snakemake.output.pdf))

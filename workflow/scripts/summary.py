@@ -1,5 +1,6 @@
 """Rule `summary`: results/summary.md, the claim-by-claim reading of the run (lacy.report.write_summary), with
-the figures this configuration cannot draw and why (lacy.plan.not_built)."""
+the partners scored alone (lacy.plan.partner_alone_labels), the fluency gate's threshold
+(evaluation.fluent_loss_nats) and the figures this configuration cannot draw and why (lacy.plan.not_built)."""
 
 from pathlib import Path
 
@@ -8,7 +9,7 @@ from lacy.figures import make_context
 from lacy.report import write_summary
 
 with workflow_script(snakemake.log[0]):
-    write_summary(make_context(**snakemake.params.context), Path(snakemake.output[0]),
+    write_summary(make_context(**snakemake.params.context, alone=snakemake.params.alone), Path(snakemake.output[0]),
                   annotation_summary=Path(snakemake.input.annotation), entities=Path(snakemake.input.entities),
-                  table2=Path(snakemake.input.table2),
+                  table2=Path(snakemake.input.table2), fluent_loss_nats=snakemake.params.fluent_loss_nats,
                   not_built=[f"{name}: {reason}" for name, reason in snakemake.params.not_built.items()])
