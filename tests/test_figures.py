@@ -243,8 +243,9 @@ def test_figure_4_is_laid_out_from_the_records_without_importing_torch(tmp_path)
     record = {"entity": "A", "prompt": "Tell me a bio of A. A is", "n_calls": 1, "n_steps": 2, "call_rate": 0.5,
               "tokens": [{"text": " a\nwriter", "source": "slm"}, {"text": " 1898", "source": "partner"}]}
     (tmp_path / "lacy.jsonl").write_text(json.dumps(record))
+    generations, out = str(tmp_path / "lacy.jsonl"), str(tmp_path / "f.pdf")
     code = ("import sys; from pathlib import Path; from lacy.figures import draw_figure4; "
-            f"draw_figure4({{'lacy': Path({str(tmp_path / 'lacy.jsonl')!r})}}, 1, 'p', Path({str(tmp_path / 'f.pdf')!r}));"
+            f"draw_figure4({{'lacy': Path({generations!r})}}, 1, 'p', Path({out!r}));"
             " assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
     assert (tmp_path / "f.pdf").read_bytes().startswith(b"%PDF")
@@ -273,4 +274,5 @@ def test_fact_precision_by_split_reads_each_persons_score_as_the_scorer_aggregat
            {"metric": "offline_fact_precision", "score": 0.7, "per_entity": entries})
     offline = Results(tmp_path, [0], "gemma3", "offline").fact_precision_by_split(["lacy"], "validation")
     assert offline.estimate("lacy").value == pytest.approx(70.0)
-    assert Results(tmp_path, [0], "gemma3", "offline").fact_precision_by_split(["lacy"], "train").estimate("lacy") is None
+    train = Results(tmp_path, [0], "gemma3", "offline").fact_precision_by_split(["lacy"], "train")
+    assert train.units == 0 and train.estimate("lacy") is None

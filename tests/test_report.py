@@ -69,7 +69,8 @@ def verdicts(text: str) -> dict[str, str]:
     found = {}
     for section in re.split(r"\n(?=#{2,3} )", text):
         heading = section.splitlines()[0].lstrip("# ")
-        found[heading] = "\n".join(line for line in section.splitlines() if "Verdict" in line or "Training-split" in line)
+        found[heading] = "\n".join(line for line in section.splitlines()
+                                   if "Verdict" in line or "Training-split" in line)
     return found
 
 
@@ -166,3 +167,20 @@ def test_summary_reports_the_reference_beside_the_baseline(tmp_path):
     assert "| reference | 3.100 [3.000, 3.200] |\n| Baseline | 3.400 [3.300, 3.500] |" in text
     assert "The reference is 0.300 [0.250, 0.350] nats below the baseline" in text
     assert f"the reference is stronger than the baseline: **{HOLDS}**" in text
+
+
+def test_several_seeds_resample_persons_and_seeds_and_a_rag_partner_alone_serves(tmp_path):
+    """Two seeds: the fact-precision intervals resample persons and seeds (crossed), NLU differences take a
+    Student-t interval over the seeds. A configuration whose only partner is RAG-prompted reads its cascades."""
+    from lacy.figures import Context, Results
+
+    fake_results(tmp_path, seeds=(0, 1))
+    text = summary(tmp_path, seeds=(0, 1))
+    assert "over persons and the 2 seeds, crossed" in text
+    assert "2 seed(s)" in text and "| LaCy | 22.71 | 70.0 [" in text
+    rag_only = Context(Results(tmp_path, [0, 1], "", "offline"), {"cpu-small models": ["baseline", "rho1", "lacy"]},
+                       {"rag": "gemma3"}, {"rag": "gemma3-270m-gguf"}, {"gemma3": "gemma3-270m-gguf + RAG alone"})
+    text = summary_markdown(rag_only, **_inputs(tmp_path), fluent_loss_nats=4.0, not_built=[])
+    assert "partner gemma3-270m-gguf, on held-out persons" in text
+    assert "| partner alone: gemma3-270m-gguf + RAG alone | 79.0 (Qwen3-32B + RAG alone) | 60.0 [" in text
+    assert f"Verdict (held-out persons, the claim): **{HOLDS}**" in text

@@ -103,7 +103,8 @@ def alone_path(results: Path, kind: str, partner: str, scorer: str = "") -> Path
     """The files of a cascade partner writing biographies alone, without an SLM (§5.2: Llama-3.2-1B alone; §A.5:
     Qwen3-32B + RAG alone): its generations (``cascade``) and their scores (``fact_precision``), in the format of
     a method's."""
-    paths = {"cascade": f"cascade/{partner}/alone.jsonl", "fact_precision": f"fact_precision/{partner}/alone.{scorer}.json"}
+    paths = {"cascade": f"cascade/{partner}/alone.jsonl",
+             "fact_precision": f"fact_precision/{partner}/alone.{scorer}.json"}
     return Path(results) / paths[kind]
 
 
@@ -376,7 +377,8 @@ class Results:
                 averages.append(None)
                 continue
             errors = [row.get("acc_stderr") for row in rows]
-            error = None if any(e in (None, "N/A") for e in errors) else math.sqrt(sum(e * e for e in errors)) / len(rows)
+            error = (None if any(e in (None, "N/A") for e in errors)
+                     else math.sqrt(sum(e * e for e in errors)) / len(rows))
             averages.append((100 * sum(row["acc"] for row in rows) / len(rows), None if error is None else 100 * error))
         return averages
 

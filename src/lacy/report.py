@@ -290,7 +290,8 @@ def fact_precision_claim(ctx: Context, runs: list[str], gate: Gate) -> list[str]
     for name, alone_label in ctx.alone.items():
         paper_name = PAPER_PARTNER_ALONE.get(ctx.partner_role(name) or "")
         paper_value = reported()["partner_alone_factscore"].get(paper_name)
-        row = [f"partner alone: {alone_label}", f"{_paper(paper_value, 1)} ({paper_name} alone)" if paper_value else "—"]
+        row = [f"partner alone: {alone_label}",
+               f"{_paper(paper_value, 1)} ({paper_name} alone)" if paper_value else "—"]
         for split in PERSON_SPLITS:
             row += [_cell(alone[split].estimate(name)), "—", _scored(alone[split], name)]
         rows.append(row)
@@ -316,7 +317,8 @@ def fact_precision_claim(ctx: Context, runs: list[str], gate: Gate) -> list[str]
         others = {m: v for m, v in paper.items() if m != "lacy" and m in {method_of(r) for r in runs}}
         if others:
             runner_up = max(others, key=others.get)
-            effects[f"the paper's LaCy lead over the runner-up {METHOD_LABELS[runner_up]}"] = paper["lacy"] - others[runner_up]
+            effects[f"the paper's LaCy lead over the runner-up {METHOD_LABELS[runner_up]}"] = (
+                paper["lacy"] - others[runner_up])
         if "baseline" in others:
             effects["its lead over the baseline"] = paper["lacy"] - paper["baseline"]
     reach = {}
@@ -380,28 +382,31 @@ def leakage_claim(ctx: Context, runs: list[str], gate: Gate) -> list[str]:
                     f"What this scale can show: {comparison.units} queries per model; {reach}.", ""]
 
 
+def _nlu_difference(ours: list, base: list) -> Estimate | None:
+    """A method's average accuracy minus the baseline's, from (average, standard error) per seed: one seed, an
+    interval from the two errors; several, a Student-t interval over the seeds' differences (seed i against the
+    baseline's seed i)."""
+    pairs = [(o, b) for o, b in zip(ours, base) if o is not None and b is not None]
+    if len(ours) > 1:
+        return combine_seeds([(o[0] - b[0], None) for o, b in pairs])
+    if not pairs:
+        return None
+    (value, error), (base_value, base_error) = pairs[0]
+    if error is None or base_error is None:
+        return Estimate(value - base_value)
+    return Estimate(value - base_value, *normal_difference_ci(value, error, base_value, base_error))
+
+
 def nlu_claim(ctx: Context, runs: list[str], gate: Gate) -> list[str]:
     paper = reported()["nlu_average"]
     tasks = ctx.results.nlu_tasks(runs[0])
     per_seed = {run: ctx.results.nlu_average_per_seed(run, tasks) for run in runs}
     baseline = next((r for r in runs if method_of(r) == "baseline"), None)
-    averages, differences = {}, {}
-    for run, seeds in per_seed.items():
-        averages[run] = combine_seeds([(None, None) if s is None else
-                                       (s[0], None if s[1] is None else (s[0] - 1.96 * s[1], s[0] + 1.96 * s[1]))
-                                       for s in seeds])
-        if baseline is None or run == baseline:
-            continue
-        pairs = list(zip(seeds, per_seed[baseline]))
-        if len(pairs) == 1:  # one seed: the two standard errors
-            (ours, base), = pairs
-            differences[method_of(run)] = (None if ours is None or base is None else
-                                           Estimate(ours[0] - base[0], *(normal_difference_ci(ours[0], ours[1], base[0], base[1])
-                                                                         if ours[1] is not None and base[1] is not None
-                                                                         else (None, None))))
-        else:  # several: Student-t over the seeds' differences (seed i against the baseline's seed i)
-            differences[method_of(run)] = combine_seeds([(None, None) if o is None or b is None else (o[0] - b[0], None)
-                                                         for o, b in pairs])
+    averages = {run: combine_seeds([(None, None) if s is None else
+                                    (s[0], None if s[1] is None else (s[0] - 1.96 * s[1], s[0] + 1.96 * s[1]))
+                                    for s in seeds]) for run, seeds in per_seed.items()}
+    differences = {method_of(run): _nlu_difference(seeds, per_seed[baseline]) for run, seeds in per_seed.items()
+                   if baseline is not None and run != baseline}
     rows = [[METHOD_LABELS[method_of(r)], _paper(paper.get(method_of(r)), 1), _cell(averages[r]),
              "—" if r == baseline else _signed(differences.get(method_of(r)))] for r in runs]
     verdict = gate.verdict(parity_verdict(differences))
@@ -410,15 +415,16 @@ def nlu_claim(ctx: Context, runs: list[str], gate: Gate) -> list[str]:
              f"Claim: offloading facts neither helps nor hurts NLU. Ours: lm-eval accuracy on {', '.join(tasks)}; "
              f"parity means every calling method's difference from the baseline's average has its 95 % interval within "
              f"±{NLU_PARITY_POINTS:.0f} points (our tolerance; the paper's differences are at most 0.5 points on "
-             "ARC-Easy, HellaSwag, PIQA, SIQA). Intervals: ±1.96 lm-eval standard errors for one seed, the difference's "
-             "from both errors as if independent (conservative on the same items; lm-eval writes no per-item results "
-             "here); a Student-t interval over seeds for several.", "",
+             "ARC-Easy, HellaSwag, PIQA, SIQA). Intervals: ±1.96 lm-eval standard errors for one seed, the "
+             "difference's from both errors as if independent (conservative on the same items; lm-eval writes "
+             "no per-item results here); a Student-t interval over seeds for several.", "",
              *_markdown_table(["method", "paper average %", "ours average % [95 % CI]", "ours − baseline [95 % CI]"],
                               rows), "",
              f"Verdict: {verdict.text()}.", ""]
     reach = ("no interval to judge it by" if not widths else
              f"the difference intervals span {min(widths):.1f}-{max(widths):.1f} points against a ±"
-             f"{NLU_PARITY_POINTS:.0f}-point tolerance: parity {'can' if max(widths) < 2 * NLU_PARITY_POINTS else 'cannot'}"
+             f"{NLU_PARITY_POINTS:.0f}-point tolerance: parity "
+             f"{'can' if max(widths) < 2 * NLU_PARITY_POINTS else 'cannot'}"
              " be shown at this number of items (Table 1 gives random chance beside the accuracies)")
     return lines + [f"What this scale can show: {reach}.", ""]
 
