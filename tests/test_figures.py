@@ -94,7 +94,7 @@ def fake_results(root: Path, seeds=(0,), runs=RUNS, lacy_score=0.40, lacy_leak=0
 def context(root: Path, seeds=(0,), alone=True) -> Context:
     return Context(Results(root, list(seeds), "gemma3", "offline"), {"cpu-small models": RUNS},
                    {"main": "gemma3"}, {"main": "gemma3-270m-gguf"},
-                   {"gemma3": "gemma3-270m-gguf alone"} if alone else {})
+                   {"gemma3": "gemma3-270m-gguf alone"} if alone else {}, {"gemma3": "Llama-3.2-1B"} if alone else {})
 
 
 def test_one_seed_keeps_its_own_interval_and_several_seeds_get_a_t_interval():

@@ -179,8 +179,29 @@ def test_several_seeds_resample_persons_and_seeds_and_a_rag_partner_alone_serves
     assert "over persons and the 2 seeds, crossed" in text
     assert "2 seed(s)" in text and "| LaCy | 22.71 | 70.0 [" in text
     rag_only = Context(Results(tmp_path, [0, 1], "", "offline"), {"cpu-small models": ["baseline", "rho1", "lacy"]},
-                       {"rag": "gemma3"}, {"rag": "gemma3-270m-gguf"}, {"gemma3": "gemma3-270m-gguf + RAG alone"})
+                       {"rag": "gemma3"}, {"rag": "gemma3-270m-gguf"}, {"gemma3": "gemma3-270m-gguf + RAG alone"},
+                       {"gemma3": "Qwen3-32B + RAG"})
     text = summary_markdown(rag_only, **_inputs(tmp_path), fluent_loss_nats=4.0, not_built=[])
     assert "partner gemma3-270m-gguf, on held-out persons" in text
     assert "| partner alone: gemma3-270m-gguf + RAG alone | 79.0 (Qwen3-32B + RAG alone) | 60.0 [" in text
     assert f"Verdict (held-out persons, the claim): **{HOLDS}**" in text
+
+
+def test_a_partner_alone_stands_beside_the_paper_partner_of_its_kind():
+    """The plan names each partner alone with the paper's partner it stands in for: a RAG-prompted one (the
+    embedded default's only partner is the first, "main" one) is Qwen3-32B + RAG's analogue, a plain one
+    Llama-3.2-1B's; make_context carries both."""
+    from lacy import plan
+    from lacy.figures import make_context
+
+    config = {"cascade": {"partner_alone": True, "partners": [
+        {"name": "gemma3_rag", "model": "gemma3-270m-gguf", "rag": {"knowledge": "corpus"}},
+        {"name": "gemma3", "model": "gemma3-270m-gguf"}]}}
+    alone = plan.partner_alone_context(config)
+    assert alone == {"gemma3_rag": {"label": "gemma3-270m-gguf + RAG alone", "paper": "Qwen3-32B + RAG"},
+                     "gemma3": {"label": "gemma3-270m-gguf alone", "paper": "Llama-3.2-1B"}}
+    ctx = make_context({"s": ["lacy"]}, [0], "offline", {"main": "gemma3_rag"}, {}, {}, alone=alone)
+    assert ctx.alone["gemma3_rag"] == "gemma3-270m-gguf + RAG alone"
+    assert ctx.alone_paper == {"gemma3_rag": "Qwen3-32B + RAG", "gemma3": "Llama-3.2-1B"}
+    config["cascade"]["partner_alone"] = False
+    assert plan.partner_alone_context(config) == {}

@@ -493,6 +493,8 @@ class Context:
     partners: dict[str, str] = field(default_factory=dict)   # "main"/"rag" -> partner name in the workflow
     partner_labels: dict[str, str] = field(default_factory=dict)
     alone: dict[str, str] = field(default_factory=dict)      # partner name -> label, for partners scored alone
+    alone_paper: dict[str, str] = field(default_factory=dict)  # partner name -> the paper's partner alone it stands
+                                                               # in for (reported.yaml: partner_alone_factscore)
 
     def partner_role(self, partner: str) -> str | None:
         """The figure role of a partner (``main``, ``rag``), None for a partner no figure cascades with."""
@@ -558,10 +560,6 @@ def _bars(ax, runs: list[str], values: dict[str, Estimate | None], paper: dict[s
         ax.legend(fontsize=7)
 
 
-#: The paper's FactScore of each figure role's partner alone (§5.2: Llama-3.2-1B; §A.5: Qwen3-32B + RAG).
-PAPER_PARTNER_ALONE = {"main": "Llama-3.2-1B", "rag": "Qwen3-32B + RAG"}
-
-
 def _partner_alone_lines(ax, ctx: Context, split: str, paper_too: bool) -> None:
     """Each partner writing alone as a reference: a dashed line at its fact precision on this split's persons,
     its 95 % interval shaded; with ``paper_too``, the paper's FactScore of the partner it stands in for, dotted."""
@@ -576,13 +574,10 @@ def _partner_alone_lines(ax, ctx: Context, split: str, paper_too: bool) -> None:
                        label=f"{label}: {estimate.text()} %")
             ax.axhspan(estimate.low, estimate.high, color=colour, alpha=0.12, linewidth=0)
     if paper_too:
-        for partner in ctx.alone:
-            role = ctx.partner_role(partner)
-            if role in PAPER_PARTNER_ALONE:
-                name = PAPER_PARTNER_ALONE[role]
-                value = reported()["partner_alone_factscore"][name]
-                ax.axhline(value, color="black", linestyle=":", linewidth=1,
-                           label=f"paper: {name} alone, FactScore {value:.1f} %")
+        for name in dict.fromkeys(ctx.alone_paper[p] for p in ctx.alone if p in ctx.alone_paper):
+            value = reported()["partner_alone_factscore"][name]
+            ax.axhline(value, color="black", linestyle=":", linewidth=1,
+                       label=f"paper: {name} alone, FactScore {value:.1f} %")
 
 
 def draw_fact_precision_split(ax, ctx: Context, runs: list[str], split: str, partner: str | None = None,
@@ -976,13 +971,20 @@ TABLES = {
 
 def make_context(runs: dict[str, list[str]], seeds: Sequence[int], scorer: str, partners: dict[str, str],
                  partner_labels: dict[str, str], variants: dict[str, str], results: Path = RESULTS,
-                 alone: dict[str, str] | None = None) -> Context:
+                 alone: dict[str, dict[str, str]] | None = None) -> Context:
     """The :class:`Context` of a figure, table or the summary (:func:`lacy.plan.figure_context` gives the
-    workflow's values, :func:`lacy.plan.partner_alone_labels` the partners scored alone; ``lacy figure`` and
-    friends parse them from their options)."""
+    workflow's values, :func:`lacy.plan.partner_alone_context` the partners scored alone, each
+    ``{"label": ..., "paper": ...}``; ``lacy figure`` and friends parse them from their options)."""
+    alone = alone or {}
     return Context(Results(Path(results), list(seeds), partners.get("main", ""), scorer, dict(variants)),
                    {label: list(names) for label, names in runs.items()}, dict(partners), dict(partner_labels),
-                   dict(alone or {}))
+                   {name: spec["label"] for name, spec in alone.items()},
+                   {name: spec["paper"] for name, spec in alone.items() if spec.get("paper")})
+
+
+def _alone_from_args(labels: list[str], papers: list[str]) -> dict[str, dict[str, str]]:
+    paper = dict(p.split("=", 1) for p in papers)
+    return {name: {"label": label, "paper": paper.get(name, "")} for name, label in (a.split("=", 1) for a in labels)}
 
 
 def context_from_args(args: argparse.Namespace) -> Context:
@@ -993,7 +995,7 @@ def context_from_args(args: argparse.Namespace) -> Context:
     return make_context(runs, args.seeds, args.scorer, dict(p.split("=", 1) for p in args.partner),
                         dict(p.split("=", 1) for p in args.partner_label),
                         dict(v.split("=", 1) for v in args.variant), args.results,
-                        dict(a.split("=", 1) for a in args.partner_alone))
+                        _alone_from_args(args.partner_alone, args.partner_alone_paper))
 
 
 def _figure_command(args: argparse.Namespace) -> None:
@@ -1033,6 +1035,9 @@ def add_context_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partner-alone", action="append", default=[],
                         help="NAME=display name of a partner whose biographies alone were scored "
                              "(results/fact_precision/NAME/alone.SCORER.json), drawn as a reference line")
+    parser.add_argument("--partner-alone-paper", action="append", default=[],
+                        help="NAME=the paper's partner alone it stands in for (Llama-3.2-1B, Qwen3-32B + RAG), "
+                             "drawn beside it")
     parser.add_argument("--variant", action="append", default=[],
                         help=f"RUN=SUFFIX: read that run's results of an exported model "
                              f"(e.g. lacy_ignore={EQUAL_STEPS})")

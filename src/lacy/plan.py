@@ -352,11 +352,14 @@ def acceptability_figures(config: Config) -> dict[str, tuple[str, str]]:
     }
 
 
-# --- the cascade partners writing alone: their display names (lacy.figures, lacy.report) ---------------
+# --- the cascade partners writing alone, as the figures and the summary show them ----------------------
 
-def partner_alone_labels(config: Config) -> dict[str, str]:
-    """Display names of the partners writing alone (:func:`partner_alone_partners`): the partner's model,
-    "+ RAG" for a RAG-prompted one; the figures and the summary draw them as reference values."""
+def partner_alone_context(config: Config) -> dict[str, dict[str, str]]:
+    """Each partner writing alone (:func:`partner_alone_partners`) as :func:`lacy.figures.make_context` takes it:
+    its display name (the model, "+ RAG" for a RAG-prompted one) and the partner alone of the paper it stands in
+    for (a key of ``reported.yaml``'s ``partner_alone_factscore``: Qwen3-32B + RAG for a RAG-prompted partner,
+    Llama-3.2-1B for a plain one)."""
     specs = partners(config)
-    return {name: f"{specs[name]['model']}{' + RAG' if 'rag' in specs[name] else ''} alone"
+    return {name: {"label": f"{specs[name]['model']}{' + RAG' if 'rag' in specs[name] else ''} alone",
+                   "paper": "Qwen3-32B + RAG" if "rag" in specs[name] else "Llama-3.2-1B"}
             for name in partner_alone_partners(config)}

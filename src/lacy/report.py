@@ -43,9 +43,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from lacy.figures import (MAIN_METHODS, METHOD_LABELS, PAPER_PARTNER_ALONE, PERSON_SPLITS, SCORER_LABELS, Comparison,
-                          Context, Estimate, add_context_arguments, combine_seeds, context_from_args, entity_splits,
-                          method_of, reported, result_path)
+from lacy.figures import (MAIN_METHODS, METHOD_LABELS, PERSON_SPLITS, SCORER_LABELS, Comparison, Context, Estimate,
+                          add_context_arguments, combine_seeds, context_from_args, entity_splits, method_of, reported,
+                          result_path)
 from lacy.io import atomic_output
 from lacy.plan import REFERENCE
 from lacy.stats import normal_difference_ci
@@ -288,7 +288,7 @@ def fact_precision_claim(ctx: Context, runs: list[str], gate: Gate) -> list[str]
                     _scored(by_split[split], run)]
         rows.append(row)
     for name, alone_label in ctx.alone.items():
-        paper_name = PAPER_PARTNER_ALONE.get(ctx.partner_role(name) or "")
+        paper_name = ctx.alone_paper.get(name)
         paper_value = reported()["partner_alone_factscore"].get(paper_name)
         row = [f"partner alone: {alone_label}",
                f"{_paper(paper_value, 1)} ({paper_name} alone)" if paper_value else "—"]

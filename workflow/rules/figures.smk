@@ -12,7 +12,7 @@ rule figure:
                    labels={"figure": "{figure}"}),
     params:
         context=lambda wildcards: plan.figure_context(config, wildcards.figure),
-        alone=plan.partner_alone_labels(config),
+        alone=plan.partner_alone_context(config),
         caption=lambda wildcards: FIGURES[wildcards.figure].caption,
     log:
         "logs/figures/{figure}.log",
@@ -67,7 +67,7 @@ rule summary:
         report("results/summary.md", caption="../report/summary.rst", category="Summary"),
     params:
         context=plan.figure_context(config, "table1"),  # the summary reads Table 1's runs
-        alone=plan.partner_alone_labels(config),
+        alone=plan.partner_alone_context(config),
         fluent_loss_nats=config["evaluation"]["fluent_loss_nats"],
         not_built=plan.not_built(config),
     log:

@@ -1,5 +1,5 @@
 """Rule `figure`: one results figure of the paper (lacy.figures.draw_figure), from the context the rule's params
-hold (lacy.plan.figure_context, and lacy.plan.partner_alone_labels: the partners scored alone)."""
+hold (lacy.plan.figure_context, and lacy.plan.partner_alone_context: the partners scored alone)."""
 
 from pathlib import Path
 

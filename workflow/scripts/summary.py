@@ -1,5 +1,5 @@
 """Rule `summary`: results/summary.md, the claim-by-claim reading of the run (lacy.report.write_summary), with
-the partners scored alone (lacy.plan.partner_alone_labels), the fluency gate's threshold
+the partners scored alone (lacy.plan.partner_alone_context), the fluency gate's threshold
 (evaluation.fluent_loss_nats) and the figures this configuration cannot draw and why (lacy.plan.not_built)."""
 
 from pathlib import Path
