@@ -48,24 +48,25 @@ def per_entity(score: float, held_out: float, train: float) -> list[dict]:
 
 
 def fake_results(root: Path, seeds=(0,), runs=RUNS, lacy_score=0.40, lacy_leak=0.05, other_leak=0.15,
-                 baseline_loss=3.3) -> None:
+                 baseline_loss=3.3, partner="gemma3") -> None:
     """Result files in the workflow's layout, with LaCy best on fact precision of held-out persons (worst on
-    training-split persons) and on leakage; the cascade partner gemma3 writing alone; the persons' splits."""
+    training-split persons) and on leakage; the cascade partner (``partner``) writing alone; the persons'
+    splits."""
     (root / "cascade").mkdir(parents=True, exist_ok=True)
     (root / "cascade/entities.jsonl").write_text("\n".join(json.dumps({"entity": p, "split": s, "description": ""})
                                                            for p, s in PERSONS.items()))
-    _write(root / "fact_precision/gemma3/alone.offline.json",
+    _write(root / f"fact_precision/{partner}/alone.offline.json",
            {"metric": "offline_fact_precision", "score": 0.7, "ci95": [0.6, 0.8],
             "per_entity": per_entity(0.7, -0.1, 0.1)})
     for seed in seeds:
         for i, run in enumerate(runs):
             best = run.endswith("lacy")
             score = lacy_score if best else 0.20 + 0.01 * i + 0.005 * seed
-            _write(result_path(root, "fact_precision", run, seed, "gemma3", "offline"),
+            _write(result_path(root, "fact_precision", run, seed, partner, "offline"),
                    {"metric": "offline_fact_precision", "score": score, "ci95": [score - 0.02, score + 0.02],
                     "per_entity": per_entity(score, 0.3, -0.3) if best else per_entity(score, -0.05, 0.05)})
             rate = 0.0 if run == "baseline" else 0.22
-            _write(result_path(root, "cascade", run, seed, "gemma3"),
+            _write(result_path(root, "cascade", run, seed, partner),
                    {"target_call_rate": rate, "realised_call_rate": rate and 0.2})
             leak = lacy_leak if best else other_leak
             _write(result_path(root, "leakage", run, seed),
