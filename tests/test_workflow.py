@@ -326,7 +326,7 @@ def test_figure_table_and_summary_scripts_run_on_finished_results(tmp_path):
 
     from test_figures import RUNS, fake_results
 
-    targets = ["results/figures/fig2.pdf", "results/figures/fig10.pdf", "results/figures/fig4.pdf",
+    targets = ["results/figures/fig2.pdf", "results/figures/fig5.pdf", "results/figures/fig4.pdf",
                "results/tables/table1.csv", "results/tables/fact_leakage.csv", "results/summary.md"]
     common = [*targets, "--directory", str(tmp_path), "-s", str(ROOT / "Snakefile"), "--configfile",
               str(ROOT / "config/config.yaml")]
@@ -343,10 +343,7 @@ def test_figure_table_and_summary_scripts_run_on_finished_results(tmp_path):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.touch()
     results = tmp_path / "results"
-    fake_results(results, runs=[r for r in RUNS if r != "llm_judge"])
-    for name in ("fact_precision/gemma3/{}/seed0{}.offline.json", "leakage/{}/seed0{}.json"):  # Figure 10
-        for run in ("lacy_ignorefacts", "lacy_ignore"):
-            (results / name.format(run, ".equal_steps")).write_text((results / name.format(run, "")).read_text())
+    fake_results(results, runs=[r for r in RUNS if r != "llm_judge"], partner="gemma3_rag")
     (results / "validation_losses/reference/seed0.json").write_text(json.dumps(
         {"call_loss": 5.0, "noncall_loss": 3.0, "total_loss": 3.3, "baseline_call_loss": 5.5,
          "baseline_noncall_loss": 2.9, "baseline_total_loss": 3.4, "total_loss_gap": 0.1}))
@@ -356,7 +353,7 @@ def test_figure_table_and_summary_scripts_run_on_finished_results(tmp_path):
     record = {"entity": "A", "prompt": "Tell me a bio of A. A is", "n_calls": 1, "n_steps": 2, "call_rate": 0.5,
               "tokens": [{"text": " a", "source": "slm"}, {"text": " 1898", "source": "partner"}]}
     for run in ("baseline", "rho1", "lacy"):
-        (results / f"cascade/gemma3/{run}/seed0.jsonl").write_text(json.dumps(record))
+        (results / f"cascade/gemma3_rag/{run}/seed0.jsonl").write_text(json.dumps(record))
     for path in tmp_path.rglob("*"):  # done long ago, all at once
         os.utime(path, (1.6e9, 1.6e9))
 
