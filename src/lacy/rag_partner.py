@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lacy.cascade import Candidate
-from lacy.factscore import load_references
+from lacy.knowledge import load_references
 from lacy.llm import NextTokenLM, make_next_token_lm
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class RagPartner:
 def load_rag_partner(model: str, *, base_url: str, api_key_env: str | None, knowledge: list[Path],
                      entities: list[str], cache_dir: Path, context_chars: int = CONTEXT_CHARS) -> RagPartner:
     """The RAG partner for ``entities``: their articles from ``knowledge`` (FactScore's SQLite dump, or JSONL / a
-    corpus directory, as ``lacy.factscore.load_references`` reads them). The key is checked first."""
+    corpus directory, as ``lacy.knowledge.load_references`` reads them). The key is checked first."""
     lm = make_next_token_lm(model, cache_dir=cache_dir, base_url=base_url, api_key_env=api_key_env)
     articles = load_references(knowledge, entities)
     missing = [e for e in entities if e not in articles]
