@@ -13,7 +13,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
 
-from lacy import cascade, cascade_cli
+from lacy import cascade, cascade_cli, render
 from lacy.cascade import (CallBudget, CascadeSettings, Partner, PieceSegmenter, apply_repetition_penalty,
                           choose_partner_token, generate_cached, generate_naive, sequence_record)
 from lacy.model import build_model
@@ -234,7 +234,7 @@ def test_pdf_view_has_one_page_per_generation(tmp_path, slm, small_tokenizer, pa
     seqs = generate_cached(PROMPTS, slm, small_tokenizer, partner, CascadeSettings(call_rate=0.3, max_new_tokens=40))
     records = [sequence_record(s, small_tokenizer, e) for s, e in zip(seqs, ["Ada Lovelace", "C. F. Gauss", None])]
     records[0]["tokens"].append({"text": " costs $5 and\n50% of {x}", "source": "partner"})  # no mathtext
-    cascade.render_pdf(records, tmp_path / "view.pdf", "test-tiny with tiny-bpe")
+    render.render_pdf(records, tmp_path / "view.pdf", "test-tiny with tiny-bpe")
     data = (tmp_path / "view.pdf").read_bytes()
     assert data.startswith(b"%PDF") and len(re.findall(rb"/Type /Page\b", data)) == 3
     assert [p.name for p in tmp_path.iterdir()] == ["view.pdf"]  # written under a temporary name, then renamed

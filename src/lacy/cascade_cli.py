@@ -12,10 +12,11 @@ from pathlib import Path
 import torch
 
 from lacy.cascade import (GEMMA_GGUF, PARTNER_CALLS, CascadePartner, CascadeSettings, bio_prompt, cascade_records,
-                          format_marked, load_partner, load_slm, read_entities, render_html, render_pdf, summarise)
+                          load_partner, load_slm, read_entities, summarise)
 from lacy.distributed import default_device
 from lacy.io import atomic_output, write_json, write_jsonl
 from lacy.rag_partner import load_rag_partner
+from lacy.render import format_marked, render_html, render_pdf
 
 log = logging.getLogger(__name__)
 
