@@ -14,9 +14,10 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
 
 from lacy import cascade, cascade_cli, render
-from lacy.cascade import (CallBudget, CascadeSettings, Partner, PieceSegmenter, apply_repetition_penalty,
-                          choose_partner_token, generate_cached, generate_naive, sequence_record)
+from lacy.cascade import (CallBudget, CascadeSettings, PieceSegmenter, apply_repetition_penalty, choose_partner_token,
+                          generate_cached, generate_naive, sequence_record)
 from lacy.model import build_model
+from lacy.partners.local import LocalPartner, LocalSession
 
 PROMPTS = [cascade.bio_prompt("Ada Lovelace"), cascade.bio_prompt("Carl Friedrich Gauss"), cascade.bio_prompt("Mo")]
 
@@ -28,7 +29,7 @@ def slm(small_tokenizer):
 
 
 @pytest.fixture(scope="module")
-def partner(wiki_records) -> Partner:
+def partner(wiki_records) -> LocalPartner:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     bpe = Tokenizer(models.BPE())
@@ -41,7 +42,7 @@ def partner(wiki_records) -> Partner:
     torch.manual_seed(1)
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=512, n_embd=32, n_layer=2, n_head=2,
                         bos_token_id=0, eos_token_id=0)
-    return Partner(model=GPT2LMHeadModel(config).double(), tokenizer=tokenizer, name="tiny-bpe")
+    return LocalPartner(model=GPT2LMHeadModel(config).double(), tokenizer=tokenizer, name="tiny-bpe")
 
 
 def test_cached_cascade_equals_full_prefix_loop(slm, small_tokenizer, partner):
@@ -253,15 +254,15 @@ def knowledge(tmp_path):
 
 
 def _rag_partner(server, knowledge, tmp_path, **kwargs):
-    from lacy.rag_partner import load_rag_partner
+    from lacy.partners.rag import load_served_rag_partner
 
-    return load_rag_partner("Qwen/Qwen3-32B", base_url=server.base_url, knowledge=[knowledge],
-                            entities=["Ada Lovelace", "Mo"], cache_dir=tmp_path / "cache", **kwargs)
+    return load_served_rag_partner("Qwen/Qwen3-32B", base_url=server.base_url, knowledge=[knowledge],
+                                   entities=["Ada Lovelace", "Mo"], cache_dir=tmp_path / "cache", **kwargs)
 
 
 def test_rag_prompt_holds_the_name_the_truncated_article_and_the_text_so_far(slm, small_tokenizer, knowledge,
                                                                              tmp_path):
-    from lacy.rag_partner import RAG_PROMPT
+    from lacy.partners.rag import RAG_PROMPT
     from test_llm import FakeCompletionsServer
 
     with FakeCompletionsServer(lambda prompt: {" the": -0.4, " of": -1.5}) as server:
@@ -347,7 +348,7 @@ def test_rag_partner_without_its_key_stops_before_any_request(saved, knowledge, 
         assert server.requests == []
 
 
-def _tiny_gemma(partner) -> Partner:
+def _tiny_gemma(partner) -> LocalPartner:
     """A random Gemma 3 with the real one's alternation of sliding (window 8 here, 512 there) and full layers."""
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
@@ -355,11 +356,11 @@ def _tiny_gemma(partner) -> Partner:
     config = Gemma3TextConfig(vocab_size=len(partner.tokenizer), hidden_size=32, intermediate_size=64,
                               num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
                               sliding_window=8, layer_types=["sliding_attention", "full_attention"])
-    return Partner(model=Gemma3ForCausalLM(config).double(), tokenizer=partner.tokenizer, name="tiny-gemma")
+    return LocalPartner(model=Gemma3ForCausalLM(config).double(), tokenizer=partner.tokenizer, name="tiny-gemma")
 
 
-def _full_prefix_logits(partner: Partner, text: str) -> torch.Tensor:
-    return cascade.PartnerSession(partner, use_cache=False).next_token_logits(text)
+def _full_prefix_logits(partner: LocalPartner, text: str) -> torch.Tensor:
+    return LocalSession(partner, use_cache=False).next_token_logits(text)
 
 
 SHORT, LONG = "Ada was a", "Ada was an English mathematician and writer, chiefly known for her work"
@@ -370,7 +371,7 @@ def test_partner_cache_is_exact_across_a_sliding_window(partner):
     cropping the real Gemma-3-270M's own sliding cache at 668 tokens, window 512: our masks do the window)."""
     gemma = _tiny_gemma(partner)
     assert len(partner.tokenizer(SHORT).input_ids) < 8 < len(partner.tokenizer(LONG).input_ids)
-    cached = cascade.PartnerSession(gemma, use_cache=True)
+    cached = LocalSession(gemma, use_cache=True)
     for text, fed in ((SHORT, None), (SHORT + "n", 1), (LONG, None), (LONG + "s", 1), (LONG + " on", None)):
         before = cached.fed
         torch.testing.assert_close(cached.next_token_logits(text), _full_prefix_logits(gemma, text))
@@ -384,7 +385,7 @@ def test_batched_partner_logits_equal_each_text_read_alone(partner, model):
     """One forward pass over sequences with caches of different lengths (none, short, past the window), new ids of
     different lengths, and a crop, gives each text's full-prefix logits."""
     lm = partner if model == "gpt2" else _tiny_gemma(partner)
-    sessions = [cascade.PartnerSession(lm, use_cache=True) for _ in range(4)]
+    sessions = [LocalSession(lm, use_cache=True) for _ in range(4)]
     lm.next_token_logits(sessions[1:], [SHORT, LONG, LONG + " and"])
     texts = [LONG + " in 1815", SHORT + "n", LONG + "s", LONG + " and a"]  # fresh, crop, crop past window, extend
     logits = lm.next_token_logits(sessions, texts)

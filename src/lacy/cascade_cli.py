@@ -1,6 +1,14 @@
-"""``lacy generate`` and ``lacy cascade``: the cascade of §5.1 / §A.5 from the command line, with a local partner
-(``lacy.cascade``) or the served RAG partner of §A.5 (``lacy.rag_partner``). The commands live apart from the
-cascade so that the cascade never imports the RAG partner, which builds on it."""
+"""``lacy generate`` and ``lacy cascade``: the cascade of §5.1 / §A.5 from the command line.
+
+The partner (``lacy.partners``) is chosen by ``--partner`` and the RAG options:
+
+* ``--partner P``: the local partner P (``lacy.partners.local``: a ``transformers`` model name or directory, or
+  ``gemma3-270m-gguf``);
+* ``--partner P --rag-knowledge K --rag-base-url URL``: the served RAG partner of §A.5, P behind an
+  OpenAI-compatible completions endpoint (``lacy.partners.rag.ServedRagPartner``).
+
+The commands live apart from the cascade so that the cascade depends on the partner interface only
+(``lacy.partners.base``)."""
 
 from __future__ import annotations
 
@@ -11,11 +19,13 @@ from pathlib import Path
 
 import torch
 
-from lacy.cascade import (GEMMA_GGUF, PARTNER_CALLS, CascadePartner, CascadeSettings, bio_prompt, cascade_records,
-                          load_partner, load_slm, read_entities, summarise)
+from lacy.cascade import (PARTNER_CALLS, CascadeSettings, bio_prompt, cascade_records, load_slm, read_entities,
+                          summarise)
 from lacy.distributed import default_device
 from lacy.io import atomic_output, write_json, write_jsonl
-from lacy.rag_partner import load_rag_partner
+from lacy.partners.base import CascadePartner
+from lacy.partners.local import GEMMA_GGUF, load_partner
+from lacy.partners.rag import load_served_rag_partner
 from lacy.render import format_marked, render_html, render_pdf
 
 log = logging.getLogger(__name__)
@@ -28,15 +38,16 @@ def _settings(args: argparse.Namespace) -> CascadeSettings:
 
 
 def partner_from_args(args: argparse.Namespace, entities: list[str | None]) -> CascadePartner:
-    """The local partner ``--partner``, or with ``--rag-base-url`` the served RAG partner of §A.5 for ``entities``
-    (its key is checked here, before any request)."""
+    """The partner the options name (module docstring) for ``entities``; a served partner's key is checked here,
+    before any request."""
+    device = args.device or default_device()
+    subjects = [e for e in entities if e is not None]
     if args.rag_base_url is None:
-        return load_partner(args.partner, args.device or default_device())
+        return load_partner(args.partner, device)
     if not args.rag_knowledge or args.cache_dir is None:
-        raise SystemExit("a RAG partner (--rag-base-url) needs --rag-knowledge and --cache-dir")
-    return load_rag_partner(args.partner, base_url=args.rag_base_url, api_key_env=args.api_key_env,
-                            knowledge=args.rag_knowledge, entities=[e for e in entities if e is not None],
-                            cache_dir=args.cache_dir)
+        raise SystemExit("a served RAG partner (--rag-base-url) needs --rag-knowledge and --cache-dir")
+    return load_served_rag_partner(args.partner, base_url=args.rag_base_url, api_key_env=args.api_key_env,
+                                   knowledge=args.rag_knowledge, entities=subjects, cache_dir=args.cache_dir)
 
 
 def _run_generate(args: argparse.Namespace) -> None:
@@ -87,7 +98,7 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
                         help="partner candidates tried before falling back to the SLM's token")
     parser.add_argument("--device", default=None,
                         help="torch device of the SLM and a local partner (default: the GPU if there is one)")
-    rag = parser.add_argument_group("RAG partner (§A.5, lacy.rag_partner): --partner names the served model, "
+    rag = parser.add_argument_group("RAG partner (§A.5, lacy.partners.rag): --partner names the served model, "
                                     "e.g. Qwen/Qwen3-32B")
     rag.add_argument("--rag-base-url", default=None,
                      help="OpenAI-compatible endpoint serving --partner (raw completions with logprobs)")

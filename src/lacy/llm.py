@@ -2,18 +2,18 @@
 
 FactScore (Min et al., 2023) extracts atomic facts and judges them with an LLM (§5.2, §B), PopQA queries
 are rephrased with Gemini 2.0 Flash (§B), and the acceptability judge asks an LLM too (§3, §A.1). All of them
-call ``make_llm(...).complete(prompt)``. The RAG cascade partner of §A.5 (``lacy.rag_partner``) needs a served model's
-ranked next tokens for a raw prompt instead: ``make_next_token_lm(...).top_tokens(prompt, k)``, from the
-*completions* endpoint with ``logprobs`` (chat endpoints apply their own template to messages; the paper's prompt is
-already a full ChatML string).
+call ``make_llm(...).complete(prompt)``. The served RAG cascade partner of §A.5 (``lacy.partners.rag``) needs a
+served model's ranked next tokens for a raw prompt instead: ``make_next_token_lm(...).top_tokens(prompt, k)``, from
+the *completions* endpoint with ``logprobs`` (chat endpoints apply their own template to messages; the paper's prompt
+is already a full ChatML string).
 
 * **Backends.** ``openai``: any OpenAI-compatible chat-completions endpoint through the ``openai`` client
   (OpenAI itself, vLLM, a llama.cpp server). ``gemini``: Google's ``google-genai`` client (the maintained
   successor of the deprecated ``google-generativeai``). ``transformers``: a causal LM run locally, loaded
-  like a cascade partner (``lacy.cascade.load_partner``: a model name or directory, or ``gemma3-270m-gguf``
-  for the PyPI package's Gemma-3-270M); no key, no network. It is loaded at its first uncached request, so
-  a rerun whose answers are all cached never loads it, and prompts sharing a long head (few-shot examples)
-  run that head once (:class:`SharedHeadLM`).
+  like a cascade partner (``lacy.partners.local.load_partner``: a model name or directory, or
+  ``gemma3-270m-gguf`` for the PyPI package's Gemma-3-270M); no key, no network. It is loaded at its first
+  uncached request, so a rerun whose answers are all cached never loads it, and prompts sharing a long head
+  (few-shot examples) run that head once (:class:`SharedHeadLM`).
 * **Completion and choice.** ``complete`` returns generated text (the ``transformers`` backend decodes
   greedily, system text and prompt joined by a blank line: base models have no chat template).
   ``choose(prompt, options)`` returns the option the model finds most probable right after the prompt: the
@@ -42,6 +42,7 @@ already a full ChatML string).
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import importlib
 import json
@@ -54,8 +55,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from lacy.cascade import load_partner
+import torch
+from transformers import DynamicCache
+
 from lacy.io import atomic_output
+from lacy.partners.local import load_partner
 
 log = logging.getLogger(__name__)
 
@@ -320,11 +324,6 @@ class SharedHeadLM:
         self.previous: list[int] = []
 
     def next_token_logits(self, ids: list[int]):
-        import copy
-
-        import torch
-        from transformers import DynamicCache
-
         if not (self.head and ids[:len(self.head)] == self.head and len(ids) > len(self.head)):
             self.head = ids[:min(len(os.path.commonprefix([self.previous, ids])), len(ids) - 1)]
             self.head_cache = None
@@ -353,8 +352,6 @@ def transformers_sender(model: str) -> Callable[[Request], str]:
         return loaded["partner"]
 
     def send(request: Request) -> str:
-        import torch
-
         text = request.prompt if request.system is None else f"{request.system}\n\n{request.prompt}"
         with lock, torch.no_grad():
             tokenizer = partner().tokenizer

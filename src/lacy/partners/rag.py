@@ -1,0 +1,132 @@
+"""The RAG cascade partner of §A.5: a served model that reads the subject's Wikipedia text.
+
+§A.5: "we evaluate SLMs with cascade partner Qwen 3 32B enhanced with a RAG prompt given below. The background
+information ``wiki_content`` is obtained by using the full text from the wikipedia entry corresponding to each
+given person, truncated to 8000 characters (roughly 2000 tokens). For those few entities who do not have a unique
+wikipedia page, no background information was provided." §5.2 ablates the Llama cascade with it (Figure 13).
+
+**Background.** The subject's article from the knowledge source (``lacy.knowledge``: our corpus directory, JSONL,
+or FactScore's SQLite dump) truncated to ``context_chars`` (8,000) characters, trailing whitespace removed; a
+subject without an article gets an empty background.
+
+**Served partner** (``ServedRagPartner``, the paper's). ``RAG_PROMPT`` is the paper's listing: a ChatML system turn,
+a user turn asking for a short biography of the subject followed by the background text (no newline before
+``<|im_end|>``, as the listing notes), and an assistant turn opened with Qwen3's empty ``<think>\\n\\n</think>\\n\\n``
+block (thinking off), continued by our text so far (prompt included, ``<CALL>`` excluded). We read the listing's
+``<| im_start|>`` as ``<|im_start|>`` and its line breaks and indentation inside sentences as the PDF's wrapping.
+The prompt is already a whole ChatML string ending inside the assistant turn, so it goes as a raw prompt to an
+OpenAI-compatible *completions* endpoint (vLLM, a llama.cpp server, hosted APIs that serve raw completions); a chat
+endpoint would wrap it in the template a second time. One token is requested with ``temperature 0`` and
+``logprobs = k`` (``lacy.llm.make_next_token_lm``), so the reply ranks the partner's ``k`` most probable next
+tokens: the candidates of the cascade, which appends the highest-probability token, else the next best expressible
+one in our vocabulary (§A.5). A candidate is special when its text is a ChatML control token (``<|...|>``, e.g.
+``<|im_end|>``). No penalty is requested: as for the local partner, the answer is the plain highest-probability
+token (vLLM's log-probabilities are the model's raw ones by default; the paper names a repetition penalty of 1.2
+for Qwen3's own generations). vLLM serves at most ``--max-logprobs`` (default 20) alternatives, which bounds
+``partner_top_k``. It answers one call at a time.
+
+*Cost.* Each answer is cached on disk by (model, prompt, k) in ``lacy.llm``'s answer cache, so a rerun or a crashed
+job never asks twice; rate limits and server errors are retried with backoff. The server's prefix cache (vLLM's
+automatic prefix caching) plays the role of the local partner's KV cache: consecutive calls of one sequence share
+the background and all but the newest tokens.
+
+*Credentials.* The key is read from the environment variable ``api_key_env`` when the partner is built, before any
+request (a missing one stops the run naming the variable); ``api_key_env`` null with a ``base_url`` is a keyless
+local server. The key goes to the HTTP client only, never to logs, the cache or the results.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from lacy.knowledge import load_references
+from lacy.llm import NextTokenLM, make_next_token_lm
+from lacy.partners.base import Candidate
+
+log = logging.getLogger(__name__)
+
+CONTEXT_CHARS = 8000
+RAG_PROMPT = (
+    "<|im_start|>system\n"
+    "You are an assistant who writes biographies of famous people and events. "
+    "Continue any given text naturally and fluently.<|im_end|>\n"
+    "<|im_start|>user\n"
+    "Write a short biography about {person_name}. Here is some background information:\n"
+    "{wiki_content}<|im_end|>\n"
+    "<|im_start|>assistant\n"
+    "<think>\n\n</think>\n\n"
+    "{original_text}"
+)
+CONTROL_TOKEN = re.compile(r"<\|[^<>|\s]+\|>")
+
+
+def rag_prompt(person_name: str, wiki_content: str, original_text: str) -> str:
+    """The §A.5 RAG prompt for one call of the served partner."""
+    return RAG_PROMPT.format(person_name=person_name, wiki_content=wiki_content, original_text=original_text)
+
+
+def background(article: str | None, context_chars: int = CONTEXT_CHARS) -> str:
+    """``wiki_content``: the article truncated to ``context_chars`` characters, without trailing whitespace."""
+    return (article or "")[:context_chars].rstrip()
+
+
+def load_articles_of(knowledge: list[Path], entities: list[str]) -> dict[str, str]:
+    """The subjects' articles (``lacy.knowledge.load_references``), warning about subjects without one."""
+    articles = load_references(knowledge, entities)
+    missing = [e for e in entities if e not in articles]
+    if missing:
+        log.warning("%d of %d subjects have no article in %s; their RAG prompt has no background: %s",
+                    len(missing), len(entities), ", ".join(map(str, knowledge)), ", ".join(missing[:20]))
+    return articles
+
+
+def _subject(entity: str | None) -> str:
+    if entity is None:
+        raise ValueError("the RAG cascade partner needs the subject's name (--entity)")
+    return entity
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The served partner (the paper's Qwen3-32B)
+
+
+@dataclass
+class ServedRagSession:
+    """The served RAG partner's view of one sequence: the prompt's head is fixed by the subject."""
+
+    lm: NextTokenLM
+    person_name: str
+    wiki_content: str
+
+    def candidates(self, text: str, k: int) -> list[Candidate]:
+        """The served model's ``k`` most probable next tokens after ``text`` in the RAG prompt, best first."""
+        ranked = self.lm.top_tokens(rag_prompt(self.person_name, self.wiki_content, text), k)
+        return [Candidate(token, bool(CONTROL_TOKEN.fullmatch(token))) for token, _ in ranked]
+
+
+@dataclass
+class ServedRagPartner:
+    """The cascade partner of §A.5's RAG ablation: a served model given each subject's article."""
+
+    lm: NextTokenLM
+    articles: dict[str, str]
+    name: str
+    context_chars: int = CONTEXT_CHARS
+
+    def session(self, entity: str | None, use_cache: bool) -> ServedRagSession:
+        """A view of one sequence about ``entity``; ``use_cache`` plays no part (the server caches prefixes)."""
+        entity = _subject(entity)
+        return ServedRagSession(self.lm, entity, background(self.articles.get(entity), self.context_chars))
+
+
+def load_served_rag_partner(model: str, *, base_url: str, api_key_env: str | None, knowledge: list[Path],
+                            entities: list[str], cache_dir: Path,
+                            context_chars: int = CONTEXT_CHARS) -> ServedRagPartner:
+    """The served RAG partner for ``entities``: their articles from ``knowledge`` (FactScore's SQLite dump, or JSONL /
+    a corpus directory, as ``lacy.knowledge.load_references`` reads them). The key is checked first."""
+    lm = make_next_token_lm(model, cache_dir=cache_dir, base_url=base_url, api_key_env=api_key_env)
+    return ServedRagPartner(lm=lm, articles=load_articles_of(knowledge, entities), name=f"{model} + RAG",
+                            context_chars=context_chars)
