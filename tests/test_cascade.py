@@ -437,3 +437,38 @@ def test_batched_cascade_gives_the_per_sequence_tokens(slm, small_tokenizer, par
         assert seq.sources == alone.sources == gather.sources == naive.sources
         assert seq.cases == alone.cases == gather.cases == naive.cases
         assert seq.session.fed == alone.session.fed == gather.session.fed
+
+
+# --- the local RAG partner from the command line ---------------------------------------------------------
+
+
+@pytest.fixture()
+def entity_records(tmp_path):
+    path = tmp_path / "entities.jsonl"
+    path.write_text("".join(json.dumps({"entity": e, "split": s, "description": "x"}) + "\n"
+                            for e, s in [("Ada Lovelace", "train"), ("Alan Turing", "validation"), ("Mo", "train")]))
+    return path
+
+
+def _run(argv: list[str]) -> None:
+    args = _parser().parse_args(argv)
+    args.func(args)
+
+
+def _lines(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_rag_knowledge_without_an_endpoint_gives_the_local_rag_partner(saved, entity_records, tmp_path):
+    knowledge = tmp_path / "articles.jsonl"
+    knowledge.write_text(json.dumps({"title": "Ada Lovelace", "text": ARTICLE[:300]}) + "\n")
+    common = ["cascade", "--entities", str(entity_records), "--model", str(saved / "slm"), "--partner",
+              str(saved / "partner"), "--call-rate", "0.4", "--max-new-tokens", "16"]
+    _run(common + ["--rag-knowledge", str(knowledge), "--out", str(tmp_path / "rag.jsonl"), "--summary",
+                   str(tmp_path / "rag.json")])
+    _run(common + ["--out", str(tmp_path / "plain.jsonl")])
+    summary = json.loads((tmp_path / "rag.json").read_text())
+    assert summary["partner"] == f"{saved / 'partner'} + RAG (local)" and summary["partner_cases"]["single"] > 0
+    rag, plain = _lines(tmp_path / "rag.jsonl"), _lines(tmp_path / "plain.jsonl")
+    assert [r["entity"] for r in rag] == ["Ada Lovelace", "Alan Turing", "Mo"]
+    assert rag[0]["generation"] != plain[0]["generation"]  # Ada's background changed the partner's answers

@@ -1,11 +1,29 @@
-"""Cascade partners (lacy.partners): the import graph runs one way."""
+"""Cascade partners (lacy.partners): the one-way import graph and the local RAG partner (§A.5 for a base model),
+with the tiny random partners of test_cascade."""
 
 from __future__ import annotations
 
 import ast
+import json
+import logging
 from pathlib import Path
 
+import pytest
+
+from lacy import cascade
+from lacy.cascade import CascadeSettings, generate_cached, generate_naive
+from lacy.partners import BatchedPartner
+from lacy.partners.local import LocalSession
+from lacy.partners.rag import (LOCAL_RAG_PROMPT, RAG_PROMPT, LocalRagPartner, load_articles_of, local_rag_prompt)
+from test_cascade import PROMPTS, _tiny_gemma, partner, slm  # noqa: F401 (fixtures)
+
 SRC = Path(__file__).resolve().parents[1] / "src"
+ADA = "Ada Lovelace"
+ADA_ARTICLE = ("Augusta Ada King, Countess of Lovelace, was an English mathematician and writer, chiefly known for "
+               "her work on Charles Babbage's proposed mechanical general-purpose computer, the Analytical Engine. ")
+GAUSS_ARTICLE = "Johann Carl Friedrich Gauss was a German mathematician, astronomer, geodesist, and physicist. "
+ARTICLES = {ADA: ADA_ARTICLE * 2, "Carl Friedrich Gauss": GAUSS_ARTICLE}  # "Mo" has none
+SUBJECTS = [ADA, "Carl Friedrich Gauss", "Mo"]
 
 
 # --- the import graph -----------------------------------------------------------------------------------------
@@ -55,3 +73,79 @@ def test_partners_depend_on_nothing_that_uses_them_and_the_graph_has_no_circle()
 
     for module in graph:
         visit(module, [module])
+
+
+# --- the local RAG partner -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gemma(partner):  # noqa: F811
+    """A random Gemma 3 (sliding window 8) with the tiny partner's tokenizer: RoPE positions, no context limit
+    that a background of a few hundred ids could pass."""
+    return _tiny_gemma(partner)
+
+
+def test_local_rag_prompt_keeps_the_listings_words_without_chat_markup():
+    prompt = local_rag_prompt(ADA, "She was a mathematician.", PROMPTS[0])
+    assert prompt == ("Write a short biography about Ada Lovelace. Here is some background information:\n"
+                      "She was a mathematician.\n\nTell me a bio of Ada Lovelace. Ada Lovelace is")
+    # the served listing's user turn holds the same words
+    assert LOCAL_RAG_PROMPT.split("\n")[0] in RAG_PROMPT and "<|" not in LOCAL_RAG_PROMPT
+
+
+def test_subject_without_an_article_gets_an_empty_background(gemma, tmp_path, caplog):
+    knowledge = tmp_path / "articles.jsonl"
+    knowledge.write_text(json.dumps({"title": ADA, "text": ADA_ARTICLE}) + "\n")
+    with caplog.at_level(logging.WARNING):
+        articles = load_articles_of([knowledge], [ADA, "Mo"])
+    assert articles == {ADA: ADA_ARTICLE} and "1 of 2 subjects have no article" in caplog.text
+    rag = LocalRagPartner(gemma, articles, "tiny + RAG (local)")
+    assert rag.head("Mo") == "Write a short biography about Mo. Here is some background information:\n\n\n"
+    assert rag.head(ADA).endswith(ADA_ARTICLE.rstrip() + "\n\n")
+    long = LocalRagPartner(gemma, {ADA: ADA_ARTICLE * 60}, "tiny + RAG (local)")
+    assert len(ADA_ARTICLE * 60) > 8000 and long.head(ADA).endswith((ADA_ARTICLE * 60)[:8000].rstrip() + "\n\n")
+    with pytest.raises(ValueError, match="subject"):
+        rag.session(None, use_cache=True)
+
+
+def test_local_rag_session_reads_its_head_once(gemma):
+    rag = LocalRagPartner(gemma, ARTICLES, "tiny + RAG (local)")
+    view = rag.session(ADA, use_cache=True)
+
+    def input_ids(text: str) -> list[int]:
+        return gemma.input_ids(rag.head(ADA) + text)
+
+    head_ids = len(input_ids(""))
+    assert head_ids > 100  # past the sliding window of 8 many times
+    texts = [PROMPTS[0], PROMPTS[0] + " an", PROMPTS[0] + " an English", PROMPTS[0] + " an English mathematician"]
+    fed, expected, previous = [], [], []
+    for text in texts:
+        before = view.session.fed
+        reference = LocalSession(gemma, use_cache=False).next_token_logits(rag.head(ADA) + text)
+        assert view.candidates(text, 5) == gemma.describe(reference.topk(5).indices.tolist())
+        fed.append(view.session.fed - before)
+        ids = input_ids(text)
+        shared = next((n for n, (a, b) in enumerate(zip(previous, ids)) if a != b), min(len(previous), len(ids)))
+        expected.append(len(ids) - min(shared, len(ids) - 1))  # the ids past the cached common prefix
+        previous = ids
+    assert fed == expected and fed[0] == len(input_ids(texts[0])) and max(fed[1:]) < 10
+    assert view.session.fed < len(input_ids(texts[-1])) + 10 * (len(texts) - 1) < 2 * head_ids
+
+
+def test_local_rag_cascade_is_the_same_batched_and_one_call_at_a_time(slm, small_tokenizer, gemma):  # noqa: F811
+    rag = LocalRagPartner(gemma, ARTICLES, "tiny + RAG (local)")
+    assert isinstance(rag, BatchedPartner)
+    settings = CascadeSettings(call_rate=0.3, max_new_tokens=30)
+    prompts = [cascade.bio_prompt(s) for s in SUBJECTS]
+    batched = generate_cached(prompts, slm, small_tokenizer, rag, settings, SUBJECTS)
+    alone = generate_cached(prompts, slm, small_tokenizer, rag, settings, SUBJECTS, partner_calls="sequence")
+    for seq, one, subject in zip(batched, alone, SUBJECTS):
+        naive = generate_naive(seq.prompt, slm, small_tokenizer, rag, settings, subject)
+        assert seq.ids == one.ids == naive.ids and seq.sources == one.sources == naive.sources
+        assert seq.budget.calls >= 3 and "partner" in seq.sources
+        # the head was read once per sequence, not at every call
+        assert seq.session.session.fed < len(seq.session.session.ids) + 2 * seq.budget.calls
+    # the background changes the partner's answers (same SLM, same prompts, no article)
+    plain = generate_cached(prompts, slm, small_tokenizer, LocalRagPartner(gemma, {}, "no articles"), settings,
+                            SUBJECTS)
+    assert [s.ids for s in plain][:2] != [s.ids for s in batched][:2]

@@ -4,6 +4,8 @@ The partner (``lacy.partners``) is chosen by ``--partner`` and the RAG options:
 
 * ``--partner P``: the local partner P (``lacy.partners.local``: a ``transformers`` model name or directory, or
   ``gemma3-270m-gguf``);
+* ``--partner P --rag-knowledge K``: P in process, given each subject's article from K in a plain-text RAG prompt
+  (``lacy.partners.rag.LocalRagPartner``; a deviation from §A.5's chat prompt for base models);
 * ``--partner P --rag-knowledge K --rag-base-url URL``: the served RAG partner of §A.5, P behind an
   OpenAI-compatible completions endpoint (``lacy.partners.rag.ServedRagPartner``).
 
@@ -25,7 +27,7 @@ from lacy.distributed import default_device
 from lacy.io import atomic_output, write_json, write_jsonl
 from lacy.partners.base import CascadePartner
 from lacy.partners.local import GEMMA_GGUF, load_partner
-from lacy.partners.rag import load_served_rag_partner
+from lacy.partners.rag import load_local_rag_partner, load_served_rag_partner
 from lacy.render import format_marked, render_html, render_pdf
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,9 @@ def partner_from_args(args: argparse.Namespace, entities: list[str | None]) -> C
     device = args.device or default_device()
     subjects = [e for e in entities if e is not None]
     if args.rag_base_url is None:
+        if args.rag_knowledge:
+            return load_local_rag_partner(args.partner, knowledge=args.rag_knowledge, entities=subjects,
+                                          device=device)
         return load_partner(args.partner, device)
     if not args.rag_knowledge or args.cache_dir is None:
         raise SystemExit("a served RAG partner (--rag-base-url) needs --rag-knowledge and --cache-dir")
@@ -98,12 +103,14 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
                         help="partner candidates tried before falling back to the SLM's token")
     parser.add_argument("--device", default=None,
                         help="torch device of the SLM and a local partner (default: the GPU if there is one)")
-    rag = parser.add_argument_group("RAG partner (§A.5, lacy.partners.rag): --partner names the served model, "
-                                    "e.g. Qwen/Qwen3-32B")
+    rag = parser.add_argument_group("RAG partner (§A.5, lacy.partners.rag): with --rag-knowledge alone the local "
+                                    "--partner reads each subject's article in process; with --rag-base-url too, "
+                                    "--partner names the served model, e.g. Qwen/Qwen3-32B")
     rag.add_argument("--rag-base-url", default=None,
                      help="OpenAI-compatible endpoint serving --partner (raw completions with logprobs)")
     rag.add_argument("--rag-knowledge", type=Path, nargs="+", default=None,
-                     help="subjects' articles: FactScore's SQLite dump (*.db), JSONL {title, text}, or a corpus dir")
+                     help="subjects' articles: FactScore's SQLite dump (*.db), JSONL {title, text}, or a corpus dir; "
+                          "without --rag-base-url the local partner reads them")
     rag.add_argument("--api-key-env", default=None,
                      help="environment variable holding the endpoint's key (none: a keyless local server)")
     rag.add_argument("--cache-dir", type=Path, default=None, help="on-disk cache of the served partner's answers")

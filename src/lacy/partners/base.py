@@ -13,7 +13,7 @@ One ability is optional, and the cascade checks for it:
   partner, ``lacy.partners.local``: one packed forward pass); a partner without it is asked one view at a time.
 
 Implementations: ``lacy.partners.local`` (any ``transformers`` causal LM, Gemma-3-270M from PyPI) and
-``lacy.partners.rag`` (the served RAG partner of §A.5). No
+``lacy.partners.rag`` (the RAG partner of §A.5: served, or the local model given the subject's article). No
 partner imports the cascade.
 """
 

@@ -16,7 +16,8 @@ prefix with the cached ids are fed, the stored keys and values being cut to that
 fed). Tokenising just the new suffix would be cheaper still but differs from the tokenisation of the whole text
 where pieces merge across the boundary (" 1" + "815"); the common-prefix rule gives exactly the partner's
 full-prefix result, which a view without ``use_cache`` computes (it re-reads the whole text at every call, the
-reference of ``lacy.cascade.generate_naive``).
+reference of ``lacy.cascade.generate_naive``). A fixed head that every text of a view starts with (the RAG
+partner's instruction and article, ``lacy.partners.rag``) is thus read once per view.
 
 **Batched calls.** The views that call at one decoding step go through the partner in one forward pass
 (``LocalPartner.next_token_logits``), packed into one sequence without padding: the slots are the kept prefixes of

@@ -1,4 +1,4 @@
-"""The RAG cascade partner of §A.5: a served model that reads the subject's Wikipedia text.
+"""The RAG cascade partner of §A.5: a partner that reads the subject's Wikipedia text, served or local.
 
 §A.5: "we evaluate SLMs with cascade partner Qwen 3 32B enhanced with a RAG prompt given below. The background
 information ``wiki_content`` is obtained by using the full text from the wikipedia entry corresponding to each
@@ -33,6 +33,20 @@ the background and all but the newest tokens.
 *Credentials.* The key is read from the environment variable ``api_key_env`` when the partner is built, before any
 request (a missing one stops the run naming the variable); ``api_key_env`` null with a ``base_url`` is a keyless
 local server. The key goes to the HTTP client only, never to logs, the cache or the results.
+
+**Local partner** (``LocalRagPartner``, ours: the embedded default offline). The local partner of
+``lacy.partners.local`` (Gemma-3-270M by default) given the subject's article the same way, in process, through
+the same interface as the plain local partner, batched calls included. Deviation from §A.5: the Gemma of the
+default is a *base* model, not chat-tuned, so ``LOCAL_RAG_PROMPT`` keeps the listing's wording without its ChatML
+turns, system message and ``<think>`` block, as plain text::
+
+    Write a short biography about {person_name}. Here is some background information:
+    {wiki_content}
+
+    {original_text}
+
+The instruction and the background form a fixed head that every call of a sequence starts with; the local
+partner's KV cache keeps the common prefix of a view's texts, so the head is read once per sequence.
 """
 
 from __future__ import annotations
@@ -42,9 +56,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from lacy.knowledge import load_references
 from lacy.llm import NextTokenLM, make_next_token_lm
 from lacy.partners.base import Candidate
+from lacy.partners.local import LocalPartner, LocalSession, load_partner
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +77,23 @@ RAG_PROMPT = (
     "<think>\n\n</think>\n\n"
     "{original_text}"
 )
+#: §A.5's prompt for a base model (module docstring): the listing's words without its chat markup.
+LOCAL_RAG_PROMPT = (
+    "Write a short biography about {person_name}. Here is some background information:\n"
+    "{wiki_content}\n\n"
+    "{original_text}"
+)
 CONTROL_TOKEN = re.compile(r"<\|[^<>|\s]+\|>")
 
 
 def rag_prompt(person_name: str, wiki_content: str, original_text: str) -> str:
     """The §A.5 RAG prompt for one call of the served partner."""
     return RAG_PROMPT.format(person_name=person_name, wiki_content=wiki_content, original_text=original_text)
+
+
+def local_rag_prompt(person_name: str, wiki_content: str, original_text: str) -> str:
+    """The plain-text RAG prompt for one call of the local partner."""
+    return LOCAL_RAG_PROMPT.format(person_name=person_name, wiki_content=wiki_content, original_text=original_text)
 
 
 def background(article: str | None, context_chars: int = CONTEXT_CHARS) -> str:
@@ -130,3 +158,51 @@ def load_served_rag_partner(model: str, *, base_url: str, api_key_env: str | Non
     lm = make_next_token_lm(model, cache_dir=cache_dir, base_url=base_url, api_key_env=api_key_env)
     return ServedRagPartner(lm=lm, articles=load_articles_of(knowledge, entities), name=f"{model} + RAG",
                             context_chars=context_chars)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The local partner given the article (the embedded default's Gemma-3-270M)
+
+
+@dataclass
+class LocalRagSession:
+    """The local RAG partner's view of one sequence: the local partner's view, every text after the fixed head."""
+
+    session: LocalSession
+    head: str
+
+    def candidates(self, text: str, k: int) -> list[Candidate]:
+        """The local model's ``k`` most probable next tokens after ``text`` in the RAG prompt, best first."""
+        return self.session.candidates(self.head + text, k)
+
+
+@dataclass
+class LocalRagPartner:
+    """A local partner (``lacy.partners.local``) given each subject's article in a plain-text RAG prompt."""
+
+    partner: LocalPartner
+    articles: dict[str, str]
+    name: str
+    context_chars: int = CONTEXT_CHARS
+
+    def head(self, entity: str) -> str:
+        """The fixed start of every prompt about ``entity``: the instruction and the background."""
+        return local_rag_prompt(entity, background(self.articles.get(entity), self.context_chars), "")
+
+    def session(self, entity: str | None, use_cache: bool) -> LocalRagSession:
+        """A view of one sequence about ``entity``; with ``use_cache`` the head is read once."""
+        entity = _subject(entity)
+        return LocalRagSession(self.partner.session(entity, use_cache), self.head(entity))
+
+    def batch_candidates(self, sessions: list[LocalRagSession], texts: list[str], k: int) -> list[list[Candidate]]:
+        """The ``k`` most probable next tokens after each text in its RAG prompt, from one batched forward pass."""
+        return self.partner.batch_candidates([s.session for s in sessions],
+                                             [s.head + text for s, text in zip(sessions, texts)], k)
+
+
+def load_local_rag_partner(spec: str, *, knowledge: list[Path], entities: list[str],
+                           device: torch.device | str = "cpu", context_chars: int = CONTEXT_CHARS) -> LocalRagPartner:
+    """The local partner ``spec`` (``lacy.partners.local.load_partner``) given the articles of ``entities`` from
+    ``knowledge``; named "<spec> + RAG (local)"."""
+    return LocalRagPartner(partner=load_partner(spec, device), articles=load_articles_of(knowledge, entities),
+                           name=f"{spec} + RAG (local)", context_chars=context_chars)
