@@ -439,7 +439,7 @@ def test_batched_cascade_gives_the_per_sequence_tokens(slm, small_tokenizer, par
         assert seq.session.fed == alone.session.fed == gather.session.fed
 
 
-# --- the local RAG partner from the command line ---------------------------------------------------------
+# --- the local RAG partner and the partner alone from the command line ----------------------------------------
 
 
 @pytest.fixture()
@@ -472,3 +472,85 @@ def test_rag_knowledge_without_an_endpoint_gives_the_local_rag_partner(saved, en
     rag, plain = _lines(tmp_path / "rag.jsonl"), _lines(tmp_path / "plain.jsonl")
     assert [r["entity"] for r in rag] == ["Ada Lovelace", "Alan Turing", "Mo"]
     assert rag[0]["generation"] != plain[0]["generation"]  # Ada's background changed the partner's answers
+
+
+def test_partner_alone_writes_cascade_records_that_score_offline(saved, entity_records, tmp_path):
+    from test_factscore import main as factscore
+
+    _run(["cascade", "--entities", str(entity_records), "--model", str(saved / "slm"), "--partner",
+          str(saved / "partner"), "--max-new-tokens", "12", "--out", str(tmp_path / "cascade.jsonl")])
+    outputs = {name: tmp_path / f"alone.{name}" for name in ("jsonl", "json", "html", "pdf")}
+    _run(["cascade", "--partner-alone", "--entities", str(entity_records), "--partner", str(saved / "partner"),
+          "--max-new-tokens", "12", "--batch-size", "2", "--out", str(outputs["jsonl"]), "--summary",
+          str(outputs["json"]), "--html", str(outputs["html"]), "--pdf", str(outputs["pdf"])])
+    cascaded, alone = _lines(tmp_path / "cascade.jsonl"), _lines(outputs["jsonl"])
+    assert [list(r) for r in alone] == [list(r) for r in cascaded]  # the same fields in the same order
+    assert [r["entity"] for r in alone] == ["Ada Lovelace", "Alan Turing", "Mo"]
+    for record in alone:
+        assert record["prompt"] == cascade.bio_prompt(record["entity"])
+        assert {t["source"] for t in record["tokens"]} == {"partner"} and record["n_tokens"] <= 12
+        assert record["generation"] == "".join(t["text"] for t in record["tokens"])
+    summary = json.loads(outputs["json"].read_text())
+    assert summary["partner_alone"] and summary["model"] is None and summary["partner_token_share"] == 1.0
+    assert "<mark>" in outputs["html"].read_text() and outputs["pdf"].read_bytes().startswith(b"%PDF")
+    # scored as it stands by the offline fact precision
+    knowledge = tmp_path / "corpus.jsonl"
+    knowledge.write_text(json.dumps({"title": "Ada Lovelace", "text": ARTICLE[:300]}) + "\n")
+    factscore(["factscore", "offline", "--generations", str(outputs["jsonl"]), "--knowledge", str(knowledge),
+               "--out", str(tmp_path / "scores.json")])
+    assert json.loads((tmp_path / "scores.json").read_text())["n_entities"] == 3
+
+
+def test_partner_alone_command_is_the_same_batched_and_one_at_a_time(saved, entity_records, tmp_path):
+    for batch in ("1", "3"):
+        _run(["cascade", "--partner-alone", "--entities", str(entity_records), "--partner", str(saved / "partner"),
+              "--max-new-tokens", "10", "--batch-size", batch, "--out", str(tmp_path / f"b{batch}.jsonl")])
+    assert (tmp_path / "b1.jsonl").read_text() == (tmp_path / "b3.jsonl").read_text()
+
+
+def test_partner_alone_and_the_cascade_need_their_own_options(saved, tmp_path):
+    entities = tmp_path / "entities.txt"
+    entities.write_text("Ada Lovelace\n")
+    for extra, message in ([["--partner-alone", "--model", str(saved / "slm")], "drop --model"], [[], "needs --model"]):
+        with pytest.raises(SystemExit, match=message):
+            _run(["cascade", "--entities", str(entities), "--partner", str(saved / "partner"),
+                  "--out", str(tmp_path / "x.jsonl")] + extra)
+
+
+def test_served_rag_partner_alone_writes_on_its_server_with_the_same_settings(knowledge, entity_records, tmp_path):
+    from lacy.partners.rag import background, rag_prompt
+    from test_llm import FakeCompletionsServer
+
+    class ContinuingServer(FakeCompletionsServer):
+        def respond(self, body: dict) -> tuple[int, dict]:
+            tokens = [" an", " English", " mathemat", "ician", "."][:body["max_tokens"]]
+            logprobs = {"tokens": tokens, "token_logprobs": [-0.1] * len(tokens),
+                        "top_logprobs": [{t: -0.1} for t in tokens], "text_offset": list(range(len(tokens)))}
+            finish = "stop" if len(tokens) < body["max_tokens"] else "length"
+            return 200, {"id": "cmpl-test", "object": "text_completion", "created": 0, "model": body["model"],
+                         "choices": [{"index": 0, "text": "".join(tokens), "finish_reason": finish,
+                                      "logprobs": logprobs}],
+                         "usage": {"prompt_tokens": 1, "completion_tokens": len(tokens), "total_tokens": 2}}
+
+    def run(server, out, max_new_tokens):
+        _run(["cascade", "--partner-alone", "--entities", str(entity_records), "--partner", "Qwen/Qwen3-32B",
+              "--rag-base-url", server.base_url, "--rag-knowledge", str(knowledge), "--cache-dir",
+              str(tmp_path / "cache"), "--max-new-tokens", max_new_tokens, "--out", str(out), "--summary",
+              str(out) + ".json"])
+
+    with ContinuingServer(lambda prompt: {}) as server:
+        run(server, tmp_path / "alone.jsonl", "16")
+        assert len(server.requests) == 3
+        run(server, tmp_path / "again.jsonl", "16")
+        assert len(server.requests) == 3  # every biography came from the cache
+        run(server, tmp_path / "short.jsonl", "3")
+    first = server.requests[0]
+    assert first["prompt"] == rag_prompt("Ada Lovelace", background(ARTICLE), cascade.bio_prompt("Ada Lovelace"))
+    assert (first["max_tokens"], first["temperature"], first["repetition_penalty"]) == (16, 0.0, 1.2)
+    records = _lines(tmp_path / "alone.jsonl")
+    assert (tmp_path / "alone.jsonl").read_text() == (tmp_path / "again.jsonl").read_text()
+    assert [t["text"] for t in records[0]["tokens"]] == [" an", " English", " mathemat", "ician", "."]
+    assert records[0]["generation"] == " an English mathematician."
+    assert [r["n_tokens"] for r in _lines(tmp_path / "short.jsonl")] == [3, 3, 3]
+    summary = json.loads((tmp_path / "alone.jsonl.json").read_text())
+    assert summary["partner"] == "Qwen/Qwen3-32B + RAG" and summary["partner_alone"]

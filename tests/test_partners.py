@@ -1,5 +1,5 @@
-"""Cascade partners (lacy.partners): the one-way import graph and the local RAG partner (§A.5 for a base model),
-with the tiny random partners of test_cascade."""
+"""Cascade partners (lacy.partners): the one-way import graph, the local RAG partner (§A.5 for a base model) and the
+partner writing alone (§5.2's reference bars), with the tiny random partners of test_cascade."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 
 from lacy import cascade
-from lacy.cascade import CascadeSettings, generate_cached, generate_naive
-from lacy.partners import BatchedPartner
+from lacy.cascade import CascadeSettings, generate_cached, generate_naive, generate_partner_alone
+from lacy.partners import BatchedPartner, WritingPartner
 from lacy.partners.local import LocalSession
 from lacy.partners.rag import (LOCAL_RAG_PROMPT, RAG_PROMPT, LocalRagPartner, load_articles_of, local_rag_prompt)
 from test_cascade import PROMPTS, _tiny_gemma, partner, slm  # noqa: F401 (fixtures)
@@ -134,7 +135,7 @@ def test_local_rag_session_reads_its_head_once(gemma):
 
 def test_local_rag_cascade_is_the_same_batched_and_one_call_at_a_time(slm, small_tokenizer, gemma):  # noqa: F811
     rag = LocalRagPartner(gemma, ARTICLES, "tiny + RAG (local)")
-    assert isinstance(rag, BatchedPartner)
+    assert isinstance(rag, BatchedPartner) and isinstance(rag, WritingPartner)
     settings = CascadeSettings(call_rate=0.3, max_new_tokens=30)
     prompts = [cascade.bio_prompt(s) for s in SUBJECTS]
     batched = generate_cached(prompts, slm, small_tokenizer, rag, settings, SUBJECTS)
@@ -149,3 +150,51 @@ def test_local_rag_cascade_is_the_same_batched_and_one_call_at_a_time(slm, small
     plain = generate_cached(prompts, slm, small_tokenizer, LocalRagPartner(gemma, {}, "no articles"), settings,
                             SUBJECTS)
     assert [s.ids for s in plain][:2] != [s.ids for s in batched][:2]
+
+
+# --- the partner alone -----------------------------------------------------------------------------------------
+
+
+def _generate(lm, ids: list[int], settings: CascadeSettings) -> list[int]:
+    """``transformers``' own greedy generation with its repetition penalty: the reference."""
+    out = lm.model.generate(torch.tensor([ids]), max_new_tokens=settings.max_new_tokens, do_sample=False,
+                            repetition_penalty=settings.repetition_penalty, eos_token_id=sorted(lm.eos_ids),
+                            pad_token_id=0, attention_mask=torch.ones(1, len(ids), dtype=torch.long))
+    return [i for i in out[0, len(ids):].tolist() if i not in lm.eos_ids]
+
+
+@pytest.mark.parametrize("kind", ["plain", "rag"])
+def test_partner_alone_writes_what_transformers_generate_writes(partner, gemma, kind):  # noqa: F811
+    writer = partner if kind == "plain" else LocalRagPartner(gemma, ARTICLES, "tiny + RAG (local)")
+    lm = partner if kind == "plain" else gemma
+    settings = CascadeSettings(max_new_tokens=25)
+    prompts = [cascade.bio_prompt(s) for s in SUBJECTS]
+    batched = generate_partner_alone(prompts, writer, settings, SUBJECTS)
+    for text, prompt, subject in zip(batched, prompts, SUBJECTS):
+        one = generate_partner_alone([prompt], writer, settings, [subject])[0]
+        assert text.ids == one.ids
+        written = text.ids[text.n_input:]
+        assert written == _generate(lm, text.ids[:text.n_input], settings)
+        assert len(written) == 25 and not text.ended and not text.stopped_by_context
+        if kind == "rag":
+            assert text.ids[:text.n_input] == lm.input_ids(writer.head(subject) + prompt)
+
+
+def test_partner_alone_stops_at_its_end_of_sequence_token(partner, monkeypatch):  # noqa: F811
+    settings = CascadeSettings(max_new_tokens=20)
+    free = generate_partner_alone(PROMPTS[:2], partner, settings)
+    stop = free[0].ids[free[0].n_input + 5]
+    monkeypatch.setattr(partner, "eos_ids", frozenset({stop}))
+    ended, other = generate_partner_alone(PROMPTS[:2], partner, settings)
+    assert ended.ended and ended.ids == free[0].ids[:free[0].ids.index(stop, free[0].n_input)]
+    assert other.ids == free[1].ids[:len(other.ids)] and (other.ended or len(other.ids) == len(free[1].ids))
+    record = cascade.partner_alone_record(ended, PROMPTS[0])
+    assert record["n_tokens"] == len(ended.ids) - ended.n_input < 20
+    assert record["generation"] == partner.decode(ended.ids[ended.n_input:])
+
+
+def test_partner_alone_stops_at_the_partners_context(partner, monkeypatch):  # noqa: F811
+    text = generate_partner_alone(PROMPTS[:1], partner, CascadeSettings(max_new_tokens=20))[0]
+    monkeypatch.setattr(partner, "context", text.n_input + 7)
+    short = generate_partner_alone(PROMPTS[:1], partner, CascadeSettings(max_new_tokens=20))[0]
+    assert short.ids == text.ids[:text.n_input + 7] and short.stopped_by_context

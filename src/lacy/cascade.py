@@ -65,21 +65,32 @@ sequence's tokens depend only on its own text, so all three give the same tokens
 **Context.** Generation stops at ``max_new_tokens`` or when the sequence fills the SLM's context
 (``n_positions``; learned absolute positions cannot slide without recomputing the cache). A partner answer is
 cut to the room left.
+
+**The partner alone** (``generate_partner_alone``; the reference bars of §5.2: Llama-3.2-1B alone, Qwen3-32B + RAG
+alone). The partner writes every token of the biography after the same prompt, in its own vocabulary: greedy over
+its next-token logits with the same repetition penalty, applied to every id of its input (as ``transformers``'
+``generate`` and vLLM apply it: a RAG partner's background included), at most ``max_new_tokens`` of its own
+tokens, ending at its end-of-sequence token or its context. A local partner's sequences of a batch go through it
+together, each step feeding only each sequence's newest id (``lacy.partners.base.WritingPartner``); a served
+partner writes on its server with the same settings, one request per biography (``ContinuingView``). The record has
+the cascade's schema, every token from the partner (the text of each of its tokens), every step a call.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from transformers import AutoModelForCausalLM
 
 from lacy.io import read_jsonl
-from lacy.partners.base import BatchedPartner, Candidate, CascadePartner, PartnerView
+from lacy.partners.base import (BatchedPartner, Candidate, CascadePartner, ContinuingView, PartnerView,
+                                WritingPartner)
 # re-exported for lacy.figures' Figure 4, which imports them from here; the views live in lacy.render
 from lacy.render import generation_page, render_pdf  # noqa: F401
 from lacy.tokenizer import LacyTokenizer
@@ -373,16 +384,73 @@ def generate_naive(prompt: str, slm, tokenizer: LacyTokenizer, partner: CascadeP
     return seq
 
 
+@dataclass
+class PartnerText:
+    """A biography the partner wrote alone: the text of each of its tokens, and how it stopped; a local partner's
+    ids too (its whole input, then what it wrote)."""
+
+    prompt: str
+    tokens: list[str]
+    ended: bool  # by the partner's end-of-sequence token
+    stopped_by_context: bool
+    ids: list[int] = field(default_factory=list)
+    n_input: int = 0
+
+
+@torch.no_grad()
+def generate_partner_alone(prompts: list[str], partner: CascadePartner, settings: CascadeSettings,
+                           entities: list[str | None] | None = None) -> list[PartnerText]:
+    """The partner alone writes after each prompt (module docstring): a local partner (``WritingPartner``) here,
+    all unfinished sequences in one pass per step; a served one on its server, one request per sequence
+    (``ContinuingView``). ``entities`` (the subjects, for a RAG partner's background) default to none."""
+    entities = entities or [None] * len(prompts)
+    views = [partner.session(entity, use_cache=True) for entity in entities]
+    if isinstance(partner, WritingPartner):
+        return _write_locally(prompts, views, partner, settings)
+    if not all(isinstance(view, ContinuingView) for view in views):
+        raise TypeError(f"partner {partner.name} cannot write alone")
+    return [PartnerText(prompt, *view.continuation(prompt, settings.max_new_tokens, settings.repetition_penalty),
+                        stopped_by_context=False) for prompt, view in zip(prompts, views)]
+
+
+def _write_locally(prompts: list[str], views: list, partner: WritingPartner,
+                   settings: CascadeSettings) -> list[PartnerText]:
+    """Greedy over the partner's penalised logits, at most ``settings.max_new_tokens`` of its tokens, until its
+    end-of-sequence token or its context."""
+    ids, limits = [view.input_ids(prompt) for view, prompt in zip(views, prompts)], []
+    for sequence in ids:
+        context = partner.context or len(sequence) + settings.max_new_tokens
+        if len(sequence) >= context:
+            raise ValueError(f"the partner's input of {len(sequence)} tokens does not fit its context of {context}")
+        limits.append(min(len(sequence) + settings.max_new_tokens, context))
+    n_input, ended = [len(sequence) for sequence in ids], [False] * len(ids)
+    running = [b for b in range(len(ids)) if len(ids[b]) < limits[b]]
+    while running:
+        logits = partner.next_token_logits_for_ids([views[b] for b in running], [ids[b] for b in running])
+        for b, row in zip(running, logits):
+            seen = torch.tensor(sorted(set(ids[b])), dtype=torch.long, device=row.device)
+            token = int(apply_repetition_penalty(row, seen, settings.repetition_penalty).argmax())
+            if token in partner.eos_ids:
+                ended[b] = True
+            else:
+                ids[b].append(token)
+        running = [b for b in running if not ended[b] and len(ids[b]) < limits[b]]
+    return [PartnerText(prompt, token_texts(partner.decode, sequence, start), end,
+                        stopped_by_context=not end and limit < start + settings.max_new_tokens, ids=sequence,
+                        n_input=start)
+            for prompt, sequence, start, end, limit in zip(prompts, ids, n_input, ended, limits)]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Records and views
 
 
-def token_texts(tokenizer: LacyTokenizer, ids: list[int], start: int) -> list[str]:
-    """The text each of ``ids[start:]`` adds to the decoded sequence; an incomplete UTF-8 byte run adds "" until the
-    byte that completes it, so the texts concatenate to the generation."""
-    texts, emitted = [], tokenizer.decode(ids[:start])
+def token_texts(decode: Callable[[list[int]], str], ids: list[int], start: int) -> list[str]:
+    """The text each of ``ids[start:]`` adds to the decoded sequence (``decode``: our tokenizer's, or a partner's); an
+    incomplete UTF-8 byte run adds "" until the byte that completes it, so the texts concatenate to the generation."""
+    texts, emitted = [], decode(ids[:start])
     for k in range(start, len(ids)):
-        full = tokenizer.decode(ids[: k + 1])
+        full = decode(ids[: k + 1])
         if full.endswith("\ufffd") and k + 1 < len(ids):
             texts.append("")
             continue
@@ -393,7 +461,7 @@ def token_texts(tokenizer: LacyTokenizer, ids: list[int], start: int) -> list[st
 
 def sequence_record(seq: Sequence, tokenizer: LacyTokenizer, entity: str | None) -> dict:
     """The JSONL record of one generation, with each token's source (``slm`` or ``partner``)."""
-    texts = token_texts(tokenizer, seq.ids, seq.n_prompt)
+    texts = token_texts(tokenizer.decode, seq.ids, seq.n_prompt)
     cases = {k: seq.cases[k] for k in ("single", "multi", "next_best", "slm_fallback")}
     cases["rejected"] = dict(seq.rejected)
     return {
@@ -408,6 +476,25 @@ def sequence_record(seq: Sequence, tokenizer: LacyTokenizer, entity: str | None)
         "partner_token_share": seq.sources.count("partner") / max(len(seq.sources), 1),
         "partner_cases": cases,
         "stopped_by_context": seq.stopped_by_context,
+    }
+
+
+def partner_alone_record(text: PartnerText, entity: str | None) -> dict:
+    """The JSONL record of a biography the partner wrote alone, in the schema of :func:`sequence_record`: every token
+    the partner's, every step a call; no call was mapped into our vocabulary, so the partner cases are all zero."""
+    n = len(text.tokens)
+    return {
+        "entity": entity,
+        "prompt": text.prompt,
+        "generation": "".join(text.tokens),
+        "tokens": [{"text": t, "source": "partner"} for t in text.tokens],
+        "n_tokens": n,
+        "n_steps": n,
+        "n_calls": n,
+        "call_rate": n / max(n, 1),
+        "partner_token_share": n / max(n, 1),
+        "partner_cases": {"single": 0, "multi": 0, "next_best": 0, "slm_fallback": 0, "rejected": {}},
+        "stopped_by_context": text.stopped_by_context,
     }
 
 
@@ -459,4 +546,18 @@ def cascade_records(prompts: list[str], entities: list[str | None], slm, tokeniz
             records.append(sequence_record(seq, tokenizer, entity))
             log.info("%s: %d tokens, %d calls (%.1f%%)", entity, records[-1]["n_tokens"], records[-1]["n_calls"],
                      100 * records[-1]["call_rate"])
+    return records
+
+
+def partner_alone_records(prompts: list[str], entities: list[str | None], partner: CascadePartner,
+                          settings: CascadeSettings, batch_size: int) -> list[dict]:
+    """JSONL records of the partner writing alone after all prompts, ``batch_size`` prompts at a time."""
+    records = []
+    for start in range(0, len(prompts), batch_size):
+        texts = generate_partner_alone(prompts[start:start + batch_size], partner, settings,
+                                       entities[start:start + batch_size])
+        for text, entity in zip(texts, entities[start:start + batch_size]):
+            records.append(partner_alone_record(text, entity))
+            log.info("%s: %d partner tokens%s", entity, records[-1]["n_tokens"],
+                     ", ended by its end-of-sequence token" if text.ended else "")
     return records

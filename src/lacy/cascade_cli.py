@@ -1,4 +1,4 @@
-"""``lacy generate`` and ``lacy cascade``: the cascade of §5.1 / §A.5 from the command line.
+"""``lacy generate`` and ``lacy cascade``: the cascade of §5.1 / §A.5 from the command line, and the partner alone.
 
 The partner (``lacy.partners``) is chosen by ``--partner`` and the RAG options:
 
@@ -9,20 +9,22 @@ The partner (``lacy.partners``) is chosen by ``--partner`` and the RAG options:
 * ``--partner P --rag-knowledge K --rag-base-url URL``: the served RAG partner of §A.5, P behind an
   OpenAI-compatible completions endpoint (``lacy.partners.rag.ServedRagPartner``).
 
-The commands live apart from the cascade so that the cascade depends on the partner interface only
-(``lacy.partners.base``)."""
+``lacy cascade --partner-alone`` lets the partner (any of the three) write every token of each biography from the
+same prompt, without the SLM (the reference bars of §5.2), into records of the cascade's schema. The commands live
+apart from the cascade so that the cascade depends on the partner interface only (``lacy.partners.base``)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from lacy.cascade import (PARTNER_CALLS, CascadeSettings, bio_prompt, cascade_records, load_slm, read_entities,
-                          summarise)
+from lacy.cascade import (PARTNER_CALLS, CascadeSettings, bio_prompt, cascade_records, load_slm,
+                          partner_alone_records, read_entities, summarise)
 from lacy.distributed import default_device
 from lacy.io import atomic_output, write_json, write_jsonl
 from lacy.partners.base import CascadePartner
@@ -65,22 +67,34 @@ def _run_generate(args: argparse.Namespace) -> None:
 
 
 def _run_cascade(args: argparse.Namespace) -> None:
+    if args.partner_alone and args.model is not None:
+        raise SystemExit("--partner-alone writes without the SLM: drop --model")
+    if not args.partner_alone and args.model is None:
+        raise SystemExit("lacy cascade needs --model (or --partner-alone)")
     if args.threads:
         torch.set_num_threads(args.threads)
     entities = read_entities(args.entities)
     if args.max_entities:
         entities = entities[: args.max_entities]
     partner = partner_from_args(args, entities)
-    slm, tokenizer = load_slm(args.model, args.device or default_device())
     settings = _settings(args)
-    records = cascade_records([bio_prompt(e) for e in entities], entities, slm, tokenizer, partner, settings,
-                              args.batch_size, args.partner_calls)
+    prompts = [bio_prompt(e) for e in entities]
+    if args.partner_alone:
+        records = partner_alone_records(prompts, entities, partner, settings, args.batch_size)
+        settings = replace(settings, call_rate=1.0)  # every token is the partner's
+        summary = {"model": None, "partner": partner.name, "partner_alone": True}
+        title = f"{partner.name} alone"
+    else:
+        slm, tokenizer = load_slm(args.model, args.device or default_device())
+        records = cascade_records(prompts, entities, slm, tokenizer, partner, settings, args.batch_size,
+                                  args.partner_calls)
+        summary = {"model": str(args.model), "partner": partner.name}
+        title = f"{args.model} with cascade partner {partner.name}"
     write_jsonl(args.out, records)
-    summary = summarise(records, settings) | {"model": str(args.model), "partner": partner.name}
+    summary = summarise(records, settings) | summary
     log.info("realised call rate %.1f%% (target %.1f%%)", 100 * summary["realised_call_rate"], 100 * settings.call_rate)
     if args.summary:
         write_json(args.summary, summary)
-    title = f"{args.model} with cascade partner {partner.name}"
     if args.html:
         with atomic_output(args.html) as tmp:
             tmp.write_text(render_html(records, title))
@@ -88,9 +102,9 @@ def _run_cascade(args: argparse.Namespace) -> None:
         render_pdf(records, args.pdf, title)
 
 
-def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_decoding_arguments(parser: argparse.ArgumentParser, model_required: bool = True) -> None:
     defaults = CascadeSettings()
-    parser.add_argument("--model", type=Path, required=True, help="trained SLM directory")
+    parser.add_argument("--model", type=Path, required=model_required, default=None, help="trained SLM directory")
     parser.add_argument("--partner", default=GEMMA_GGUF,
                         help=f"cascade partner: transformers name or path, or {GEMMA_GGUF} (PyPI package)")
     parser.add_argument("--call-rate", type=float, default=defaults.call_rate,
@@ -132,8 +146,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 formatter_class=fmt)
     cas.add_argument("--entities", type=Path, required=True,
                      help="entities JSONL from 'lacy corpus entities' ({\"entity\": name, ...}), or one name per line")
-    _add_decoding_arguments(cas)
-    cas.add_argument("--batch-size", type=int, default=8, help="prompts per batched SLM pass")
+    _add_decoding_arguments(cas, model_required=False)
+    cas.add_argument("--partner-alone", action="store_true",
+                     help="no SLM (no --model): the partner (plain, RAG, served RAG) writes every token after the "
+                          "same prompt, greedy with the same repetition penalty and --max-new-tokens of its own tokens")
+    cas.add_argument("--batch-size", type=int, default=8,
+                     help="prompts per batched SLM pass (with --partner-alone: per batched partner pass)")
     cas.add_argument("--partner-calls", choices=PARTNER_CALLS, default="step",
                      help="one partner pass for the calls of each step, or gathered until all sequences wait, or "
                           "one per call (same tokens; lacy.cascade docstring)")

@@ -5,6 +5,8 @@ Only the interface is imported here, so that depending on it costs no model libr
 its module.
 """
 
-from lacy.partners.base import BatchedPartner, Candidate, CascadePartner, PartnerView
+from lacy.partners.base import (BatchedPartner, Candidate, CascadePartner, ContinuingView, PartnerView,
+                                WritingPartner, WritingView)
 
-__all__ = ["BatchedPartner", "Candidate", "CascadePartner", "PartnerView"]
+__all__ = ["BatchedPartner", "Candidate", "CascadePartner", "ContinuingView", "PartnerView", "WritingPartner",
+           "WritingView"]

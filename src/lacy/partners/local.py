@@ -37,6 +37,9 @@ costs what the cache saves). Keeping all keys and values (no sliding layer evict
 of a sliding layer, which raised a shape error past Gemma's window. The cost is one copy of the calling views' keys
 and values per pass, small next to the pass, in which the partner's weights are read once for all calls instead of
 once per call.
+
+**Writing alone.** The same pass over id sequences (``next_token_logits_for_ids``) lets the partner write a whole
+text itself (``lacy.cascade.generate_partner_alone``): each step feeds only the id it chose last.
 """
 
 from __future__ import annotations
@@ -69,17 +72,23 @@ class LocalPartner:
     tokenizer: object
     name: str
     special_ids: set[int] = field(init=False)
+    eos_ids: frozenset[int] = field(init=False)  # the ids that end its text (tokenizer and generation config)
+    context: int | None = field(init=False)  # positions it can read (None: no limit known)
 
     def __post_init__(self):
         self.model.eval()
         decoder = getattr(self.tokenizer, "added_tokens_decoder", {})
         self.special_ids = set(self.tokenizer.all_special_ids) | {i for i, t in decoder.items() if t.special}
         config = self.model.config
+        generation_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        generation_eos = [] if generation_eos is None else np.atleast_1d(generation_eos).tolist()
+        self.eos_ids = frozenset(int(i) for i in [self.tokenizer.eos_token_id, *generation_eos] if i is not None)
         self.layer_types = getattr(config, "layer_types", None)
         unknown = set(self.layer_types or []) - {"full_attention", "sliding_attention"}
         if unknown:
             raise ValueError(f"partner {self.name}: cannot mask attention of type {', '.join(sorted(unknown))}")
         self.window = getattr(config, "sliding_window", None)
+        self.context = getattr(config, "max_position_embeddings", None)
 
     def session(self, entity: str | None, use_cache: bool) -> "LocalSession":
         """A view of one sequence (the subject ``entity`` plays no part: the partner reads our text only)."""
@@ -89,6 +98,10 @@ class LocalPartner:
         """Partner ids as candidates: each id decoded on its own."""
         return [Candidate(self.tokenizer.decode([i]), i in self.special_ids) for i in ids]
 
+    def decode(self, ids: list[int]) -> str:
+        """The text of the partner's ids, special tokens included."""
+        return self.tokenizer.decode(ids)
+
     def input_ids(self, text: str) -> list[int]:
         """The partner's ids for ``text``: its own tokenisation, special tokens added."""
         return [int(i) for i in self.tokenizer(text).input_ids]
@@ -97,12 +110,16 @@ class LocalPartner:
         """The ``k`` most probable next tokens after each text, best first, from one batched forward pass."""
         return [self.describe(row.topk(k).indices.tolist()) for row in self.next_token_logits(sessions, texts)]
 
-    @torch.no_grad()
     def next_token_logits(self, sessions: list["LocalSession"], texts: list[str]) -> torch.Tensor:
-        """The next-token logits after each text (its own tokenisation, special tokens added), one row per session,
-        from one forward pass over the ids past each session's cached common prefix, the sessions packed into one
-        sequence (module docstring, batched calls)."""
-        ids = [self.input_ids(text) for text in texts]
+        """The next-token logits after each text (its own tokenisation, special tokens added), one row per session
+        (:meth:`next_token_logits_for_ids`)."""
+        return self.next_token_logits_for_ids(sessions, [self.input_ids(text) for text in texts])
+
+    @torch.no_grad()
+    def next_token_logits_for_ids(self, sessions: list["LocalSession"], ids: list[list[int]]) -> torch.Tensor:
+        """The next-token logits after each id sequence, one row per session, from one forward pass over the ids past
+        each session's cached common prefix, the sessions packed into one sequence (module docstring, batched
+        calls)."""
         keep = [min(_common_prefix(s.ids, i), len(i) - 1) for s, i in zip(sessions, ids)]
         new = [i[k:] for i, k in zip(ids, keep)]
         # slots: the kept prefixes one after another, then the new ids one after another; each slot belongs to
@@ -170,6 +187,10 @@ class LocalSession:
     def candidates(self, text: str, k: int) -> list[Candidate]:
         """The partner's ``k`` most probable next tokens after ``text``, best first."""
         return self.partner.describe(self.next_token_logits(text).topk(k).indices.tolist())
+
+    def input_ids(self, text: str) -> list[int]:
+        """The partner's ids for ``text`` (writing alone: its whole input)."""
+        return self.partner.input_ids(text)
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

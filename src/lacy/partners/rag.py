@@ -23,7 +23,9 @@ one in our vocabulary (§A.5). A candidate is special when its text is a ChatML 
 ``<|im_end|>``). No penalty is requested: as for the local partner, the answer is the plain highest-probability
 token (vLLM's log-probabilities are the model's raw ones by default; the paper names a repetition penalty of 1.2
 for Qwen3's own generations). vLLM serves at most ``--max-logprobs`` (default 20) alternatives, which bounds
-``partner_top_k``. It answers one call at a time.
+``partner_top_k``. It answers one call at a time. Writing alone (``--partner-alone``), it is asked for the greedy
+continuation of the prompt (one request per biography, ``lacy.llm.NextTokenLM.continuation``) with the repetition
+penalty as vLLM's ``repetition_penalty`` parameter, and the reply's tokens are recorded.
 
 *Cost.* Each answer is cached on disk by (model, prompt, k) in ``lacy.llm``'s answer cache, so a rerun or a crashed
 job never asks twice; rate limits and server errors are retried with backoff. The server's prefix cache (vLLM's
@@ -36,7 +38,7 @@ local server. The key goes to the HTTP client only, never to logs, the cache or 
 
 **Local partner** (``LocalRagPartner``, ours: the embedded default offline). The local partner of
 ``lacy.partners.local`` (Gemma-3-270M by default) given the subject's article the same way, in process, through
-the same interface as the plain local partner, batched calls included. Deviation from §A.5: the Gemma of the
+the same interface as the plain local partner: batched calls, writing alone. Deviation from §A.5: the Gemma of the
 default is a *base* model, not chat-tuned, so ``LOCAL_RAG_PROMPT`` keeps the listing's wording without its ChatML
 turns, system message and ``<think>`` block, as plain text::
 
@@ -134,6 +136,12 @@ class ServedRagSession:
         ranked = self.lm.top_tokens(rag_prompt(self.person_name, self.wiki_content, text), k)
         return [Candidate(token, bool(CONTROL_TOKEN.fullmatch(token))) for token, _ in ranked]
 
+    def continuation(self, text: str, max_new_tokens: int, repetition_penalty: float) -> tuple[list[str], bool]:
+        """The served model's greedy continuation of ``text`` in the RAG prompt (writing alone): its tokens' texts
+        and whether it ended the text itself."""
+        return self.lm.continuation(rag_prompt(self.person_name, self.wiki_content, text), max_new_tokens,
+                                    repetition_penalty)
+
 
 @dataclass
 class ServedRagPartner:
@@ -175,6 +183,10 @@ class LocalRagSession:
         """The local model's ``k`` most probable next tokens after ``text`` in the RAG prompt, best first."""
         return self.session.candidates(self.head + text, k)
 
+    def input_ids(self, text: str) -> list[int]:
+        """The local model's ids for the RAG prompt around ``text`` (writing alone)."""
+        return self.session.input_ids(self.head + text)
+
 
 @dataclass
 class LocalRagPartner:
@@ -184,6 +196,14 @@ class LocalRagPartner:
     articles: dict[str, str]
     name: str
     context_chars: int = CONTEXT_CHARS
+
+    @property
+    def eos_ids(self) -> frozenset[int]:
+        return self.partner.eos_ids
+
+    @property
+    def context(self) -> int | None:
+        return self.partner.context
 
     def head(self, entity: str) -> str:
         """The fixed start of every prompt about ``entity``: the instruction and the background."""
@@ -198,6 +218,13 @@ class LocalRagPartner:
         """The ``k`` most probable next tokens after each text in its RAG prompt, from one batched forward pass."""
         return self.partner.batch_candidates([s.session for s in sessions],
                                              [s.head + text for s, text in zip(sessions, texts)], k)
+
+    def next_token_logits_for_ids(self, sessions: list[LocalRagSession], ids: list[list[int]]) -> torch.Tensor:
+        """The local model's next-token logits after each id sequence (writing alone), one pass."""
+        return self.partner.next_token_logits_for_ids([s.session for s in sessions], ids)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.partner.decode(ids)
 
 
 def load_local_rag_partner(spec: str, *, knowledge: list[Path], entities: list[str],
