@@ -554,3 +554,22 @@ def test_served_rag_partner_alone_writes_on_its_server_with_the_same_settings(kn
     assert [r["n_tokens"] for r in _lines(tmp_path / "short.jsonl")] == [3, 3, 3]
     summary = json.loads((tmp_path / "alone.jsonl.json").read_text())
     assert summary["partner"] == "Qwen/Qwen3-32B + RAG" and summary["partner_alone"]
+
+
+def test_records_carry_the_split_of_their_entity(saved, entity_records, tmp_path):
+    """Whether the SLM trained on the subject's article: the split of ``lacy corpus entities``, after the entity."""
+    common = ["--partner", str(saved / "partner"), "--max-new-tokens", "4"]
+    _run(["cascade", "--entities", str(entity_records), "--model", str(saved / "slm"), "--out",
+          str(tmp_path / "cascade.jsonl")] + common)
+    _run(["cascade", "--partner-alone", "--entities", str(entity_records), "--out", str(tmp_path / "alone.jsonl")]
+         + common)
+    for name in ("cascade", "alone"):
+        records = _lines(tmp_path / f"{name}.jsonl")
+        assert [(r["entity"], r["split"]) for r in records] == [("Ada Lovelace", "train"),
+                                                                ("Alan Turing", "validation"), ("Mo", "train")]
+        assert list(records[0])[:3] == ["entity", "split", "prompt"]
+    plain = tmp_path / "entities.txt"
+    plain.write_text("Ada Lovelace\n")
+    _run(["cascade", "--entities", str(plain), "--model", str(saved / "slm"), "--out", str(tmp_path / "gen.jsonl")]
+         + common)
+    assert "split" not in _lines(tmp_path / "gen.jsonl")[0]

@@ -527,11 +527,25 @@ def load_slm(model_dir: Path, device: torch.device | str = "cpu"):
     return model.eval(), LacyTokenizer.load(model_dir)
 
 
+def read_entity_records(path: Path) -> list[dict]:
+    """The entity records of ``lacy corpus entities`` JSONL (``{"entity", "split", "description"}``), or
+    ``{"entity": name}`` for each line of a plain list of names."""
+    if Path(path).suffix == ".jsonl":
+        return [record for _, record in read_jsonl(path)]
+    return [{"entity": line.strip()} for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def read_entities(path: Path) -> list[str]:
     """Entity names from ``lacy corpus entities`` JSONL, or from a plain list with one name per line."""
-    if Path(path).suffix == ".jsonl":
-        return [record["entity"] for _, record in read_jsonl(path)]
-    return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [record["entity"] for record in read_entity_records(path)]
+
+
+def with_split(record: dict, entity: dict) -> dict:
+    """A generation record with its entity's ``split`` (train / validation: whether the SLM saw its article) after
+    the ``entity`` field, where the entity record has one."""
+    if "split" not in entity:
+        return record
+    return {"entity": record["entity"], "split": entity["split"]} | record
 
 
 def cascade_records(prompts: list[str], entities: list[str | None], slm, tokenizer: LacyTokenizer,

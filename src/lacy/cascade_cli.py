@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from lacy.cascade import (PARTNER_CALLS, CascadeSettings, bio_prompt, cascade_records, load_slm,
-                          partner_alone_records, read_entities, summarise)
+                          partner_alone_records, read_entity_records, summarise, with_split)
 from lacy.distributed import default_device
 from lacy.io import atomic_output, write_json, write_jsonl
 from lacy.partners.base import CascadePartner
@@ -73,9 +73,10 @@ def _run_cascade(args: argparse.Namespace) -> None:
         raise SystemExit("lacy cascade needs --model (or --partner-alone)")
     if args.threads:
         torch.set_num_threads(args.threads)
-    entities = read_entities(args.entities)
+    entity_records = read_entity_records(args.entities)
     if args.max_entities:
-        entities = entities[: args.max_entities]
+        entity_records = entity_records[: args.max_entities]
+    entities = [e["entity"] for e in entity_records]
     partner = partner_from_args(args, entities)
     settings = _settings(args)
     prompts = [bio_prompt(e) for e in entities]
@@ -90,6 +91,7 @@ def _run_cascade(args: argparse.Namespace) -> None:
                                   args.partner_calls)
         summary = {"model": str(args.model), "partner": partner.name}
         title = f"{args.model} with cascade partner {partner.name}"
+    records = [with_split(r, e) for r, e in zip(records, entity_records)]
     write_jsonl(args.out, records)
     summary = summarise(records, settings) | summary
     log.info("realised call rate %.1f%% (target %.1f%%)", 100 * summary["realised_call_rate"], 100 * settings.call_rate)
