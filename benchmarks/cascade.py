@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 import transformers
 
-from lacy.cascade import (GEMMA_GGUF, PARTNER_CALLS, CascadeSettings, bio_prompt, generate_cached, generate_naive,
-                          load_partner, load_slm)
+from lacy.cascade import PARTNER_CALLS, CascadeSettings, bio_prompt, generate_cached, generate_naive, load_slm
+from lacy.partners.local import GEMMA_GGUF, load_partner
 
 ENTITIES = ["Ada Lovelace", "Wolfgang Amadeus Mozart", "Marie Curie", "Alan Turing", "Isaac Newton",
             "Frida Kahlo", "Nelson Mandela", "Emmy Noether"]

@@ -13,10 +13,11 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
 
-from lacy import cascade, cascade_cli
-from lacy.cascade import (CallBudget, CascadeSettings, Partner, PieceSegmenter, apply_repetition_penalty,
-                          choose_partner_token, generate_cached, generate_naive, sequence_record)
+from lacy import cascade, cascade_cli, render
+from lacy.cascade import (CallBudget, CascadeSettings, PieceSegmenter, apply_repetition_penalty, choose_partner_token,
+                          generate_cached, generate_naive, sequence_record)
 from lacy.model import build_model
+from lacy.partners.local import LocalPartner, LocalSession
 
 PROMPTS = [cascade.bio_prompt("Ada Lovelace"), cascade.bio_prompt("Carl Friedrich Gauss"), cascade.bio_prompt("Mo")]
 
@@ -28,7 +29,7 @@ def slm(small_tokenizer):
 
 
 @pytest.fixture(scope="module")
-def partner(wiki_records) -> Partner:
+def partner(wiki_records) -> LocalPartner:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     bpe = Tokenizer(models.BPE())
@@ -41,7 +42,7 @@ def partner(wiki_records) -> Partner:
     torch.manual_seed(1)
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=512, n_embd=32, n_layer=2, n_head=2,
                         bos_token_id=0, eos_token_id=0)
-    return Partner(model=GPT2LMHeadModel(config).double(), tokenizer=tokenizer, name="tiny-bpe")
+    return LocalPartner(model=GPT2LMHeadModel(config).double(), tokenizer=tokenizer, name="tiny-bpe")
 
 
 def test_cached_cascade_equals_full_prefix_loop(slm, small_tokenizer, partner):
@@ -234,7 +235,7 @@ def test_pdf_view_has_one_page_per_generation(tmp_path, slm, small_tokenizer, pa
     seqs = generate_cached(PROMPTS, slm, small_tokenizer, partner, CascadeSettings(call_rate=0.3, max_new_tokens=40))
     records = [sequence_record(s, small_tokenizer, e) for s, e in zip(seqs, ["Ada Lovelace", "C. F. Gauss", None])]
     records[0]["tokens"].append({"text": " costs $5 and\n50% of {x}", "source": "partner"})  # no mathtext
-    cascade.render_pdf(records, tmp_path / "view.pdf", "test-tiny with tiny-bpe")
+    render.render_pdf(records, tmp_path / "view.pdf", "test-tiny with tiny-bpe")
     data = (tmp_path / "view.pdf").read_bytes()
     assert data.startswith(b"%PDF") and len(re.findall(rb"/Type /Page\b", data)) == 3
     assert [p.name for p in tmp_path.iterdir()] == ["view.pdf"]  # written under a temporary name, then renamed
@@ -253,15 +254,15 @@ def knowledge(tmp_path):
 
 
 def _rag_partner(server, knowledge, tmp_path, **kwargs):
-    from lacy.rag_partner import load_rag_partner
+    from lacy.partners.rag import load_served_rag_partner
 
-    return load_rag_partner("Qwen/Qwen3-32B", base_url=server.base_url, knowledge=[knowledge],
-                            entities=["Ada Lovelace", "Mo"], cache_dir=tmp_path / "cache", **kwargs)
+    return load_served_rag_partner("Qwen/Qwen3-32B", base_url=server.base_url, knowledge=[knowledge],
+                                   entities=["Ada Lovelace", "Mo"], cache_dir=tmp_path / "cache", **kwargs)
 
 
 def test_rag_prompt_holds_the_name_the_truncated_article_and_the_text_so_far(slm, small_tokenizer, knowledge,
                                                                              tmp_path):
-    from lacy.rag_partner import RAG_PROMPT
+    from lacy.partners.rag import RAG_PROMPT
     from test_llm import FakeCompletionsServer
 
     with FakeCompletionsServer(lambda prompt: {" the": -0.4, " of": -1.5}) as server:
@@ -347,7 +348,7 @@ def test_rag_partner_without_its_key_stops_before_any_request(saved, knowledge, 
         assert server.requests == []
 
 
-def _tiny_gemma(partner) -> Partner:
+def _tiny_gemma(partner) -> LocalPartner:
     """A random Gemma 3 with the real one's alternation of sliding (window 8 here, 512 there) and full layers."""
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
@@ -355,11 +356,11 @@ def _tiny_gemma(partner) -> Partner:
     config = Gemma3TextConfig(vocab_size=len(partner.tokenizer), hidden_size=32, intermediate_size=64,
                               num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
                               sliding_window=8, layer_types=["sliding_attention", "full_attention"])
-    return Partner(model=Gemma3ForCausalLM(config).double(), tokenizer=partner.tokenizer, name="tiny-gemma")
+    return LocalPartner(model=Gemma3ForCausalLM(config).double(), tokenizer=partner.tokenizer, name="tiny-gemma")
 
 
-def _full_prefix_logits(partner: Partner, text: str) -> torch.Tensor:
-    return cascade.PartnerSession(partner, use_cache=False).next_token_logits(text)
+def _full_prefix_logits(partner: LocalPartner, text: str) -> torch.Tensor:
+    return LocalSession(partner, use_cache=False).next_token_logits(text)
 
 
 SHORT, LONG = "Ada was a", "Ada was an English mathematician and writer, chiefly known for her work"
@@ -370,7 +371,7 @@ def test_partner_cache_is_exact_across_a_sliding_window(partner):
     cropping the real Gemma-3-270M's own sliding cache at 668 tokens, window 512: our masks do the window)."""
     gemma = _tiny_gemma(partner)
     assert len(partner.tokenizer(SHORT).input_ids) < 8 < len(partner.tokenizer(LONG).input_ids)
-    cached = cascade.PartnerSession(gemma, use_cache=True)
+    cached = LocalSession(gemma, use_cache=True)
     for text, fed in ((SHORT, None), (SHORT + "n", 1), (LONG, None), (LONG + "s", 1), (LONG + " on", None)):
         before = cached.fed
         torch.testing.assert_close(cached.next_token_logits(text), _full_prefix_logits(gemma, text))
@@ -384,7 +385,7 @@ def test_batched_partner_logits_equal_each_text_read_alone(partner, model):
     """One forward pass over sequences with caches of different lengths (none, short, past the window), new ids of
     different lengths, and a crop, gives each text's full-prefix logits."""
     lm = partner if model == "gpt2" else _tiny_gemma(partner)
-    sessions = [cascade.PartnerSession(lm, use_cache=True) for _ in range(4)]
+    sessions = [LocalSession(lm, use_cache=True) for _ in range(4)]
     lm.next_token_logits(sessions[1:], [SHORT, LONG, LONG + " and"])
     texts = [LONG + " in 1815", SHORT + "n", LONG + "s", LONG + " and a"]  # fresh, crop, crop past window, extend
     logits = lm.next_token_logits(sessions, texts)
@@ -436,3 +437,139 @@ def test_batched_cascade_gives_the_per_sequence_tokens(slm, small_tokenizer, par
         assert seq.sources == alone.sources == gather.sources == naive.sources
         assert seq.cases == alone.cases == gather.cases == naive.cases
         assert seq.session.fed == alone.session.fed == gather.session.fed
+
+
+# --- the local RAG partner and the partner alone from the command line ----------------------------------------
+
+
+@pytest.fixture()
+def entity_records(tmp_path):
+    path = tmp_path / "entities.jsonl"
+    path.write_text("".join(json.dumps({"entity": e, "split": s, "description": "x"}) + "\n"
+                            for e, s in [("Ada Lovelace", "train"), ("Alan Turing", "validation"), ("Mo", "train")]))
+    return path
+
+
+def _run(argv: list[str]) -> None:
+    args = _parser().parse_args(argv)
+    args.func(args)
+
+
+def _lines(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_rag_knowledge_without_an_endpoint_gives_the_local_rag_partner(saved, entity_records, tmp_path):
+    knowledge = tmp_path / "articles.jsonl"
+    knowledge.write_text(json.dumps({"title": "Ada Lovelace", "text": ARTICLE[:300]}) + "\n")
+    common = ["cascade", "--entities", str(entity_records), "--model", str(saved / "slm"), "--partner",
+              str(saved / "partner"), "--call-rate", "0.4", "--max-new-tokens", "16"]
+    _run(common + ["--rag-knowledge", str(knowledge), "--out", str(tmp_path / "rag.jsonl"), "--summary",
+                   str(tmp_path / "rag.json")])
+    _run(common + ["--out", str(tmp_path / "plain.jsonl")])
+    summary = json.loads((tmp_path / "rag.json").read_text())
+    assert summary["partner"] == f"{saved / 'partner'} + RAG (local)" and summary["partner_cases"]["single"] > 0
+    rag, plain = _lines(tmp_path / "rag.jsonl"), _lines(tmp_path / "plain.jsonl")
+    assert [r["entity"] for r in rag] == ["Ada Lovelace", "Alan Turing", "Mo"]
+    assert rag[0]["generation"] != plain[0]["generation"]  # Ada's background changed the partner's answers
+
+
+def test_partner_alone_writes_cascade_records_that_score_offline(saved, entity_records, tmp_path):
+    from test_factscore import main as factscore
+
+    _run(["cascade", "--entities", str(entity_records), "--model", str(saved / "slm"), "--partner",
+          str(saved / "partner"), "--max-new-tokens", "12", "--out", str(tmp_path / "cascade.jsonl")])
+    outputs = {name: tmp_path / f"alone.{name}" for name in ("jsonl", "json", "html", "pdf")}
+    _run(["cascade", "--partner-alone", "--entities", str(entity_records), "--partner", str(saved / "partner"),
+          "--max-new-tokens", "12", "--batch-size", "2", "--out", str(outputs["jsonl"]), "--summary",
+          str(outputs["json"]), "--html", str(outputs["html"]), "--pdf", str(outputs["pdf"])])
+    cascaded, alone = _lines(tmp_path / "cascade.jsonl"), _lines(outputs["jsonl"])
+    assert [list(r) for r in alone] == [list(r) for r in cascaded]  # the same fields in the same order
+    assert [r["entity"] for r in alone] == ["Ada Lovelace", "Alan Turing", "Mo"]
+    for record in alone:
+        assert record["prompt"] == cascade.bio_prompt(record["entity"])
+        assert {t["source"] for t in record["tokens"]} == {"partner"} and record["n_tokens"] <= 12
+        assert record["generation"] == "".join(t["text"] for t in record["tokens"])
+    summary = json.loads(outputs["json"].read_text())
+    assert summary["partner_alone"] and summary["model"] is None and summary["partner_token_share"] == 1.0
+    assert "<mark>" in outputs["html"].read_text() and outputs["pdf"].read_bytes().startswith(b"%PDF")
+    # scored as it stands by the offline fact precision
+    knowledge = tmp_path / "corpus.jsonl"
+    knowledge.write_text(json.dumps({"title": "Ada Lovelace", "text": ARTICLE[:300]}) + "\n")
+    factscore(["factscore", "offline", "--generations", str(outputs["jsonl"]), "--knowledge", str(knowledge),
+               "--out", str(tmp_path / "scores.json")])
+    assert json.loads((tmp_path / "scores.json").read_text())["n_entities"] == 3
+
+
+def test_partner_alone_command_is_the_same_batched_and_one_at_a_time(saved, entity_records, tmp_path):
+    for batch in ("1", "3"):
+        _run(["cascade", "--partner-alone", "--entities", str(entity_records), "--partner", str(saved / "partner"),
+              "--max-new-tokens", "10", "--batch-size", batch, "--out", str(tmp_path / f"b{batch}.jsonl")])
+    assert (tmp_path / "b1.jsonl").read_text() == (tmp_path / "b3.jsonl").read_text()
+
+
+def test_partner_alone_and_the_cascade_need_their_own_options(saved, tmp_path):
+    entities = tmp_path / "entities.txt"
+    entities.write_text("Ada Lovelace\n")
+    for extra, message in ([["--partner-alone", "--model", str(saved / "slm")], "drop --model"], [[], "needs --model"]):
+        with pytest.raises(SystemExit, match=message):
+            _run(["cascade", "--entities", str(entities), "--partner", str(saved / "partner"),
+                  "--out", str(tmp_path / "x.jsonl")] + extra)
+
+
+def test_served_rag_partner_alone_writes_on_its_server_with_the_same_settings(knowledge, entity_records, tmp_path):
+    from lacy.partners.rag import background, rag_prompt
+    from test_llm import FakeCompletionsServer
+
+    class ContinuingServer(FakeCompletionsServer):
+        def respond(self, body: dict) -> tuple[int, dict]:
+            tokens = [" an", " English", " mathemat", "ician", "."][:body["max_tokens"]]
+            logprobs = {"tokens": tokens, "token_logprobs": [-0.1] * len(tokens),
+                        "top_logprobs": [{t: -0.1} for t in tokens], "text_offset": list(range(len(tokens)))}
+            finish = "stop" if len(tokens) < body["max_tokens"] else "length"
+            return 200, {"id": "cmpl-test", "object": "text_completion", "created": 0, "model": body["model"],
+                         "choices": [{"index": 0, "text": "".join(tokens), "finish_reason": finish,
+                                      "logprobs": logprobs}],
+                         "usage": {"prompt_tokens": 1, "completion_tokens": len(tokens), "total_tokens": 2}}
+
+    def run(server, out, max_new_tokens):
+        _run(["cascade", "--partner-alone", "--entities", str(entity_records), "--partner", "Qwen/Qwen3-32B",
+              "--rag-base-url", server.base_url, "--rag-knowledge", str(knowledge), "--cache-dir",
+              str(tmp_path / "cache"), "--max-new-tokens", max_new_tokens, "--out", str(out), "--summary",
+              str(out) + ".json"])
+
+    with ContinuingServer(lambda prompt: {}) as server:
+        run(server, tmp_path / "alone.jsonl", "16")
+        assert len(server.requests) == 3
+        run(server, tmp_path / "again.jsonl", "16")
+        assert len(server.requests) == 3  # every biography came from the cache
+        run(server, tmp_path / "short.jsonl", "3")
+    first = server.requests[0]
+    assert first["prompt"] == rag_prompt("Ada Lovelace", background(ARTICLE), cascade.bio_prompt("Ada Lovelace"))
+    assert (first["max_tokens"], first["temperature"], first["repetition_penalty"]) == (16, 0.0, 1.2)
+    records = _lines(tmp_path / "alone.jsonl")
+    assert (tmp_path / "alone.jsonl").read_text() == (tmp_path / "again.jsonl").read_text()
+    assert [t["text"] for t in records[0]["tokens"]] == [" an", " English", " mathemat", "ician", "."]
+    assert records[0]["generation"] == " an English mathematician."
+    assert [r["n_tokens"] for r in _lines(tmp_path / "short.jsonl")] == [3, 3, 3]
+    summary = json.loads((tmp_path / "alone.jsonl.json").read_text())
+    assert summary["partner"] == "Qwen/Qwen3-32B + RAG" and summary["partner_alone"]
+
+
+def test_records_carry_the_split_of_their_entity(saved, entity_records, tmp_path):
+    """Whether the SLM trained on the subject's article: the split of ``lacy corpus entities``, after the entity."""
+    common = ["--partner", str(saved / "partner"), "--max-new-tokens", "4"]
+    _run(["cascade", "--entities", str(entity_records), "--model", str(saved / "slm"), "--out",
+          str(tmp_path / "cascade.jsonl")] + common)
+    _run(["cascade", "--partner-alone", "--entities", str(entity_records), "--out", str(tmp_path / "alone.jsonl")]
+         + common)
+    for name in ("cascade", "alone"):
+        records = _lines(tmp_path / f"{name}.jsonl")
+        assert [(r["entity"], r["split"]) for r in records] == [("Ada Lovelace", "train"),
+                                                                ("Alan Turing", "validation"), ("Mo", "train")]
+        assert list(records[0])[:3] == ["entity", "split", "prompt"]
+    plain = tmp_path / "entities.txt"
+    plain.write_text("Ada Lovelace\n")
+    _run(["cascade", "--entities", str(plain), "--model", str(saved / "slm"), "--out", str(tmp_path / "gen.jsonl")]
+         + common)
+    assert "split" not in _lines(tmp_path / "gen.jsonl")[0]

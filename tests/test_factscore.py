@@ -14,6 +14,7 @@ import pytest
 
 from lacy import cascade
 from lacy import factscore as fs
+from lacy import knowledge
 from lacy.llm import MissingCredentialsError
 from test_llm import FakeChatServer
 
@@ -231,7 +232,7 @@ def release(tmp_path) -> Path:
         conn.execute("CREATE TABLE documents (title PRIMARY KEY, text)")
         conn.executemany("INSERT INTO documents VALUES (?, ?)", [
             # the dump keeps RoBERTa's sentence markers around every passage
-            ("Ada Lovelace", fs.FACTSCORE_DB_SEPARATOR.join(f"<s>{p}</s>" for p in ADA_PASSAGES)),
+            ("Ada Lovelace", knowledge.FACTSCORE_DB_SEPARATOR.join(f"<s>{p}</s>" for p in ADA_PASSAGES)),
             ("Grace Hopper", "Grace Hopper was an American computer scientist and rear admiral."),
             ("Nobody Known", "Nobody Known is unknown.")])
     return db
@@ -349,12 +350,12 @@ def test_offline_fact_precision_command(tmp_path, nlp):
 
 
 def test_references_keep_the_databases_own_passages(release, tmp_path):
-    refs = fs.load_articles([release], ["Ada Lovelace", "Nobody"])
+    refs = knowledge.load_articles([release], ["Ada Lovelace", "Nobody"])
     # the article's text (the RAG background, the offline scorer's reference) is free of the markers
-    assert refs == {"Ada Lovelace": fs.Article("Ada Lovelace", " ".join(ADA_PASSAGES),
-                                               tuple(f"<s>{p}</s>" for p in ADA_PASSAGES))}
-    assert fs.load_references([release], ["Ada Lovelace"]) == {"Ada Lovelace": " ".join(ADA_PASSAGES)}
+    assert refs == {"Ada Lovelace": knowledge.Article("Ada Lovelace", " ".join(ADA_PASSAGES),
+                                                      tuple(f"<s>{p}</s>" for p in ADA_PASSAGES))}
+    assert knowledge.load_references([release], ["Ada Lovelace"]) == {"Ada Lovelace": " ".join(ADA_PASSAGES)}
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text(json.dumps({"title": "ada lovelace", "text": "a b\nc d e"}) + "\n")
-    assert fs.load_articles([corpus], ["Ada Lovelace"], passage_words=2) == {
-        "Ada Lovelace": fs.Article("ada lovelace", "a b\nc d e", ("a b", "c d", "e"))}
+    assert knowledge.load_articles([corpus], ["Ada Lovelace"], passage_words=2) == {
+        "Ada Lovelace": knowledge.Article("ada lovelace", "a b\nc d e", ("a b", "c d", "e"))}

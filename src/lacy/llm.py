@@ -2,18 +2,19 @@
 
 FactScore (Min et al., 2023) extracts atomic facts and judges them with an LLM (§5.2, §B), PopQA queries
 are rephrased with Gemini 2.0 Flash (§B), and the acceptability judge asks an LLM too (§3, §A.1). All of them
-call ``make_llm(...).complete(prompt)``. The RAG cascade partner of §A.5 (``lacy.rag_partner``) needs a served model's
-ranked next tokens for a raw prompt instead: ``make_next_token_lm(...).top_tokens(prompt, k)``, from the
-*completions* endpoint with ``logprobs`` (chat endpoints apply their own template to messages; the paper's prompt is
-already a full ChatML string).
+call ``make_llm(...).complete(prompt)``. The served RAG cascade partner of §A.5 (``lacy.partners.rag``) needs a
+served model's ranked next tokens for a raw prompt instead: ``make_next_token_lm(...).top_tokens(prompt, k)``, from
+the *completions* endpoint with ``logprobs`` (chat endpoints apply their own template to messages; the paper's prompt
+is already a full ChatML string), and, writing a biography alone, its greedy continuation token by token
+(``continuation(prompt, max_tokens, repetition_penalty)``).
 
 * **Backends.** ``openai``: any OpenAI-compatible chat-completions endpoint through the ``openai`` client
   (OpenAI itself, vLLM, a llama.cpp server). ``gemini``: Google's ``google-genai`` client (the maintained
   successor of the deprecated ``google-generativeai``). ``transformers``: a causal LM run locally, loaded
-  like a cascade partner (``lacy.cascade.load_partner``: a model name or directory, or ``gemma3-270m-gguf``
-  for the PyPI package's Gemma-3-270M); no key, no network. It is loaded at its first uncached request, so
-  a rerun whose answers are all cached never loads it, and prompts sharing a long head (few-shot examples)
-  run that head once (:class:`SharedHeadLM`).
+  like a cascade partner (``lacy.partners.local.load_partner``: a model name or directory, or
+  ``gemma3-270m-gguf`` for the PyPI package's Gemma-3-270M); no key, no network. It is loaded at its first
+  uncached request, so a rerun whose answers are all cached never loads it, and prompts sharing a long head
+  (few-shot examples) run that head once (:class:`SharedHeadLM`).
 * **Completion and choice.** ``complete`` returns generated text (the ``transformers`` backend decodes
   greedily, system text and prompt joined by a blank line: base models have no chat template).
   ``choose(prompt, options)`` returns the option the model finds most probable right after the prompt: the
@@ -33,7 +34,8 @@ already a full ChatML string).
 * **Cache.** Every answer is stored as one JSON file per request under
   ``<cache_dir>/<hash[:2]>/<hash>.json``, where the hash is the SHA-256 of the request
   (backend, model, system, prompt, temperature, max_tokens, and the options of a choice; for next tokens:
-  endpoint, model, prompt, top_logprobs). Files are written atomically, so concurrent jobs and threads may
+  endpoint, model, prompt, top_logprobs; for a continuation: endpoint, model, prompt, max_tokens, repetition
+  penalty). Files are written atomically, so concurrent jobs and threads may
   share a cache and a crash never leaves a half-written answer.
 * **Retries.** Rate limits (HTTP 429), server errors (5xx) and connection failures are retried with
   exponential backoff; any other 4xx is a bug in the request and raised at once.
@@ -42,6 +44,7 @@ already a full ChatML string).
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import importlib
 import json
@@ -54,8 +57,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from lacy.cascade import load_partner
+import torch
+from transformers import DynamicCache
+
 from lacy.io import atomic_output
+from lacy.partners.local import load_partner
 
 log = logging.getLogger(__name__)
 
@@ -121,23 +127,38 @@ class NextTokenRequest:
         return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True)
+class ContinuationRequest:
+    """A greedy continuation of a raw prompt, token by token (completions endpoint); its hash names the cache file."""
+
+    endpoint: str
+    model: str
+    prompt: str
+    max_tokens: int
+    repetition_penalty: float
+
+    def key(self) -> str:
+        fields = ["continuation", self.endpoint, self.model, self.prompt, self.max_tokens, self.repetition_penalty]
+        return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
 class AnswerCache:
     """One JSON file per request: ``<root>/<key[:2]>/<key>.json`` holding the request and the answer."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
 
-    def path(self, request: Request | NextTokenRequest) -> Path:
+    def path(self, request: Request | NextTokenRequest | ContinuationRequest) -> Path:
         key = request.key()
         return self.root / key[:2] / f"{key}.json"
 
-    def get(self, request: Request | NextTokenRequest):
+    def get(self, request: Request | NextTokenRequest | ContinuationRequest):
         path = self.path(request)
         if not path.exists():
             return None
         return json.loads(path.read_text(encoding="utf-8"))["answer"]
 
-    def put(self, request: Request | NextTokenRequest, answer) -> None:
+    def put(self, request: Request | NextTokenRequest | ContinuationRequest, answer) -> None:
         record = {"request": request.__dict__, "answer": answer}
         with atomic_output(self.path(request)) as tmp:
             tmp.write_text(json.dumps(record, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
@@ -196,10 +217,11 @@ class CachedLLM:
 
 
 class NextTokenLM:
-    """Ranked next tokens of a raw prompt from a served model, cached and retried like ``CachedLLM``."""
+    """Ranked next tokens of a raw prompt from a served model, and its greedy continuations, cached and retried like
+    ``CachedLLM``."""
 
-    def __init__(self, model: str, send: Callable[[NextTokenRequest], list], cache: AnswerCache,
-                 max_attempts: int, backoff_s: float):
+    def __init__(self, model: str, send: Callable[[NextTokenRequest | ContinuationRequest], list | dict],
+                 cache: AnswerCache, max_attempts: int, backoff_s: float):
         self.name = f"openai-completions:{model}"
         self.model = model
         self._send, self._cache = send, cache
@@ -210,6 +232,13 @@ class NextTokenLM:
         request = NextTokenRequest("completions", self.model, prompt, k)
         return [(text, logprob) for text, logprob in
                 cached_answer(self._cache, request, self._send, self._max_attempts, self._backoff_s)]
+
+    def continuation(self, prompt: str, max_tokens: int, repetition_penalty: float) -> tuple[list[str], bool]:
+        """The model's greedy continuation of ``prompt`` with ``repetition_penalty``, at most ``max_tokens`` tokens: the
+        text of each of its tokens, and whether it ended by itself (its end-of-sequence token) before the limit."""
+        request = ContinuationRequest("completions", self.model, prompt, max_tokens, repetition_penalty)
+        answer = cached_answer(self._cache, request, self._send, self._max_attempts, self._backoff_s)
+        return list(answer["tokens"]), answer["finish_reason"] == "stop"
 
 
 def openai_client(base_url: str | None, api_key: str | None):
@@ -252,12 +281,28 @@ def openai_sender(model: str, base_url: str | None, api_key: str | None) -> Call
 
 
 def openai_next_token_sender(model: str, base_url: str | None,
-                             api_key: str | None) -> Callable[[NextTokenRequest], list]:
-    """Ask an OpenAI-compatible *completions* endpoint for one greedy token with its ``top_logprobs``
-    alternatives; return them as ``[text, logprob]`` pairs, best first."""
+                             api_key: str | None) -> Callable[[NextTokenRequest | ContinuationRequest], list | dict]:
+    """Ask an OpenAI-compatible *completions* endpoint for one greedy token with its ``top_logprobs`` alternatives
+    (returned as ``[text, logprob]`` pairs, best first), or for a greedy continuation (returned as its tokens' texts
+    and the finish reason). The continuation's repetition penalty is vLLM's ``repetition_penalty`` sampling
+    parameter (sent in the request body; it penalises the prompt's tokens and the generated ones, as
+    ``transformers`` does); one log-probability is requested so that the reply lists the tokens."""
     client = openai_client(base_url, api_key)
 
-    def send(request: NextTokenRequest) -> list:
+    def send(request: NextTokenRequest | ContinuationRequest) -> list | dict:
+        if isinstance(request, ContinuationRequest):
+            with openai_errors(model):
+                response = client.completions.create(
+                    model=model, prompt=request.prompt, max_tokens=request.max_tokens, temperature=0.0, logprobs=1,
+                    extra_body={"repetition_penalty": request.repetition_penalty})
+            choice = response.choices[0]
+            if choice.logprobs is None or choice.logprobs.tokens is None:
+                raise ValueError(f"{model}: the completions endpoint listed no tokens; serve the model where the "
+                                 "completions API supports 'logprobs' (vLLM)")
+            tokens = list(choice.logprobs.tokens)
+            if "".join(tokens) != choice.text:
+                log.warning("%s: the continuation's tokens do not add up to its text; its tokens are kept", model)
+            return {"tokens": tokens, "finish_reason": choice.finish_reason}
         with openai_errors(model):
             response = client.completions.create(model=model, prompt=request.prompt, max_tokens=1,
                                                  temperature=0.0, logprobs=request.top_logprobs)
@@ -320,11 +365,6 @@ class SharedHeadLM:
         self.previous: list[int] = []
 
     def next_token_logits(self, ids: list[int]):
-        import copy
-
-        import torch
-        from transformers import DynamicCache
-
         if not (self.head and ids[:len(self.head)] == self.head and len(ids) > len(self.head)):
             self.head = ids[:min(len(os.path.commonprefix([self.previous, ids])), len(ids) - 1)]
             self.head_cache = None
@@ -353,8 +393,6 @@ def transformers_sender(model: str) -> Callable[[Request], str]:
         return loaded["partner"]
 
     def send(request: Request) -> str:
-        import torch
-
         text = request.prompt if request.system is None else f"{request.system}\n\n{request.prompt}"
         with lock, torch.no_grad():
             tokenizer = partner().tokenizer
