@@ -250,9 +250,9 @@ def test_figure_4_is_laid_out_from_the_records_without_importing_torch(tmp_path)
             " assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
     assert (tmp_path / "f.pdf").read_bytes().startswith(b"%PDF")
-    from lacy.figures import generation_words
+    from lacy.render import styled_words
 
-    assert generation_words(record) == [[("Tell", "prompt")], [("me", "prompt")], [("a", "prompt")],
+    assert styled_words(record) == [[("Tell", "prompt")], [("me", "prompt")], [("a", "prompt")],
                                         [("bio", "prompt")], [("of", "prompt")], [("A.", "prompt")], [("A", "prompt")],
                                         [("is", "prompt")], [("a", "slm")], None, [("writer", "slm")],
                                         [("1898", "partner")]]

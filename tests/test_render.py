@@ -28,7 +28,7 @@ def test_html_view_escapes_text_and_highlights_partner_runs():
 
 
 def test_pdf_words_keep_their_fragments_and_line_breaks():
-    words = render._styled_words(RECORD)
+    words = render.styled_words(RECORD)
     assert words[-6:] == [[("an", "slm")], [("English", "partner")], [("math", "partner"), ("ematician", "slm")],
                           [("&", "partner")], None, [("writer", "partner")]]
 

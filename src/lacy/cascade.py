@@ -92,7 +92,6 @@ from lacy.io import read_jsonl
 from lacy.partners.base import (BatchedPartner, Candidate, CascadePartner, ContinuingView, PartnerView,
                                 WritingPartner)
 # re-exported for lacy.figures' Figure 4, which imports them from here; the views live in lacy.render
-from lacy.render import generation_page, render_pdf  # noqa: F401
 from lacy.tokenizer import LacyTokenizer
 
 log = logging.getLogger(__name__)

@@ -154,7 +154,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "same prompt, greedy with the same repetition penalty and --max-new-tokens of its own tokens")
     cas.add_argument("--batch-size", type=int, default=8,
                      help="prompts per batched SLM pass (with --partner-alone: per batched partner pass)")
-    cas.add_argument("--partner-calls", choices=PARTNER_CALLS, default="step",
+    cas.add_argument("--partner-calls", choices=PARTNER_CALLS, default="gather",
                      help="one partner pass for the calls of each step, or gathered until all sequences wait, or "
                           "one per call (same tokens; lacy.cascade docstring)")
     cas.add_argument("--max-entities", type=int, default=0, help="first N entities only (0: all)")

@@ -33,6 +33,7 @@ import yaml
 import numpy as np
 
 from lacy.io import atomic_output, read_jsonl
+from lacy.render import generation_page
 from lacy.stats import RESAMPLES, crossed_bootstrap, paired_difference, pooled_proportion_ci, resampled_interval
 
 log = logging.getLogger(__name__)
@@ -777,85 +778,11 @@ def figure4_pages(generations: dict[str, Path], n_entities: int, partner_label: 
     return pages
 
 
-#: Figure 4's page in points: width, margin, font size, line height; grey behind the cascade partner's tokens.
-PAGE_WIDTH, PAGE_MARGIN, FONT_SIZE, LINE_HEIGHT = 540.0, 36.0, 10.0, 15.0
-PARTNER_SHADE = "0.82"
-
-
-def generation_words(record: dict) -> list[list[tuple[str, str]] | None]:
-    """A cascade record's prompt and tokens as words to lay out, from the record's own fields (``prompt``;
-    ``tokens``, each ``{"text", "source"}`` with source ``slm`` or ``partner``, the token a ``<CALL>`` handed to
-    the cascade partner): each word a list of (text, style) pieces, style ``prompt``, ``slm`` or ``partner``, so
-    that a word half written by each model keeps both marks; ``None`` is a line break. Whitespace is not drawn."""
-    words: list[list[tuple[str, str]] | None] = [[]]
-    pieces = [(record["prompt"], "prompt")] + [(token["text"], token["source"]) for token in record["tokens"]]
-    for text, style in pieces:
-        for part in re.split(r"(\s+)", text):
-            if part.isspace():
-                words.extend([None] * part.count("\n") + [[]])
-            elif part:
-                words[-1].append((part, style))
-    return [word for word in words if word != []]
-
-
-def generation_figure(record: dict, title: str):
-    """One cascaded generation on a page as tall as its text: the prompt in italics, the partner's tokens on a
-    grey ground, the record's call count below (Figure 4). Needs matplotlib only, no model code."""
-    from matplotlib.figure import Figure
-    from matplotlib.font_manager import FontProperties
-    from matplotlib.patches import Rectangle
-    from matplotlib.textpath import TextToPath
-
-    fonts = {style: FontProperties(family="serif", size=FONT_SIZE, style="italic" if style == "prompt" else "normal")
-             for style in ("prompt", "slm", "partner")}
-    measure = TextToPath()
-
-    def width(text: str, style: str) -> float:
-        return measure.get_text_width_height_descent(text, fonts[style], ismath=False)[0]
-
-    space = width("a a", "slm") - width("aa", "slm")
-    line, x, placed = 0, 0.0, []  # x from the left margin; (x, line, text, style)
-    for word in generation_words(record):
-        if word is None:
-            line, x = line + 1, 0.0
-            continue
-        needed = sum(width(text, style) for text, style in word)
-        if x and x + space + needed > PAGE_WIDTH - 2 * PAGE_MARGIN:
-            line, x = line + 1, 0.0
-        x += space if x else 0.0
-        for text, style in word:
-            placed.append((x, line, text, style))
-            x += width(text, style)
-
-    top = PAGE_MARGIN + 2 * LINE_HEIGHT
-    height = top + (line + 3) * LINE_HEIGHT + PAGE_MARGIN
-    fig = Figure(figsize=(PAGE_WIDTH / 72, height / 72), dpi=72)
-
-    def at(x: float, y: float) -> tuple[float, float]:  # points from the top left corner -> figure fraction
-        return (PAGE_MARGIN + x) / PAGE_WIDTH, 1 - y / height
-
-    fig.text(*at(0, PAGE_MARGIN), title, fontsize=8, color="0.45", va="baseline", parse_math=False)
-    fig.text(*at(0, PAGE_MARGIN + LINE_HEIGHT + 4), record.get("entity") or record["prompt"], fontsize=13,
-             weight="bold", family="serif", va="baseline", parse_math=False)
-    for x, line_no, text, style in placed:
-        baseline = top + (line_no + 1) * LINE_HEIGHT
-        if style == "partner":
-            fig.patches.append(Rectangle(at(x, baseline + 0.3 * FONT_SIZE), width(text, style) / PAGE_WIDTH,
-                                         0.95 * LINE_HEIGHT / height, transform=fig.transFigure,
-                                         facecolor=PARTNER_SHADE, edgecolor="none", zorder=0))
-        fig.text(*at(x, baseline), text, fontproperties=fonts[style], va="baseline", parse_math=False, zorder=1)
-    note = (f"{record['n_calls']} calls in {record['n_steps']} steps (call rate {record['call_rate']:.1%}); grey: "
-            "tokens from the cascade partner (after <CALL>); italics: the prompt")
-    fig.text(*at(0, top + (line + 2.5) * LINE_HEIGHT), note, fontsize=8, color="0.4", va="baseline",
-             parse_math=False)
-    return fig
-
-
 def draw_figure4(generations: dict[str, Path], n_entities: int, partner_label: str, out: Path) -> None:
     """Figure 4: the first ``n_entities`` biographies of each run, cascade-partner tokens highlighted (§5.2).
 
-    One PDF page per entity and method (``figure4_pages``, laid out by :func:`generation_figure` from the
-    records' own fields, without importing the cascade's model code); the PNG beside it shows the first page.
+    One PDF page per entity and method (``figure4_pages``, laid out by :func:`lacy.render.generation_page` from
+    the records' own fields, without importing the cascade's model code); the PNG beside it shows the first page.
     """
     import matplotlib
     from matplotlib.backends.backend_pdf import PdfPages
@@ -864,9 +791,9 @@ def draw_figure4(generations: dict[str, Path], n_entities: int, partner_label: s
     with matplotlib.rc_context({"pdf.fonttype": 42}), atomic_output(Path(out)) as tmp:
         with PdfPages(tmp, metadata={"Title": "Figure 4: cascaded biographies", "CreationDate": None}) as pdf:
             for page in pages:
-                pdf.savefig(generation_figure(page, page["view_title"]))
+                pdf.savefig(generation_page(page, page["view_title"]))
     with atomic_output(Path(out).with_suffix(".png")) as tmp:
-        generation_figure(pages[0], pages[0]["view_title"]).savefig(tmp, format="png", dpi=150)
+        generation_page(pages[0], pages[0]["view_title"]).savefig(tmp, format="png", dpi=150)
 
 
 # --- tables ------------------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def render_pdf(records: list[dict], path: Path, title: str = "Cascaded generatio
                 pdf.savefig(generation_page(record, record.get("view_title", title)))
 
 
-def _styled_words(record: dict) -> list[list[tuple[str, str]] | None]:
+def styled_words(record: dict) -> list[list[tuple[str, str]] | None]:
     """The prompt and tokens as words, each a list of (text, style) fragments (style: prompt, slm or partner);
     None marks a line break. Whitespace separates words and is not drawn."""
     words: list[list[tuple[str, str]] | None] = [[]]
@@ -100,7 +100,7 @@ def generation_page(record: dict, title: str):
 
     space, right = width("x x", "slm") - width("xx", "slm"), PDF_WIDTH - PDF_MARGIN
     placed, x, line = [], PDF_MARGIN, 0  # (x, line, text, style)
-    for word in _styled_words(record):
+    for word in styled_words(record):
         if word is None:
             x, line = PDF_MARGIN, line + 1
             continue
@@ -121,7 +121,7 @@ def generation_page(record: dict, title: str):
         return x / PDF_WIDTH, 1 - y / height
 
     fig.text(*at(PDF_MARGIN, PDF_MARGIN), title, fontsize=8, color="0.45", va="baseline", parse_math=False)
-    fig.text(*at(PDF_MARGIN, PDF_MARGIN + PDF_LINE + 4), record["entity"] or record["prompt"], fontsize=13,
+    fig.text(*at(PDF_MARGIN, PDF_MARGIN + PDF_LINE + 4), record.get("entity") or record["prompt"], fontsize=13,
              weight="bold", family="serif", va="baseline", parse_math=False)
     for x, line_no, text, style in placed:
         baseline = head + (line_no + 1) * PDF_LINE
