@@ -163,21 +163,44 @@ def _generate(lm, ids: list[int], settings: CascadeSettings) -> list[int]:
     return [i for i in out[0, len(ids):].tolist() if i not in lm.eos_ids]
 
 
+def _generate_penalising_from(lm, ids: list[int], start: int, settings: CascadeSettings) -> list[int]:
+    """Greedy generation over full forward passes, the repetition penalty (HF's rule) counting ``ids[start:]`` and
+    what is written: the reference for a RAG partner, whose instruction and background are not penalised."""
+    ids = list(ids)
+    for _ in range(settings.max_new_tokens):
+        logits = lm.model(torch.tensor([ids])).logits[0, -1]
+        seen = torch.tensor(sorted(set(ids[start:])))
+        logits[seen] = torch.where(logits[seen] < 0, logits[seen] * settings.repetition_penalty,
+                                   logits[seen] / settings.repetition_penalty)
+        token = int(logits.argmax())
+        if token in lm.eos_ids:
+            break
+        ids.append(token)
+    return ids
+
+
 @pytest.mark.parametrize("kind", ["plain", "rag"])
 def test_partner_alone_writes_what_transformers_generate_writes(partner, gemma, kind):  # noqa: F811
+    """Plain: the ids of ``transformers``' generate with its repetition penalty. RAG: the penalty counts the
+    biography's ids only, not the instruction and background before it (cascade module docstring); a strong
+    penalty there, so that penalising the background too would change the ids."""
     writer = partner if kind == "plain" else LocalRagPartner(gemma, ARTICLES, "tiny + RAG (local)")
     lm = partner if kind == "plain" else gemma
-    settings = CascadeSettings(max_new_tokens=25)
+    settings = CascadeSettings(max_new_tokens=25, repetition_penalty=1.2 if kind == "plain" else 50.0)
     prompts = [cascade.bio_prompt(s) for s in SUBJECTS]
     batched = generate_partner_alone(prompts, writer, settings, SUBJECTS)
     for text, prompt, subject in zip(batched, prompts, SUBJECTS):
         one = generate_partner_alone([prompt], writer, settings, [subject])[0]
         assert text.ids == one.ids
         written = text.ids[text.n_input:]
-        assert written == _generate(lm, text.ids[:text.n_input], settings)
-        assert len(written) == 25 and not text.ended and not text.stopped_by_context
-        if kind == "rag":
+        if kind == "plain":
+            assert written == _generate(lm, text.ids[:text.n_input], settings)
+        else:
             assert text.ids[:text.n_input] == lm.input_ids(writer.head(subject) + prompt)
+            start = len(lm.input_ids(writer.head(subject)))
+            assert 0 < start < text.n_input
+            assert text.ids == _generate_penalising_from(lm, text.ids[:text.n_input], start, settings)
+        assert len(written) == 25 and not text.ended and not text.stopped_by_context
 
 
 def test_partner_alone_stops_at_its_end_of_sequence_token(partner, monkeypatch):  # noqa: F811

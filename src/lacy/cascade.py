@@ -68,8 +68,10 @@ cut to the room left.
 
 **The partner alone** (``generate_partner_alone``; the reference bars of §5.2: Llama-3.2-1B alone, Qwen3-32B + RAG
 alone). The partner writes every token of the biography after the same prompt, in its own vocabulary: greedy over
-its next-token logits with the same repetition penalty, applied to every id of its input (as ``transformers``'
-``generate`` and vLLM apply it: a RAG partner's background included), at most ``max_new_tokens`` of its own
+its next-token logits with the same repetition penalty over the ids of the biography (the prompt and what it has
+written; a local RAG partner's instruction and background are not penalised, or a small base model stops copying
+the facts it is given; ``transformers``' ``generate`` and vLLM, which a served partner writes with, penalise every
+id of the input), at most ``max_new_tokens`` of its own
 tokens, ending at its end-of-sequence token or its context. A local partner's sequences of a batch go through it
 together, each step feeding only each sequence's newest id (``lacy.partners.base.WritingPartner``); a served
 partner writes on its server with the same settings, one request per biography (``ContinuingView``). The record has
@@ -423,11 +425,12 @@ def _write_locally(prompts: list[str], views: list, partner: WritingPartner,
             raise ValueError(f"the partner's input of {len(sequence)} tokens does not fit its context of {context}")
         limits.append(min(len(sequence) + settings.max_new_tokens, context))
     n_input, ended = [len(sequence) for sequence in ids], [False] * len(ids)
+    text_starts = [view.text_start(sequence) for view, sequence in zip(views, ids)]
     running = [b for b in range(len(ids)) if len(ids[b]) < limits[b]]
     while running:
         logits = partner.next_token_logits_for_ids([views[b] for b in running], [ids[b] for b in running])
         for b, row in zip(running, logits):
-            seen = torch.tensor(sorted(set(ids[b])), dtype=torch.long, device=row.device)
+            seen = torch.tensor(sorted(set(ids[b][text_starts[b]:])), dtype=torch.long, device=row.device)
             token = int(apply_repetition_penalty(row, seen, settings.repetition_penalty).argmax())
             if token in partner.eos_ids:
                 ended[b] = True

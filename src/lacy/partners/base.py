@@ -59,9 +59,13 @@ class BatchedPartner(Protocol):
 
 
 class WritingView(PartnerView, Protocol):
-    """A view of a partner that can write alone: its own ids for its whole input after our ``text``."""
+    """A view of a partner that can write alone: its own ids for its whole input after our ``text``, and where in
+    those ids our text starts (after a RAG partner's instruction and background), the ids a repetition penalty
+    counts."""
 
     def input_ids(self, text: str) -> list[int]: ...
+
+    def text_start(self, ids: list[int]) -> int: ...
 
 
 @runtime_checkable

@@ -192,6 +192,10 @@ class LocalSession:
         """The partner's ids for ``text`` (writing alone: its whole input)."""
         return self.partner.input_ids(text)
 
+    def text_start(self, ids: list[int]) -> int:
+        """Our text is the whole input."""
+        return 0
+
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
     n = 0
