@@ -26,7 +26,8 @@ import torch
 import transformers
 
 from lacy.cascade import PARTNER_CALLS, CascadeSettings, bio_prompt, generate_cached, generate_naive, load_slm
-from lacy.partners.local import GEMMA_GGUF, load_partner
+from lacy.local_models import GEMMA_GGUF
+from lacy.partners.local import load_partner
 
 ENTITIES = ["Ada Lovelace", "Wolfgang Amadeus Mozart", "Marie Curie", "Alan Turing", "Isaac Newton",
             "Frida Kahlo", "Nelson Mandela", "Emmy Noether"]

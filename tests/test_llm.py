@@ -252,7 +252,7 @@ def test_transformers_backend_chooses_by_next_token_probability_and_caches(tiny_
     def no_loading(spec):
         raise AssertionError("a cached answer must not load the model")
 
-    monkeypatch.setattr(lacy.llm, "load_partner", no_loading)
+    monkeypatch.setattr(lacy.llm, "load_causal_lm", no_loading)
     again = make_llm("transformers", str(path), cache_dir=tmp_path)
     assert again.choose("Entre Campos\n**output**:", (" 0", " 1")) == expected
     assert again.complete("Alan Turing was", max_tokens=5) == tokenizer.decode(greedy, skip_special_tokens=True)

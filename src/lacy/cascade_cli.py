@@ -28,7 +28,8 @@ from lacy.cascade import (PARTNER_CALLS, CascadeSettings, bio_prompt, cascade_re
 from lacy.distributed import default_device
 from lacy.io import atomic_output, write_json, write_jsonl
 from lacy.partners.base import CascadePartner
-from lacy.partners.local import GEMMA_GGUF, load_partner
+from lacy.local_models import GEMMA_GGUF
+from lacy.partners.local import load_partner
 from lacy.partners.rag import load_local_rag_partner, load_served_rag_partner
 from lacy.render import format_marked, render_html, render_pdf
 

