@@ -46,6 +46,7 @@ rule cascade_generate:
         call_rate=lambda wildcards: call_budget_of(plan.split_run(wildcards.method)[1], CASCADE["call_rate"]),
         max_new_tokens=CASCADE["max_new_tokens"],
         batch_size=CASCADE["batch_size"],
+        partner_calls=CASCADE["partner_calls"],
     log:
         "logs/cascade/{partner}/{method}/seed{seed}.log",
     conda:
@@ -58,8 +59,8 @@ rule cascade_generate:
     shell:
         "python -m lacy cascade --entities {input.entities} --model $(dirname {input.model})"
         " {params.partner} --call-rate {params.call_rate} --max-new-tokens {params.max_new_tokens}"
-        " --batch-size {params.batch_size} --out {output.generations} --summary {output.summary}"
-        " --html {output.html} --pdf {output.pdf} --threads {threads} 2> {log}"
+        " --batch-size {params.batch_size} --partner-calls {params.partner_calls} --out {output.generations}"
+        " --summary {output.summary} --html {output.html} --pdf {output.pdf} --threads {threads} 2> {log}"
 
 
 rule partner_alone:
