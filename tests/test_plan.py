@@ -195,7 +195,7 @@ def test_figure_context_is_what_the_figure_scripts_hand_the_package():
         "runs": {"medium models": ["baseline", "loss_based", "rho1", "llm_judge", "lacy"],
                  "1.3b models": ["1.3b/baseline", "1.3b/loss_based", "1.3b/rho1", "1.3b/llm_judge", "1.3b/lacy"]},
         "seeds": [0], "scorer": "llm", "variants": {}, "partners": {"main": "llama", "rag": "qwen3_rag"},
-        "partner_labels": {"main": "meta-llama/Llama-3.2-1B", "rag": "Qwen/Qwen3-32B"}}
+        "partner_labels": {"main": "meta-llama/Llama-3.2-1B", "rag": "Qwen/Qwen3-32B + RAG"}}
     with_ablations = copy.deepcopy(DEFAULT)
     with_ablations["methods"] += ["lacy_ignorefacts", "lacy_ignore"]
     assert plan.figure_context(with_ablations, "fig10")["variants"] == {"lacy_ignorefacts": ".equal_steps",
@@ -203,5 +203,6 @@ def test_figure_context_is_what_the_figure_scripts_hand_the_package():
     table = plan.figure_context(DEFAULT, "table6")
     assert table["runs"] == {"cpu-small models": DEFAULT["methods"]} and table["variants"] == {}
     assert plan.figure_context(DEFAULT, "table1")["partners"] == {"main": "gemma3_rag"}
+    assert plan.figure_context(DEFAULT, "table1")["partner_labels"] == {"main": "gemma3-270m-gguf + RAG (local)"}
     ctx = make_context(**context)
     assert ctx.results.partner == "llama" and ctx.results.scorer == "llm" and list(ctx.runs) == list(context["runs"])

@@ -195,13 +195,13 @@ def test_a_partner_alone_stands_beside_the_paper_partner_of_its_kind():
     from lacy.figures import make_context
 
     config = {"cascade": {"partner_alone": True, "partners": [
-        {"name": "gemma3_rag", "model": "gemma3-270m-gguf", "rag": {"knowledge": "corpus"}},
+        {"name": "gemma3_rag", "model": "gemma3-270m-gguf", "rag": {"knowledge": "corpus", "base_url": None}},
         {"name": "gemma3", "model": "gemma3-270m-gguf"}]}}
     alone = plan.partner_alone_context(config)
-    assert alone == {"gemma3_rag": {"label": "gemma3-270m-gguf + RAG alone", "paper": "Qwen3-32B + RAG"},
+    assert alone == {"gemma3_rag": {"label": "gemma3-270m-gguf + RAG (local) alone", "paper": "Qwen3-32B + RAG"},
                      "gemma3": {"label": "gemma3-270m-gguf alone", "paper": "Llama-3.2-1B"}}
     ctx = make_context({"s": ["lacy"]}, [0], "offline", {"main": "gemma3_rag"}, {}, {}, alone=alone)
-    assert ctx.alone["gemma3_rag"] == "gemma3-270m-gguf + RAG alone"
+    assert ctx.alone["gemma3_rag"] == "gemma3-270m-gguf + RAG (local) alone"
     assert ctx.alone_paper == {"gemma3_rag": "Qwen3-32B + RAG", "gemma3": "Llama-3.2-1B"}
     config["cascade"]["partner_alone"] = False
     assert plan.partner_alone_context(config) == {}

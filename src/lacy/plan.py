@@ -238,6 +238,13 @@ def partners(config: Config) -> dict[str, dict]:
     return {p["name"]: p for p in config["cascade"]["partners"]}
 
 
+def partner_label(spec: dict) -> str:
+    """A cascade partner's display name: its model, with "+ RAG" when it reads the subject's article (§A.5) and
+    "(local)" when that runs in-process, as the cascade names it."""
+    rag = spec.get("rag")
+    return spec["model"] if rag is None else f"{spec['model']} + RAG" + ("" if rag["base_url"] else " (local)")
+
+
 def partner_alone_partners(config: Config) -> list[str]:
     """The partners that also write whole biographies alone (the paper's reference bars: Llama-3.2-1B alone,
     Qwen3-32B + RAG alone), when ``cascade.partner_alone`` asks for them."""
@@ -324,7 +331,7 @@ def figure_context(config: Config, name: str) -> dict:
         "scorer": fact_scorer(config),
         "variants": figure_variants(config, name) if name in FIGURES else {},
         "partners": figure_partners_,
-        "partner_labels": {role: partners(config)[p]["model"] for role, p in figure_partners_.items()},
+        "partner_labels": {role: partner_label(partners(config)[p]) for role, p in figure_partners_.items()},
     }
 
 
@@ -356,10 +363,10 @@ def acceptability_figures(config: Config) -> dict[str, tuple[str, str]]:
 
 def partner_alone_context(config: Config) -> dict[str, dict[str, str]]:
     """Each partner writing alone (:func:`partner_alone_partners`) as :func:`lacy.figures.make_context` takes it:
-    its display name (the model, "+ RAG" for a RAG-prompted one) and the partner alone of the paper it stands in
+    its display name (:func:`partner_label`, "alone") and the partner alone of the paper it stands in
     for (a key of ``reported.yaml``'s ``partner_alone_factscore``: Qwen3-32B + RAG for a RAG-prompted partner,
     Llama-3.2-1B for a plain one)."""
     specs = partners(config)
-    return {name: {"label": f"{specs[name]['model']}{' + RAG' if 'rag' in specs[name] else ''} alone",
+    return {name: {"label": f"{partner_label(specs[name])} alone",
                    "paper": "Qwen3-32B + RAG" if "rag" in specs[name] else "Llama-3.2-1B"}
             for name in partner_alone_partners(config)}
