@@ -13,7 +13,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
 
-from lacy import cascade, cascade_cli, render
+from lacy import cascade, cascade_cli, plan, render
 from lacy.cascade import (CallBudget, CascadeSettings, PieceSegmenter, apply_repetition_penalty, choose_partner_token,
                           generate_cached, generate_naive, sequence_record)
 from lacy.model import build_model
@@ -106,10 +106,10 @@ def test_budget_zero_never_calls():
 def test_the_baseline_writes_alone_and_calling_methods_at_the_budget(slm, small_tokenizer, partner):
     """§5.2: "the baseline with no <CALL> augmentation" writes its biography alone, even where its untrained
     <CALL> logit would pass the running quantile; a calling method at the same budget calls."""
-    assert cascade.call_budget_of("baseline", 0.22) == 0.0
-    assert cascade.call_budget_of("lacy", 0.22) == cascade.call_budget_of("rho1", 0.22) == 0.22
+    assert plan.call_budget_of("baseline", 0.22) == 0.0
+    assert plan.call_budget_of("lacy", 0.22) == plan.call_budget_of("rho1", 0.22) == 0.22
     for method, calls in (("baseline", False), ("loss_based", True)):
-        settings = CascadeSettings(call_rate=cascade.call_budget_of(method, 0.22), max_new_tokens=30)
+        settings = CascadeSettings(call_rate=plan.call_budget_of(method, 0.22), max_new_tokens=30)
         record = sequence_record(generate_cached(PROMPTS[:1], slm, small_tokenizer, partner, settings)[0],
                                  small_tokenizer, "Ada Lovelace")
         assert (record["n_calls"] > 0) is calls

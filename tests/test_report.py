@@ -61,7 +61,8 @@ def _inputs(tmp_path: Path) -> dict:
 
 def summary(tmp_path: Path, fluent_loss_nats: float = 4.0, **context_options) -> str:
     return summary_markdown(context(tmp_path, **context_options), **_inputs(tmp_path),
-                            fluent_loss_nats=fluent_loss_nats, not_built=["fig12: no second model scale"])
+                            fluent_loss_nats=fluent_loss_nats, validation_call_rate=0.15,
+                            not_built=["fig12: no second model scale"])
 
 
 def verdicts(text: str) -> dict[str, str]:
@@ -103,7 +104,12 @@ def test_every_claim_reads_its_intervals_when_the_models_are_fluent(tmp_path):
     assert "Gate: **open**" in text and "3.300 [3.200, 3.400] nats per token" in text
     assert f"Verdict: **{HOLDS}**" in found["Fact-leakage ordering (§5.3, Figure 2 right)"]
     assert f"Verdict: **{HOLDS}**" in found["NLU parity (§5.5, Table 1)"]
-    assert f"highest call loss of the calling methods: **{HOLDS}**" in found["Call loss (§5.3, Figure 5)"]
+    assert f"highest of the calling methods: **{HOLDS}**" in found["Call loss (§5.3, Figure 5)"]
+    call_loss = found["Call loss (§5.3, Figure 5)"]
+    assert f"above the baseline's on the same mask: **{HOLDS}**: LaCy learns less" in call_loss
+    assert f"a-priori difficult tokens (the baseline's loss on LaCy's mask above its mean loss): **{DOES_NOT_HOLD}**" \
+        in call_loss, "the fixture's calls fall on tokens easier than average (a paired gap below 0)"
+    assert "| 99.9 |" in text, "the share of positions where <CALL> is the top logit"
     assert f"**{NOT_MEASURABLE}**" not in text
     assert "| LaCy | 11.28 | 5.0 [" in text and "| -10.0 [" in text, "pooled leakage and LaCy − method, paired"
     assert text.index("## Outcome claims") < text.index("### Fact precision") < text.index("## Mechanism measures") \
@@ -122,7 +128,7 @@ def test_the_fluency_gate_makes_outcome_claims_not_measurable_and_keeps_mechanis
         assert f"**{NOT_MEASURABLE}**: the baseline's validation loss is 5.90 nats per token, above the fluency " \
                f"gate's 4.00" in found[claim], claim
         assert f"(the intervals alone read: {HOLDS})" in found[claim], claim
-    assert f"highest call loss of the calling methods: **{HOLDS}**" in found["Call loss (§5.3, Figure 5)"]
+    assert f"highest of the calling methods: **{HOLDS}**" in found["Call loss (§5.3, Figure 5)"]
 
 
 def test_leakage_nobody_shows_is_not_measurable_rather_than_a_verdict(tmp_path):
@@ -179,11 +185,13 @@ def test_several_seeds_resample_persons_and_seeds_and_a_rag_partner_alone_serves
     assert "over persons and the 2 seeds, crossed" in text
     assert "2 seed(s)" in text and "| LaCy | 22.71 | 70.0 [" in text
     rag_only = Context(Results(tmp_path, [0, 1], "", "offline"), {"cpu-small models": ["baseline", "rho1", "lacy"]},
-                       {"rag": "gemma3"}, {"rag": "gemma3-270m-gguf"}, {"gemma3": "gemma3-270m-gguf + RAG alone"},
+                       {"main": "gemma3"}, {"main": "gemma3-270m-gguf + RAG (local)"},
+                       {"gemma3": "gemma3-270m-gguf + RAG (local) alone"},
                        {"gemma3": "Qwen3-32B + RAG"})
-    text = summary_markdown(rag_only, **_inputs(tmp_path), fluent_loss_nats=4.0, not_built=[])
-    assert "partner gemma3-270m-gguf, on held-out persons" in text
-    assert "| partner alone: gemma3-270m-gguf + RAG alone | 79.0 (Qwen3-32B + RAG alone) | 60.0 [" in text
+    text = summary_markdown(rag_only, **_inputs(tmp_path), fluent_loss_nats=4.0, validation_call_rate=0.15,
+                            not_built=[])
+    assert "partner gemma3-270m-gguf + RAG (local), on held-out persons" in text
+    assert "| partner alone: gemma3-270m-gguf + RAG (local) alone | 79.0 (Qwen3-32B + RAG alone) | 60.0 [" in text
     assert f"Verdict (held-out persons, the claim): **{HOLDS}**" in text
 
 

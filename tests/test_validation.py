@@ -164,6 +164,13 @@ def test_validation_losses_follow_a_4_3_on_real_annotated_windows(corpus, tmp_pa
     assert result["tokens"] == want["tokens"]
     for key, value in want.items():
         assert result[key] == pytest.approx(value, rel=1e-5), key
+    assert result["call_loss_gap"] == pytest.approx(want["call_loss_without_call"] - want["baseline_call_loss_without_call"],
+                                                    rel=1e-5)
+    assert result["baseline_mask_excess"] == pytest.approx(want["baseline_call_loss_without_call"]
+                                                           - want["baseline_total_loss"], rel=1e-5)
+    for gap in ("call_loss_gap", "baseline_mask_excess"):
+        low, high = result[f"{gap}_ci95"]
+        assert low <= result[gap] <= high, gap
     assert 0 < want["fact_share"] < 1 and want["call_fact_share"] != want["fact_share"]
     for share in ("call_fact_share", "fact_share", "fact_enrichment"):
         low, high = result[f"{share}_ci95"]

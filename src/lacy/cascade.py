@@ -56,7 +56,7 @@ caches: the reference that tests and the benchmark check the cached loop against
 **Batched partner calls.** The calls of the sequences that call at one decoding step go to the partner together
 where it has ``batch_candidates`` (a local partner: one packed forward pass, ``lacy.partners.local``); a partner
 without it (the served RAG partner) is asked one sequence at a time. ``partner_calls`` chooses when the parked calls
-are answered: ``step`` (the default) at every decoding step that has one, ``gather`` only once every unfinished
+are answered: ``step`` at every decoding step that has one, ``gather`` (the default) only once every unfinished
 sequence waits for the partner, the others writing on meanwhile (fewer, fuller partner passes for more SLM passes,
 and more slots in the SLM's cache, which the masks and explicit positions make harmless; worth it when the SLM is
 much cheaper than the partner), ``sequence`` one pass per call (the benchmark's per-sequence comparison). A
@@ -93,7 +93,6 @@ from transformers import AutoModelForCausalLM
 from lacy.io import read_jsonl
 from lacy.partners.base import (BatchedPartner, Candidate, CascadePartner, ContinuingView, PartnerView,
                                 WritingPartner)
-# re-exported for lacy.figures' Figure 4, which imports them from here; the views live in lacy.render
 from lacy.tokenizer import LacyTokenizer
 
 log = logging.getLogger(__name__)
@@ -110,13 +109,6 @@ class CascadeSettings:
     repetition_penalty: float = 1.2
     max_pieces: int = 3
     partner_top_k: int = 20
-
-
-def call_budget_of(method: str, call_rate: float) -> float:
-    """The call budget a method is cascaded at: ``call_rate`` for every ``<CALL>``-trained method, 0 for the
-    baseline, which §5.2 compares as "the baseline with no <CALL> augmentation": it never learnt the ``<CALL>``
-    token, so it writes the whole biography alone."""
-    return 0.0 if method == "baseline" else call_rate
 
 
 def bio_prompt(name: str) -> str:
@@ -320,13 +312,13 @@ def answer_calls(seqs: list[Sequence], tokenizer: LacyTokenizer, segmenter: Piec
 # ---------------------------------------------------------------------------------------------------------------
 # Generation loops
 
-PARTNER_CALLS = ("step", "gather", "sequence")
+PARTNER_CALLS = ("gather", "step", "sequence")
 
 
 @torch.no_grad()
 def generate_cached(prompts: list[str], slm, tokenizer: LacyTokenizer, partner: CascadePartner,
                     settings: CascadeSettings, entities: list[str | None] | None = None,
-                    partner_calls: str = "step") -> list[Sequence]:
+                    partner_calls: str = "gather") -> list[Sequence]:
     """The cascade for a batch of prompts with both models' KV caches kept across steps, each model on its own
     device; ``entities`` (the subjects, for the RAG partner's background) default to none. ``partner_calls`` (module
     docstring, batching): ``step`` answers the calls of each decoding step in one partner forward pass, ``gather``
@@ -552,7 +544,7 @@ def with_split(record: dict, entity: dict) -> dict:
 
 def cascade_records(prompts: list[str], entities: list[str | None], slm, tokenizer: LacyTokenizer,
                     partner: CascadePartner, settings: CascadeSettings, batch_size: int,
-                    partner_calls: str = "step") -> list[dict]:
+                    partner_calls: str = "gather") -> list[dict]:
     """JSONL records of the cascade for all prompts, the SLM batched ``batch_size`` prompts at a time."""
     records = []
     for start in range(0, len(prompts), batch_size):

@@ -782,7 +782,8 @@ def draw_figure4(generations: dict[str, Path], n_entities: int, partner_label: s
     """Figure 4: the first ``n_entities`` biographies of each run, cascade-partner tokens highlighted (§5.2).
 
     One PDF page per entity and method (``figure4_pages``, laid out by :func:`lacy.render.generation_page` from
-    the records' own fields, without importing the cascade's model code); the PNG beside it shows the first page.
+    the records' own fields, without importing the cascade's model code); the PNG beside it shows the first page
+    with calls.
     """
     import matplotlib
     from matplotlib.backends.backend_pdf import PdfPages
@@ -792,8 +793,9 @@ def draw_figure4(generations: dict[str, Path], n_entities: int, partner_label: s
         with PdfPages(tmp, metadata={"Title": "Figure 4: cascaded biographies", "CreationDate": None}) as pdf:
             for page in pages:
                 pdf.savefig(generation_page(page, page["view_title"]))
+    preview = next((page for page in pages if page.get("n_calls")), pages[0])  # a page with calls, e.g. LaCy's
     with atomic_output(Path(out).with_suffix(".png")) as tmp:
-        generation_page(pages[0], pages[0]["view_title"]).savefig(tmp, format="png", dpi=150)
+        generation_page(preview, preview["view_title"]).savefig(tmp, format="png", dpi=150)
 
 
 # --- tables ------------------------------------------------------------------------------------------

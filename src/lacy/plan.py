@@ -238,6 +238,13 @@ def partners(config: Config) -> dict[str, dict]:
     return {p["name"]: p for p in config["cascade"]["partners"]}
 
 
+def call_budget_of(method: str, call_rate: float) -> float:
+    """The call budget a method is cascaded at: ``call_rate`` for every ``<CALL>``-trained method, 0 for the
+    baseline, which §5.2 compares as "the baseline with no <CALL> augmentation": it never learnt the ``<CALL>``
+    token, so it writes the whole biography alone."""
+    return 0.0 if method == "baseline" else call_rate
+
+
 def partner_label(spec: dict) -> str:
     """A cascade partner's display name: its model, with "+ RAG" when it reads the subject's article (§A.5) and
     "(local)" when that runs in-process, as the cascade names it."""

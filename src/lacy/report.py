@@ -149,6 +149,11 @@ def _signed(estimate: Estimate | None, digits: int = 1) -> str:
     return f"{estimate.value:+.{digits}f}{interval}"
 
 
+def _share(estimate: Estimate | None) -> str:
+    """A share (0-1) as a percentage with one decimal."""
+    return "—" if estimate is None else f"{100 * estimate.value:.1f}"
+
+
 def _paper(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -186,14 +191,15 @@ def _reach(widths: list[float], effects: dict[str, float], unit: str) -> str:
 
 @dataclass(frozen=True)
 class Gate:
-    """The fluency gate: the baseline's validation loss against the threshold; ``open`` when fluent enough."""
+    """The fluency gate: the baseline's validation loss against the threshold; ``open`` when its whole interval
+    (the value where there is none) lies at or below the threshold, never from a point estimate alone."""
 
     loss: Estimate | None
     threshold: float
 
     @property
     def open(self) -> bool:
-        return self.loss is None or self.loss.value <= self.threshold
+        return self.loss is None or (self.loss.value if self.loss.high is None else self.loss.high) <= self.threshold
 
     def verdict(self, measured: Verdict) -> Verdict:
         """An outcome claim's verdict: the intervals' own reading when the gate is open, else not measurable."""
@@ -226,7 +232,8 @@ def fluency_gate(gate: Gate) -> list[str]:
         return lines + [f"No calling model's validation losses (which record the baseline's) are in this run: the "
                         f"gate (`evaluation.fluent_loss_nats` = {gate.threshold:.2f}) cannot be read, and the outcome "
                         "claims are judged by their intervals alone.", ""]
-    state = ("**open**: the outcome claims below are judged by their intervals" if gate.open else
+    state = ("**open** (the interval lies at or below it): the outcome claims below are judged by their intervals"
+             if gate.open else
              "**closed**: every outcome claim below reads \"not measurable at this scale\"; its numbers are reported,"
              " not judged. The mechanism measures keep their verdicts")
     return lines + [f"The baseline's validation loss is {gate.loss.text(3)} nats per token (<CALL> excluded, the same "
@@ -237,9 +244,9 @@ def fluency_gate(gate: Gate) -> list[str]:
 # --- (a) outcome claims --------------------------------------------------------------------------------
 
 def _summary_partner(ctx: Context) -> str | None:
-    """The cascade partner the fact-precision claim reads: the plain one (Llama-3.2-1B in the paper), else the
-    RAG-prompted one (§A.5: the paper finds the same ordering with it)."""
-    return ctx.partners.get("main") or ctx.partners.get("rag")
+    """The cascade partner the fact-precision claim reads: the first configured one (Llama-3.2-1B in the paper;
+    the embedded default's RAG-prompted Gemma)."""
+    return ctx.partners.get("main")
 
 
 def _lacy_differences(comparison: Comparison, runs: list[str]) -> dict[str, Estimate | None]:
@@ -431,39 +438,62 @@ def nlu_claim(ctx: Context, runs: list[str], gate: Gate) -> list[str]:
 
 # --- (b) mechanism measures ----------------------------------------------------------------------------
 
-def call_loss_claim(ctx: Context, runs: list[str]) -> list[str]:
+def _gap_verdict(gap: Estimate | None, above: str, below: str) -> Verdict:
+    """A paired gap's reading: holds when its interval lies above 0, does not hold below, else not resolved."""
+    side = 0 if gap is None else _side(gap)
+    return (Verdict(HOLDS, f"{above}: the paired interval {gap.text()} lies above 0") if side > 0 else
+            Verdict(DOES_NOT_HOLD, f"{below}: the paired interval {gap.text()} lies below 0") if side < 0 else
+            Verdict(NOT_RESOLVED, "the paired interval reaches 0 (or is not recorded: rerun the validation_losses "
+                                  "jobs)"))
+
+
+def call_loss_claim(ctx: Context, runs: list[str], call_rate: float) -> list[str]:
+    """§5.3 / Figure 5: the loss of each calling model on the tokens it delegates, beside the baseline's on the same
+    tokens. The verdicts read the loss under p_\\CALL (``call_loss_without_call``): Eq. A.5's full-distribution call
+    loss also counts the mass a model puts on <CALL> where it calls, which makes any confident caller "highest"."""
     paper = reported()["validation_call_loss"]
     calling = [r for r in runs if method_of(r) != "baseline"]
     header = ["### Call loss (§5.3, Figure 5)", "",
               "Claim: LaCy has the highest validation loss on the tokens it delegates (5.72 in the paper), higher "
-              "than the baseline's on the same tokens. Each model's call mask is its own top 15 % <CALL> logits on "
-              "the validation windows; intervals are 95 % bootstrap intervals over validation batches.", ""]
+              "than the baseline's on the same tokens, and calls fall on a-priori difficult tokens (§5.3). Each "
+              f"model's call mask is its own top {call_rate:.0%} <CALL> logits on the validation windows (§A.4.3); "
+              "Eq. A.5's call loss (full distribution, so it includes the mass on <CALL>) is shown beside the same "
+              "positions' loss with <CALL> excluded, which the verdicts read; intervals are 95 % bootstrap intervals "
+              "over validation batches, the gaps paired over the same batches.", ""]
     if not calling or not result_path(ctx.results.root, "validation", calling[0], ctx.results.seeds[0]).exists():
         return header + ["Not measured in this run (no calling model beside a baseline).", ""]
-    loss = {(method_of(r), kind, base): ctx.results.validation_loss(r, kind, baseline=base)
-            for r in calling for kind in ("call_loss", "noncall_loss") for base in (False, True)}
+    value = {(method_of(r), key): ctx.results.validation_loss(r, key)
+             for r in calling for key in ("call_loss", "call_loss_without_call", "baseline_call_loss_without_call",
+                                          "noncall_loss", "baseline_noncall_loss", "call_loss_gap",
+                                          "baseline_mask_excess", "top_call_rate")}
     methods = [method_of(r) for r in calling]
-    rows = [[METHOD_LABELS[m], _paper(paper.get(m)), _cell(loss[m, "call_loss", False], 2),
-             _cell(loss[m, "call_loss", True], 2), _cell(loss[m, "noncall_loss", False], 2),
-             _cell(loss[m, "noncall_loss", True], 2)] for m in methods]
-    highest = separation_verdict({m: loss[m, "call_loss", False] for m in methods})
-    if "lacy" in methods:
-        above = separation_verdict({"lacy": loss["lacy", "call_loss", False],
-                                    "baseline": loss["lacy", "call_loss", True]})
-    else:
-        above = Verdict(NOT_APPLICABLE, "LaCy is not trained in this run")
-    lines = header + [*_markdown_table(["method", "paper call loss", "ours: call loss", "baseline on the same mask",
-                                        "ours: non-call loss", "baseline on the same mask"], rows), "",
-                      f"Verdict, highest call loss of the calling methods: {highest.text()}. Each model calls on "
-                      "its own tokens, so the comparison is unpaired: the intervals must separate.",
-                      "",
-                      f"Verdict, LaCy's call loss above the baseline's on the same mask: {above.text()}. The tokens "
-                      "are shared but the results record no paired gap for them, so this reads the two intervals "
-                      "(separated intervals are a conservative test).", ""]
+    rows = [[METHOD_LABELS[m], _paper(paper.get(m)), _cell(value[m, "call_loss"], 2),
+             _cell(value[m, "call_loss_without_call"], 2), _cell(value[m, "baseline_call_loss_without_call"], 2),
+             _cell(value[m, "call_loss_gap"], 2), _cell(value[m, "baseline_mask_excess"], 2),
+             _cell(value[m, "noncall_loss"], 2), _cell(value[m, "baseline_noncall_loss"], 2),
+             _share(value[m, "top_call_rate"])] for m in methods]
+    highest = separation_verdict({m: value[m, "call_loss_without_call"] for m in methods})
+    lacy = "lacy" in methods
+    above = (_gap_verdict(value["lacy", "call_loss_gap"], "LaCy learns less of what it delegates",
+                          "LaCy predicts its delegated tokens better than the baseline")
+             if lacy else Verdict(NOT_APPLICABLE, "LaCy is not trained in this run"))
+    hard = (_gap_verdict(value["lacy", "baseline_mask_excess"], "the tokens LaCy delegates are harder than average",
+                         "the tokens LaCy delegates are easier than average for the baseline")
+            if lacy else Verdict(NOT_APPLICABLE, "LaCy is not trained in this run"))
+    lines = header + [*_markdown_table(
+        ["method", "paper call loss", "call loss, Eq. A.5", "call loss, <CALL> excluded", "baseline, same mask",
+         "model − baseline (paired)", "baseline: mask − its mean (paired)", "non-call loss",
+         "baseline, same mask", "<CALL> top logit, % of positions"], rows), "",
+        f"Verdict, LaCy's call loss (<CALL> excluded) highest of the calling methods: {highest.text()}. Each model "
+        "calls on its own tokens, so the comparison is unpaired: the intervals must separate.", "",
+        f"Verdict, LaCy's call loss above the baseline's on the same mask: {above.text()}.", "",
+        f"Verdict, LaCy's calls fall on a-priori difficult tokens (the baseline's loss on LaCy's mask above its mean "
+        f"loss): {hard.text()}.", ""]
     return lines + ["What this scale can show: the losses are averaged over thousands of tokens, so their intervals "
                     "are narrow even for these small models; they say which tokens each model delegates and learns, "
                     "not whether the cascade writes better biographies (the paper, §5.7: no loss predicts "
-                    "FactScore).", ""]
+                    "FactScore). Where <CALL> is the top logit at almost every position, the decoded mask is the top "
+                    "of the <CALL> logit alone (§A.4.3's cap).", ""]
 
 
 def calls_on_facts(ctx: Context, runs: list[str]) -> list[str]:
@@ -565,13 +595,13 @@ def data_facts(annotation_summary: Path, entities: Path) -> list[str]:
     return ["## Data and evaluation persons", "",
             f"- spaCy fact tokens: {100 * fractions['fact']:.1f} % of all tokens (paper: about "
             f"{100 * reported()['fact_token_fraction']:.0f} %).",
-            f"- Evaluation persons: {counts['validation']} held out (their article is in the validation split, never "
-            f"trained on: the main evaluation), {counts['train']} in the training split (reported separately: "
+            f"- Evaluation persons: {counts['validation']} held out (their article is in the validation split: it was "
+            f"never trained on, though a training biography may name them; the main evaluation), {counts['train']} in the training split (reported separately: "
             f"facts the model stored can help there)" + (f", {other} in neither" if other else "") + ".", ""]
 
 
 def summary_markdown(ctx: Context, *, annotation_summary: Path, entities: Path, table2: Path | None,
-                     fluent_loss_nats: float, not_built: list[str]) -> str:
+                     fluent_loss_nats: float, validation_call_rate: float, not_built: list[str]) -> str:
     runs = [r for r in next(iter(ctx.runs.values())) if method_of(r) in MAIN_METHODS]
     scale = next(iter(ctx.runs))
     gate = Gate(baseline_loss(ctx, runs), fluent_loss_nats)
@@ -589,7 +619,7 @@ def summary_markdown(ctx: Context, *, annotation_summary: Path, entities: Path, 
     lines += fact_precision_claim(ctx, runs, gate) + leakage_claim(ctx, runs, gate) + nlu_claim(ctx, runs, gate)
     lines += ["## Mechanism measures (need no fluent text)", "",
               "Measured by teacher forcing on validation windows, so they are read whatever the fluency gate says.", ""]
-    lines += call_loss_claim(ctx, runs) + calls_on_facts(ctx, runs) + reference_model(ctx)
+    lines += call_loss_claim(ctx, runs, validation_call_rate) + calls_on_facts(ctx, runs) + reference_model(ctx)
     lines += labelling_claim(table2) + call_budget(ctx, runs) + data_facts(annotation_summary, entities)
     lines += ["## Paper figures not built in this configuration", ""]
     lines += [f"- {entry}" for entry in not_built] or ["- none"]
@@ -597,10 +627,11 @@ def summary_markdown(ctx: Context, *, annotation_summary: Path, entities: Path, 
 
 
 def write_summary(ctx: Context, out: Path, *, annotation_summary: Path, entities: Path, table2: Path | None,
-                  fluent_loss_nats: float, not_built: list[str]) -> None:
+                  fluent_loss_nats: float, validation_call_rate: float, not_built: list[str]) -> None:
     """results/summary.md: :func:`summary_markdown`, written atomically."""
     text = summary_markdown(ctx, annotation_summary=annotation_summary, entities=entities, table2=table2,
-                            fluent_loss_nats=fluent_loss_nats, not_built=not_built)
+                            fluent_loss_nats=fluent_loss_nats, validation_call_rate=validation_call_rate,
+                            not_built=not_built)
     with atomic_output(out) as tmp:
         tmp.write_text(text)
     log.info("wrote %s", out)
@@ -609,7 +640,7 @@ def write_summary(ctx: Context, out: Path, *, annotation_summary: Path, entities
 def _summary_command(args: argparse.Namespace) -> None:
     write_summary(context_from_args(args), args.out, annotation_summary=args.annotation_summary,
                   entities=args.entities, table2=args.table2, fluent_loss_nats=args.fluent_loss_nats,
-                  not_built=args.not_built)
+                  validation_call_rate=args.validation_call_rate, not_built=args.not_built)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -623,6 +654,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     summary.add_argument("--fluent-loss-nats", type=float, required=True,
                          help="fluency gate: above this baseline validation loss (nats per token) outcome claims "
                               "are not measurable (the workflow passes evaluation.fluent_loss_nats)")
+    summary.add_argument("--validation-call-rate", type=float, required=True,
+                         help="the share of decoded calls of the validation losses (evaluation.validation_call_rate)")
     summary.add_argument("--not-built", action="append", default=[], help="'figN: reason', repeatable")
     add_context_arguments(summary)
     summary.set_defaults(func=_summary_command)

@@ -65,7 +65,10 @@ def validation_losses(model, baseline, windows: TokenWindows, call_id: int, rate
                       max_batches: int | None, device: torch.device) -> dict:
     """Eq. A.5/A.6 for ``model`` on its own call mask, and for ``baseline`` on that same mask, each mean with a
     95 % bootstrap interval over validation batches (``<key>_ci95``), and the baseline's total loss minus the
-    model's with a paired interval (``total_loss_gap``: how much better the model predicts the same windows); and
+    model's with a paired interval (``total_loss_gap``: how much better the model predicts the same windows); the
+    model's call loss under p_\\CALL minus the baseline's on the same positions (``call_loss_gap``: does it learn
+    less of what it delegates), and the baseline's loss on the mask minus its mean loss (``baseline_mask_excess``:
+    are the delegated tokens a-priori hard, §5.3), both paired; and
     the fact shares of :data:`FACT_SHARES` with ``fact_enrichment`` (module docstring)."""
     batches: list[dict] = []
     baseline_batches: list[dict] = []
@@ -86,6 +89,8 @@ def validation_losses(model, baseline, windows: TokenWindows, call_id: int, rate
     result = _means(sums)
     result.update({f"baseline_{k}": v for k, v in _means(baseline_sums).items() if k != "tokens"})
     result["total_loss_gap"] = result["baseline_total_loss"] - result["total_loss"]
+    result["call_loss_gap"] = result["call_loss_without_call"] - result["baseline_call_loss_without_call"]
+    result["baseline_mask_excess"] = result["baseline_call_loss_without_call"] - result["baseline_total_loss"]
     result.update(_intervals(batches, baseline_batches))
     result.update({share: float(sums[num] / sums[den].clamp(min=1)) for share, (num, den) in FACT_SHARES.items()})
     result["fact_enrichment"] = result["call_fact_share"] - result["fact_share"]
@@ -109,6 +114,10 @@ def _intervals(batches: list[dict], baseline_batches: list[dict]) -> dict:
     resampled = dict(zip(keys, ratio_of_sums_resamples(numerators, denominators)))
     out = {f"{prefix}{mean}_ci95": percentile_interval(resampled[prefix, mean]) for prefix, mean in keys}
     out["total_loss_gap_ci95"] = percentile_interval(resampled["baseline_", "total_loss"] - resampled["", "total_loss"])
+    out["call_loss_gap_ci95"] = percentile_interval(resampled["", "call_loss_without_call"]
+                                                    - resampled["baseline_", "call_loss_without_call"])
+    out["baseline_mask_excess_ci95"] = percentile_interval(resampled["baseline_", "call_loss_without_call"]
+                                                           - resampled["baseline_", "total_loss"])
     return out
 
 

@@ -43,7 +43,7 @@ rule cascade_generate:
         pdf="results/cascade/{partner}/{method}/seed{seed}.pdf",
     params:
         partner=partner_options,
-        call_rate=lambda wildcards: call_budget_of(plan.split_run(wildcards.method)[1], CASCADE["call_rate"]),
+        call_rate=lambda wildcards: plan.call_budget_of(plan.split_run(wildcards.method)[1], CASCADE["call_rate"]),
         max_new_tokens=CASCADE["max_new_tokens"],
         batch_size=CASCADE["batch_size"],
         partner_calls=CASCADE["partner_calls"],

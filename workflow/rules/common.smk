@@ -16,9 +16,8 @@ _PATH = "" if workflow.deployment_settings.deployment_method else f"{shlex.quote
 shell.prefix(f"export PYTHONPATH={shlex.quote(LACY_SRC)}${{{{PYTHONPATH:+:$PYTHONPATH}}}} PATH={_PATH}$PATH; ")
 
 from lacy import plan  # noqa: E402
-from lacy.cascade import call_budget_of  # noqa: E402
 from lacy.config import load_schema, validate_config  # noqa: E402
-from lacy.figures import FIGURES, TABLES, result_path  # noqa: E402
+from lacy.figures import FIGURES, TABLES, alone_path, result_path  # noqa: E402
 
 # Errors named by key path, then the schema's `default:` values filled in (lacy.config): every default is
 # written once, in workflow/schemas/config.schema.yaml, and the rules index config[...] strictly.
@@ -256,8 +255,6 @@ def nlu_inputs(wildcards):
 
 
 def figure_inputs(name):
-    from lacy.figures import alone_path
-
     spec = FIGURES[name]
     partner = FIGURE_PARTNERS[spec.partner]
     variants = plan.figure_variants(config, name)
@@ -278,13 +275,11 @@ def figure_inputs(name):
 
 
 def summary_inputs(wildcards):
-    from lacy.figures import alone_path
-
     main_runs = plan.figure_runs(config, "table1", None)
-    partner = FIGURE_PARTNERS["main"] or FIGURE_PARTNERS["rag"]  # the summary's cascade partner (lacy.report)
+    partner = FIGURE_PARTNERS["main"]  # the summary's cascade partner (lacy.report)
     files = []
     for run in main_runs:
-        kinds = ["leakage", "leakage_generations", "nlu"] + (["fact_precision", "cascade"] if partner else [])
+        kinds = ["leakage", "leakage_generations", "nlu", "fact_precision", "cascade"]
         kinds += ["validation"] if run != "baseline" and "baseline" in config["methods"] else []
         files += [str(result_path("results", k, run, s, partner, FACT_SCORER)) for k in kinds for s in config["seeds"]]
     if plan.trains_reference(config) and "baseline" in config["methods"]:

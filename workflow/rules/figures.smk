@@ -30,7 +30,7 @@ rule figure4:
         png=report("results/figures/fig4.png", caption="../report/fig4.rst", category="Figures",
                    labels={"figure": "fig4"}),
     params:
-        partner=PARTNERS[FIGURE_PARTNERS["main"]]["model"] if FIGURE_PARTNERS["main"] else None,
+        partner=plan.partner_label(PARTNERS[FIGURE_PARTNERS["main"]]),
     log:
         "logs/figures/fig4.log",
     conda:
@@ -69,6 +69,7 @@ rule summary:
         context=plan.figure_context(config, "table1"),  # the summary reads Table 1's runs
         alone=plan.partner_alone_context(config),
         fluent_loss_nats=config["evaluation"]["fluent_loss_nats"],
+        validation_call_rate=config["evaluation"]["validation_call_rate"],
         not_built=plan.not_built(config),
     log:
         "logs/figures/summary.log",

@@ -12,4 +12,5 @@ with workflow_script(snakemake.log[0]):
     write_summary(make_context(**snakemake.params.context, alone=snakemake.params.alone), Path(snakemake.output[0]),
                   annotation_summary=Path(snakemake.input.annotation), entities=Path(snakemake.input.entities),
                   table2=Path(snakemake.input.table2), fluent_loss_nats=snakemake.params.fluent_loss_nats,
+                  validation_call_rate=snakemake.params.validation_call_rate,
                   not_built=[f"{name}: {reason}" for name, reason in snakemake.params.not_built.items()])

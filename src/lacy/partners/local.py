@@ -110,7 +110,7 @@ class LocalPartner:
         """The next-token logits after each id sequence, one row per session, from one forward pass over the ids past
         each session's cached common prefix, the sessions packed into one sequence (module docstring, batched
         calls)."""
-        keep = [min(_common_prefix(s.ids, i), len(i) - 1) for s, i in zip(sessions, ids)]
+        keep = [min(common_prefix(s.ids, i), len(i) - 1) for s, i in zip(sessions, ids)]
         new = [i[k:] for i, k in zip(ids, keep)]
         # slots: the kept prefixes one after another, then the new ids one after another; each slot belongs to
         # one session and has its position in that session's text
@@ -187,7 +187,7 @@ class LocalSession:
         return 0
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: list[int], b: list[int]) -> int:
     n = 0
     for x, y in zip(a, b):
         if x != y:

@@ -63,7 +63,7 @@ import torch
 from lacy.knowledge import load_references
 from lacy.llm import NextTokenLM, make_next_token_lm
 from lacy.partners.base import Candidate
-from lacy.partners.local import LocalPartner, LocalSession, _common_prefix, load_partner
+from lacy.partners.local import LocalPartner, LocalSession, common_prefix, load_partner
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ class LocalRagSession:
 
     def text_start(self, ids: list[int]) -> int:
         """Where our text starts in ``ids``: after the ids it shares with the head alone."""
-        return _common_prefix(self.session.input_ids(self.head), ids)
+        return common_prefix(self.session.input_ids(self.head), ids)
 
 
 @dataclass
