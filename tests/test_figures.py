@@ -284,3 +284,14 @@ def test_fact_precision_by_split_reads_each_persons_score_as_the_scorer_aggregat
     assert offline.estimate("lacy").value == pytest.approx(70.0)
     train = Results(tmp_path, [0], "gemma3", "offline").fact_precision_by_split(["lacy"], "train")
     assert train.units == 0 and train.estimate("lacy") is None
+
+
+def test_persons_absent_from_the_corpus_count_with_the_held_out_ones(tmp_path):
+    """FactScore's entities (paper configuration) are matched to no corpus article (split "absent"): they are not
+    known to be trained on and form the main panel, all of them, as the paper scores all 183 (§B)."""
+    from lacy.figures import entity_splits
+
+    path = tmp_path / "entities.jsonl"
+    path.write_text("\n".join(json.dumps({"entity": e, "split": s, "description": ""})
+                              for e, s in [("A", "absent"), ("B", "train"), ("C", "validation")]) + "\n")
+    assert entity_splits(path) == {"A": "validation", "B": "train", "C": "validation"}
