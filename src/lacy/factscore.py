@@ -77,13 +77,12 @@ from lacy.distributed import default_device
 from lacy.io import read_jsonl, write_json
 from lacy.knowledge import PASSAGE_WORDS, Article, clean_passage, load_articles
 from lacy.llm import LLM, add_llm_arguments, llm_from_args
-from lacy.stats import bootstrap_ci
+from lacy.stats import RESAMPLES, bootstrap_ci
 
 log = logging.getLogger(__name__)
 
 GAMMA = 10
 TOP_K = 5
-BOOTSTRAP_RESAMPLES = 1000
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -406,7 +405,7 @@ class FactScorer:
 
 
 def factscore(generations: list[dict], references: dict[str, Article], scorer: FactScorer, *, workers: int = 4,
-              n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, **extra) -> dict:
+              n_resamples: int = RESAMPLES, seed: int = 0, **extra) -> dict:
     """FactScore of ``generations``' scored texts against ``references``; entities run in ``workers`` threads."""
     split = SentenceSplitter()
     jobs = [(g["entity"], split(scored_text(g)), references.get(g["entity"])) for g in generations]
@@ -507,7 +506,7 @@ def load_offline_nlp(preferred: str | None = None):
 
 
 def offline_fact_precision(generations: list[dict], references: dict[str, Article], nlp, *,
-                           n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
+                           n_resamples: int = RESAMPLES, seed: int = 0) -> dict:
     """Offline fact precision: share of spaCy-extracted claims stated by the reference, averaged over entities."""
     per_entity = []
     docs = nlp.pipe(scored_text(g) for g in generations)
@@ -591,7 +590,7 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--passage-words", type=int, default=PASSAGE_WORDS,
                         help="words per passage of a JSONL article (a database keeps its own passages)")
     parser.add_argument("--out", type=Path, required=True, help="scores JSON to write")
-    parser.add_argument("--bootstrap", type=int, default=BOOTSTRAP_RESAMPLES, help="bootstrap resamples")
+    parser.add_argument("--bootstrap", type=int, default=RESAMPLES, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
 

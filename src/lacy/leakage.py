@@ -33,7 +33,7 @@ import numpy as np
 
 from lacy.io import read_jsonl, write_json, write_jsonl
 from lacy.llm import add_llm_arguments, llm_from_args
-from lacy.stats import bootstrap_ci
+from lacy.stats import RESAMPLES, bootstrap_ci
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ def subsample(queries: list[dict], max_queries: int, seed: int) -> list[dict]:
 
 def evaluate_leakage(model_dir: Path, query_sets: dict[str, Path], shots: int = SHOTS,
                      max_new_tokens: int = MAX_NEW_TOKENS, max_queries: int = 0, seed: int = 0,
-                     n_resamples: int = 1000, batch_size: int = 16) -> tuple[dict, list[dict]]:
+                     n_resamples: int = RESAMPLES, batch_size: int = 16) -> tuple[dict, list[dict]]:
     """Fact leakage of one model (on the GPU when there is one) on each named query set; returns (summary,
     per-query generations)."""
     import torch
@@ -364,6 +364,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
     run.add_argument("--max-queries", type=int, default=0, help="seeded sample per set (0: all)")
     run.add_argument("--seed", type=int, default=0, help="seed of the shots, the sample and the bootstrap")
-    run.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the 95%% CI")
+    run.add_argument("--bootstrap", type=int, default=RESAMPLES, help="bootstrap resamples of the 95%% CI")
     run.add_argument("--batch-size", type=int, default=16)
     run.set_defaults(func=_run_command)

@@ -11,7 +11,7 @@ import numpy as np
 RESAMPLES = 1000
 
 
-def bootstrap_ci(values: Sequence[float], n_resamples: int = 1000, seed: int = 0,
+def bootstrap_ci(values: Sequence[float], n_resamples: int = RESAMPLES, seed: int = 0,
                  level: float = 0.95) -> list[float] | None:
     """Seeded percentile-bootstrap interval of the mean of ``values`` (entities or queries resampled with
     replacement); ``None`` when there is nothing to resample."""
@@ -22,7 +22,7 @@ def bootstrap_ci(values: Sequence[float], n_resamples: int = 1000, seed: int = 0
     return percentile_interval(values[rng.integers(0, values.size, (n_resamples, values.size))].mean(axis=1), level)
 
 
-def pooled_proportion_ci(groups: Sequence[tuple[int, int]], n_resamples: int = 1000, seed: int = 0,
+def pooled_proportion_ci(groups: Sequence[tuple[int, int]], n_resamples: int = RESAMPLES, seed: int = 0,
                          level: float = 0.95) -> list[float] | None:
     """Seeded percentile-bootstrap interval of a proportion pooled over groups, ``(successes, n)`` each
     (fact leakage over query sets: leaked / queries of all sets). Each group's 0/1 outcomes are resampled
@@ -34,7 +34,7 @@ def pooled_proportion_ci(groups: Sequence[tuple[int, int]], n_resamples: int = 1
     return percentile_interval(sum(rng.binomial(n, k / n, n_resamples) for k, n in groups if n) / total, level)
 
 
-def ratio_of_sums_resamples(numerators: np.ndarray, denominators: np.ndarray, n_resamples: int = 1000,
+def ratio_of_sums_resamples(numerators: np.ndarray, denominators: np.ndarray, n_resamples: int = RESAMPLES,
                             seed: int = 0) -> np.ndarray:
     """Seeded bootstrap resamples of ratios of sums over batches (token-weighted mean losses), several at once:
     row k of ``numerators`` / ``denominators`` ([K, batches]) is one ratio, and every resample draws the same
@@ -59,7 +59,7 @@ def percentile_interval(resamples: np.ndarray, level: float = 0.95) -> list[floa
 
 # --- paired comparisons on shared units (entities, queries) and seeds --------------------------------
 
-def crossed_bootstrap(values: np.ndarray, n_resamples: int = 1000, seed: int = 0,
+def crossed_bootstrap(values: np.ndarray, n_resamples: int = RESAMPLES, seed: int = 0,
                       strata: Sequence | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Point estimates and seeded bootstrap resamples of K statistics measured on the same units and seeds.
 
