@@ -184,7 +184,7 @@ def test_record_keeps_provenance(slm, small_tokenizer, partner):
 def test_generation_stops_at_the_slm_context(small_tokenizer, partner):
     torch.manual_seed(0)
     short = build_model("test-tiny", small_tokenizer.vocab_size, 32, small_tokenizer.call_id).eval()
-    seq = generate_cached(PROMPTS[:1], short, small_tokenizer, partner, CascadeSettings(max_new_tokens=100))[0]
+    seq = generate_cached(PROMPTS[:1], short, small_tokenizer, partner, CascadeSettings(call_rate=0.22, max_new_tokens=100))[0]
     assert len(seq.ids) == 32 and seq.stopped_by_context
 
 
@@ -218,7 +218,7 @@ def test_generate_command_marks_partner_tokens(saved, capsys):
 def test_cascade_command_writes_jsonl_summary_html_and_pdf(saved, tmp_path):
     entities = tmp_path / "entities.txt"
     entities.write_text("Ada Lovelace\nAlan Turing\nMarie Curie\n")
-    args = _parser().parse_args(["cascade", "--entities", str(entities), "--model", str(saved / "slm"),
+    args = _parser().parse_args(["cascade", "--call-rate", "0.22", "--entities", str(entities), "--model", str(saved / "slm"),
                                  "--partner", str(saved / "partner"), "--max-new-tokens", "12", "--batch-size", "2",
                                  "--out", str(tmp_path / "gen.jsonl"), "--summary", str(tmp_path / "summary.json"),
                                  "--html", str(tmp_path / "gen.html"), "--pdf", str(tmp_path / "gen.pdf")])
@@ -311,7 +311,7 @@ def test_rag_cascade_command_caches_answers_and_never_writes_the_key(saved, know
     entities.write_text("Ada Lovelace\nMo\n")
 
     def run(server, out):
-        args = _parser().parse_args(["cascade", "--entities", str(entities), "--model", str(saved / "slm"),
+        args = _parser().parse_args(["cascade", "--batch-size", "2", "--entities", str(entities), "--model", str(saved / "slm"),
                                      "--partner", "Qwen/Qwen3-32B", "--rag-base-url", server.base_url,
                                      "--rag-knowledge", str(knowledge), "--api-key-env", "LACY_TEST_RAG_KEY",
                                      "--cache-dir", str(tmp_path / "cache"), "--call-rate", "0.3",
@@ -342,7 +342,8 @@ def test_rag_partner_without_its_key_stops_before_any_request(saved, knowledge, 
         args = _parser().parse_args(["generate", PROMPTS[0], "--entity", "Ada Lovelace", "--model",
                                      str(saved / "slm"), "--partner", "Qwen/Qwen3-32B", "--rag-base-url",
                                      server.base_url, "--rag-knowledge", str(knowledge), "--api-key-env",
-                                     "LACY_TEST_RAG_KEY", "--cache-dir", str(tmp_path / "cache")])
+                                     "LACY_TEST_RAG_KEY", "--cache-dir", str(tmp_path / "cache"),
+                                     "--call-rate", "0.22", "--max-new-tokens", "12"])
         with pytest.raises(MissingCredentialsError, match="LACY_TEST_RAG_KEY"):
             args.func(args)
         assert server.requests == []
@@ -462,7 +463,7 @@ def _lines(path) -> list[dict]:
 def test_rag_knowledge_without_an_endpoint_gives_the_local_rag_partner(saved, entity_records, tmp_path):
     knowledge = tmp_path / "articles.jsonl"
     knowledge.write_text(json.dumps({"title": "Ada Lovelace", "text": ARTICLE[:300]}) + "\n")
-    common = ["cascade", "--entities", str(entity_records), "--model", str(saved / "slm"), "--partner",
+    common = ["cascade", "--batch-size", "2", "--entities", str(entity_records), "--model", str(saved / "slm"), "--partner",
               str(saved / "partner"), "--call-rate", "0.4", "--max-new-tokens", "16"]
     _run(common + ["--rag-knowledge", str(knowledge), "--out", str(tmp_path / "rag.jsonl"), "--summary",
                    str(tmp_path / "rag.json")])
@@ -477,7 +478,7 @@ def test_rag_knowledge_without_an_endpoint_gives_the_local_rag_partner(saved, en
 def test_partner_alone_writes_cascade_records_that_score_offline(saved, entity_records, tmp_path):
     from test_factscore import main as factscore
 
-    _run(["cascade", "--entities", str(entity_records), "--model", str(saved / "slm"), "--partner",
+    _run(["cascade", "--batch-size", "2", "--call-rate", "0.22", "--entities", str(entity_records), "--model", str(saved / "slm"), "--partner",
           str(saved / "partner"), "--max-new-tokens", "12", "--out", str(tmp_path / "cascade.jsonl")])
     outputs = {name: tmp_path / f"alone.{name}" for name in ("jsonl", "json", "html", "pdf")}
     _run(["cascade", "--partner-alone", "--entities", str(entity_records), "--partner", str(saved / "partner"),
@@ -513,7 +514,7 @@ def test_partner_alone_and_the_cascade_need_their_own_options(saved, tmp_path):
     entities.write_text("Ada Lovelace\n")
     for extra, message in ([["--partner-alone", "--model", str(saved / "slm")], "drop --model"], [[], "needs --model"]):
         with pytest.raises(SystemExit, match=message):
-            _run(["cascade", "--entities", str(entities), "--partner", str(saved / "partner"),
+            _run(["cascade", "--batch-size", "2", "--max-new-tokens", "12", "--call-rate", "0.22", "--entities", str(entities), "--partner", str(saved / "partner"),
                   "--out", str(tmp_path / "x.jsonl")] + extra)
 
 
@@ -533,7 +534,7 @@ def test_served_rag_partner_alone_writes_on_its_server_with_the_same_settings(kn
                          "usage": {"prompt_tokens": 1, "completion_tokens": len(tokens), "total_tokens": 2}}
 
     def run(server, out, max_new_tokens):
-        _run(["cascade", "--partner-alone", "--entities", str(entity_records), "--partner", "Qwen/Qwen3-32B",
+        _run(["cascade", "--batch-size", "2", "--partner-alone", "--entities", str(entity_records), "--partner", "Qwen/Qwen3-32B",
               "--rag-base-url", server.base_url, "--rag-knowledge", str(knowledge), "--cache-dir",
               str(tmp_path / "cache"), "--max-new-tokens", max_new_tokens, "--out", str(out), "--summary",
               str(out) + ".json"])
@@ -559,9 +560,9 @@ def test_served_rag_partner_alone_writes_on_its_server_with_the_same_settings(kn
 def test_records_carry_the_split_of_their_entity(saved, entity_records, tmp_path):
     """Whether the SLM trained on the subject's article: the split of ``lacy corpus entities``, after the entity."""
     common = ["--partner", str(saved / "partner"), "--max-new-tokens", "4"]
-    _run(["cascade", "--entities", str(entity_records), "--model", str(saved / "slm"), "--out",
+    _run(["cascade", "--batch-size", "2", "--max-new-tokens", "12", "--call-rate", "0.22", "--entities", str(entity_records), "--model", str(saved / "slm"), "--out",
           str(tmp_path / "cascade.jsonl")] + common)
-    _run(["cascade", "--partner-alone", "--entities", str(entity_records), "--out", str(tmp_path / "alone.jsonl")]
+    _run(["cascade", "--batch-size", "2", "--max-new-tokens", "12", "--partner-alone", "--entities", str(entity_records), "--out", str(tmp_path / "alone.jsonl")]
          + common)
     for name in ("cascade", "alone"):
         records = _lines(tmp_path / f"{name}.jsonl")
@@ -570,6 +571,6 @@ def test_records_carry_the_split_of_their_entity(saved, entity_records, tmp_path
         assert list(records[0])[:3] == ["entity", "split", "prompt"]
     plain = tmp_path / "entities.txt"
     plain.write_text("Ada Lovelace\n")
-    _run(["cascade", "--entities", str(plain), "--model", str(saved / "slm"), "--out", str(tmp_path / "gen.jsonl")]
+    _run(["cascade", "--batch-size", "2", "--max-new-tokens", "12", "--call-rate", "0.22", "--entities", str(plain), "--model", str(saved / "slm"), "--out", str(tmp_path / "gen.jsonl")]
          + common)
     assert "split" not in _lines(tmp_path / "gen.jsonl")[0]

@@ -52,7 +52,7 @@ def heath_record(small_tokenizer) -> dict:
     """A record written by the cascade's own code: the biography prompt of §B, then the continuation committed as the
     SLM's tokens, recorded by ``sequence_record``."""
     seq = cascade.Sequence(cascade.bio_prompt(HEATH), small_tokenizer, session=None,
-                           settings=cascade.CascadeSettings(max_new_tokens=200), context=512)
+                           settings=cascade.CascadeSettings(call_rate=0.22, max_new_tokens=200), context=512)
     seq.budget = cascade.CallBudget(0.0, [])
     seq.commit([int(i) for i in small_tokenizer.encode(HEATH_CONTINUATION.lstrip())], "slm")
     return cascade.sequence_record(seq, small_tokenizer, HEATH)

@@ -186,7 +186,7 @@ def test_partner_alone_writes_what_transformers_generate_writes(partner, gemma, 
     penalty there, so that penalising the background too would change the ids."""
     writer = partner if kind == "plain" else LocalRagPartner(gemma, ARTICLES, "tiny + RAG (local)")
     lm = partner if kind == "plain" else gemma
-    settings = CascadeSettings(max_new_tokens=25, repetition_penalty=1.2 if kind == "plain" else 50.0)
+    settings = CascadeSettings(call_rate=1.0, max_new_tokens=25, repetition_penalty=1.2 if kind == "plain" else 50.0)
     prompts = [cascade.bio_prompt(s) for s in SUBJECTS]
     batched = generate_partner_alone(prompts, writer, settings, SUBJECTS)
     for text, prompt, subject in zip(batched, prompts, SUBJECTS):
@@ -204,7 +204,7 @@ def test_partner_alone_writes_what_transformers_generate_writes(partner, gemma, 
 
 
 def test_partner_alone_stops_at_its_end_of_sequence_token(partner, monkeypatch):  # noqa: F811
-    settings = CascadeSettings(max_new_tokens=20)
+    settings = CascadeSettings(call_rate=1.0, max_new_tokens=20)
     free = generate_partner_alone(PROMPTS[:2], partner, settings)
     stop = free[0].ids[free[0].n_input + 5]
     monkeypatch.setattr(partner, "eos_ids", frozenset({stop}))
@@ -217,7 +217,7 @@ def test_partner_alone_stops_at_its_end_of_sequence_token(partner, monkeypatch):
 
 
 def test_partner_alone_stops_at_the_partners_context(partner, monkeypatch):  # noqa: F811
-    text = generate_partner_alone(PROMPTS[:1], partner, CascadeSettings(max_new_tokens=20))[0]
+    text = generate_partner_alone(PROMPTS[:1], partner, CascadeSettings(call_rate=1.0, max_new_tokens=20))[0]
     monkeypatch.setattr(partner, "context", text.n_input + 7)
-    short = generate_partner_alone(PROMPTS[:1], partner, CascadeSettings(max_new_tokens=20))[0]
+    short = generate_partner_alone(PROMPTS[:1], partner, CascadeSettings(call_rate=1.0, max_new_tokens=20))[0]
     assert short.ids == text.ids[:text.n_input + 7] and short.stopped_by_context

@@ -102,10 +102,11 @@ PROMPT_TEMPLATE = "Tell me a bio of {name}. {name} is"
 
 @dataclass(frozen=True)
 class CascadeSettings:
-    """Decoding settings of §A.5 (``max_new_tokens`` 256, repetition penalty 1.2) and the call budget of §5.1 (22 %)."""
+    """Decoding settings: the call budget (§5.1's 22 % and §A.5's 256 tokens are the workflow's, in its config
+    schema and config/paper.yaml), §A.5's repetition penalty 1.2, and how partner answers map to our pieces."""
 
-    call_rate: float = 0.22
-    max_new_tokens: int = 256
+    call_rate: float
+    max_new_tokens: int
     repetition_penalty: float = 1.2
     max_pieces: int = 3
     partner_top_k: int = 20
@@ -312,13 +313,14 @@ def answer_calls(seqs: list[Sequence], tokenizer: LacyTokenizer, segmenter: Piec
 # ---------------------------------------------------------------------------------------------------------------
 # Generation loops
 
+#: When a local partner answers the parked calls (module docstring); the first is the default.
 PARTNER_CALLS = ("gather", "step", "sequence")
 
 
 @torch.no_grad()
 def generate_cached(prompts: list[str], slm, tokenizer: LacyTokenizer, partner: CascadePartner,
                     settings: CascadeSettings, entities: list[str | None] | None = None,
-                    partner_calls: str = "gather") -> list[Sequence]:
+                    partner_calls: str = PARTNER_CALLS[0]) -> list[Sequence]:
     """The cascade for a batch of prompts with both models' KV caches kept across steps, each model on its own
     device; ``entities`` (the subjects, for the RAG partner's background) default to none. ``partner_calls`` (module
     docstring, batching): ``step`` answers the calls of each decoding step in one partner forward pass, ``gather``
@@ -544,7 +546,7 @@ def with_split(record: dict, entity: dict) -> dict:
 
 def cascade_records(prompts: list[str], entities: list[str | None], slm, tokenizer: LacyTokenizer,
                     partner: CascadePartner, settings: CascadeSettings, batch_size: int,
-                    partner_calls: str = "gather") -> list[dict]:
+                    partner_calls: str = PARTNER_CALLS[0]) -> list[dict]:
     """JSONL records of the cascade for all prompts, the SLM batched ``batch_size`` prompts at a time."""
     records = []
     for start in range(0, len(prompts), batch_size):

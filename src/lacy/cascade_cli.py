@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import replace
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -37,7 +37,11 @@ log = logging.getLogger(__name__)
 
 
 def _settings(args: argparse.Namespace) -> CascadeSettings:
-    return CascadeSettings(call_rate=args.call_rate, max_new_tokens=args.max_new_tokens,
+    if args.call_rate is None and not getattr(args, "partner_alone", False):
+        raise SystemExit("--call-rate is required (the paper's budget: 0.22 realised calls, §5.1)")
+    # the partner alone writes every token: its call rate is 1
+    call_rate = 1.0 if getattr(args, "partner_alone", False) else args.call_rate
+    return CascadeSettings(call_rate=call_rate, max_new_tokens=args.max_new_tokens,
                            repetition_penalty=args.repetition_penalty, max_pieces=args.max_pieces,
                            partner_top_k=args.partner_top_k)
 
@@ -83,7 +87,6 @@ def _run_cascade(args: argparse.Namespace) -> None:
     prompts = [bio_prompt(e) for e in entities]
     if args.partner_alone:
         records = partner_alone_records(prompts, entities, partner, settings, args.batch_size)
-        settings = replace(settings, call_rate=1.0)  # every token is the partner's
         summary = {"model": None, "partner": partner.name, "partner_alone": True}
         title = f"{partner.name} alone"
     else:
@@ -106,17 +109,18 @@ def _run_cascade(args: argparse.Namespace) -> None:
 
 
 def _add_decoding_arguments(parser: argparse.ArgumentParser, model_required: bool = True) -> None:
-    defaults = CascadeSettings()
+    defaults = {f.name: f.default for f in fields(CascadeSettings)}
     parser.add_argument("--model", type=Path, required=model_required, default=None, help="trained SLM directory")
     parser.add_argument("--partner", default=GEMMA_GGUF,
                         help=f"cascade partner: transformers name or path, or {GEMMA_GGUF} (PyPI package)")
-    parser.add_argument("--call-rate", type=float, default=defaults.call_rate,
-                        help="call budget: target share of decoding steps that call the partner (§5.1)")
-    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
-    parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
-    parser.add_argument("--max-pieces", type=int, default=defaults.max_pieces,
+    parser.add_argument("--call-rate", type=float, default=None,
+                        help="call budget: target share of decoding steps that call the partner (§5.1: 0.22; "
+                             "required but with --partner-alone)")
+    parser.add_argument("--max-new-tokens", type=int, required=True, help="§A.5: 256")
+    parser.add_argument("--repetition-penalty", type=float, default=defaults["repetition_penalty"])
+    parser.add_argument("--max-pieces", type=int, default=defaults["max_pieces"],
                         help="most of our pieces one partner token may map to")
-    parser.add_argument("--partner-top-k", type=int, default=defaults.partner_top_k,
+    parser.add_argument("--partner-top-k", type=int, default=defaults["partner_top_k"],
                         help="partner candidates tried before falling back to the SLM's token")
     parser.add_argument("--device", default=None,
                         help="torch device of the SLM and a local partner (default: the GPU if there is one)")
@@ -153,9 +157,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cas.add_argument("--partner-alone", action="store_true",
                      help="no SLM (no --model): the partner (plain, RAG, served RAG) writes every token after the "
                           "same prompt, greedy with the same repetition penalty and --max-new-tokens of its own tokens")
-    cas.add_argument("--batch-size", type=int, default=8,
+    cas.add_argument("--batch-size", type=int, required=True,
                      help="prompts per batched SLM pass (with --partner-alone: per batched partner pass)")
-    cas.add_argument("--partner-calls", choices=PARTNER_CALLS, default="gather",
+    cas.add_argument("--partner-calls", choices=PARTNER_CALLS, default=PARTNER_CALLS[0],
                      help="one partner pass for the calls of each step, or gathered until all sequences wait, or "
                           "one per call (same tokens; lacy.cascade docstring)")
     cas.add_argument("--max-entities", type=int, default=0, help="first N entities only (0: all)")
