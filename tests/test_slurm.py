@@ -58,7 +58,7 @@ def tiny_config() -> dict:
     config["training"].update(step_scale=0.00014, log_every=4, checkpoint_every=8)
     config["reference"]["steps"] = 6
     config["evaluation"]["validation_batches"] = 3
-    config["cascade"].update(max_new_tokens=16, entities={"source": "corpus", "n": 2, "seed": 0})
+    config["cascade"].update(max_new_tokens=16, entities={"source": "corpus", "n_heldout": 1, "n_train": 1, "seed": 0})
     config["leakage"].update(sets=["corpus_person_cloze"], max_queries=20)
     config["cluster"] = {"cpus": 2, "mem_mb": 4000}  # two jobs side by side on the 8000 MB node of .ci/slurm/up.sh
     return config

@@ -289,9 +289,10 @@ def test_default_workflow_runs_end_to_end_on_a_small_slice(tmp_path):
         assert abs(metrics[-1]["call_rate"] - expected_rate) < 0.08, (method, metrics[-1])
     rows = list(csv.DictReader(open(results / "tables/validation_losses.csv")))
     assert sorted(r["method"] for r in rows) == sorted(m for m in config["methods"] if m != "baseline")
-    generations = [json.loads(line) for line in open(results / "cascade/gemma3/lacy/seed0.jsonl")]
+    generations = [json.loads(line) for line in open(results / "cascade/gemma3_rag/lacy/seed0.jsonl")]
     assert len(generations) == 2 and all(g["tokens"] for g in generations)
-    precision = json.loads((results / "fact_precision/gemma3/lacy/seed0.offline.json").read_text())
+    assert sorted(g["split"] for g in generations) == ["train", "validation"], "one held-out, one training-split person"
+    precision = json.loads((results / "fact_precision/gemma3_rag/lacy/seed0.offline.json").read_text())
     assert precision["metric"] == "offline_fact_precision" and precision["n_entities"] == 2
     leakage = json.loads((results / "leakage/lacy/seed0.json").read_text())
     assert "corpus_person_cloze" in json.dumps(leakage)
