@@ -300,16 +300,16 @@ def test_default_workflow_runs_end_to_end_on_a_small_slice(tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr
 
     # Partial reruns: Snakemake compares params, so one method's step count reruns that method alone ...
-    config["training"]["steps"]["lacy_ignore"] += 100000
+    config["training"]["steps"]["baseline"] += 100000
     configfile.write_text(yaml.safe_dump(config))
     rerun = snakemake("-n", "--quiet", "rules", *common, *targets, cwd=tmp_path)
     jobs = planned_jobs(rerun.stdout)
     trainings = {rule: n for rule, n in jobs.items() if rule.startswith("train")}
-    # lacy_ignore trains under the rule that also exports its 160-step model for Figure 10
-    assert trainings == {"train_with_equal_steps_export": 1} and "validation_losses" in jobs, rerun.stdout
-    assert "lacy_ignore" in snakemake("-n", *common, *targets, cwd=tmp_path).stdout
+    # the baseline trains under the rule that also exports the acceptability study's early model (§3)
+    assert trainings == {"train_with_early_export": 1} and "validation_losses" in jobs, rerun.stdout
+    assert "method=baseline" in snakemake("-n", *common, *targets, cwd=tmp_path).stdout
     # ... and an evaluation setting reruns no training.
-    config["training"]["steps"]["lacy_ignore"] -= 100000
+    config["training"]["steps"]["baseline"] -= 100000
     config["evaluation"]["validation_batches"] = 2
     configfile.write_text(yaml.safe_dump(config))
     jobs = planned_jobs(snakemake("-n", "--quiet", "rules", *common, *targets, cwd=tmp_path).stdout)
