@@ -37,10 +37,10 @@ log = logging.getLogger(__name__)
 
 
 def _settings(args: argparse.Namespace) -> CascadeSettings:
-    if args.call_rate is None and not getattr(args, "partner_alone", False):
+    alone = getattr(args, "partner_alone", False)  # `lacy generate` has no --partner-alone
+    if args.call_rate is None and not alone:
         raise SystemExit("--call-rate is required (the paper's budget: 0.22 realised calls, §5.1)")
-    # the partner alone writes every token: its call rate is 1
-    call_rate = 1.0 if getattr(args, "partner_alone", False) else args.call_rate
+    call_rate = 1.0 if alone else args.call_rate  # the partner alone writes every token
     return CascadeSettings(call_rate=call_rate, max_new_tokens=args.max_new_tokens,
                            repetition_penalty=args.repetition_penalty, max_pieces=args.max_pieces,
                            partner_top_k=args.partner_top_k)
