@@ -26,6 +26,7 @@ validate_config(config, load_schema(Path(workflow.basedir) / "workflow/schemas/c
 plan.check(config)
 
 SPLITS = ["train", "validation"]
+LLM_CACHE = "results/llm_cache"  # every LLM answer (judges, rephrasing, served partners), cached on disk
 SHARDS = [f"{k:05d}" for k in range(config["data"]["shards"])]
 TRAIN = config["training"]
 CASCADE = config["cascade"]
@@ -216,7 +217,7 @@ def fact_precision_options(wildcards):
     if wildcards.scorer == "offline":
         return ""
     fact_precision = config["fact_precision"]
-    options = llm_options(fact_precision["llm"]) + " --cache-dir results/llm_cache"
+    options = llm_options(fact_precision["llm"]) + f" --cache-dir {LLM_CACHE}"
     options += f" --retrieval {fact_precision['retrieval']}"
     return options + (f" --demos {fact_precision['demos']}" if fact_precision["demos"] else "")
 
@@ -236,7 +237,7 @@ def partner_options(wildcards, input):
     if rag:
         options += f" --rag-knowledge {knowledge_option(input.knowledge)}"
     if rag and rag["base_url"]:
-        options += f" --rag-base-url {rag['base_url']} --cache-dir results/llm_cache"
+        options += f" --rag-base-url {rag['base_url']} --cache-dir {LLM_CACHE}"
         if rag["api_key_env"]:
             options += f" --api-key-env {rag['api_key_env']}"
         if rag["top_logprobs"]:
