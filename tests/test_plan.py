@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shlex
 from dataclasses import fields
 from pathlib import Path
 
@@ -101,6 +102,24 @@ def test_training_settings_are_every_trainconfig_field_but_the_fixed_betas():
     assert settings["method"] == "baseline" and settings["steps"] == 800 and settings["seed"] == 3
     assert settings["weight_decay"] == 0.1 and settings["compile"] is False
     assert plan.training_settings(PAPER, "lacy", 0)["compile"] is True
+
+
+@pytest.mark.parametrize("config, run", [("DEFAULT", "reference"), ("PAPER", "lacy"), ("PAPER_1_3B", "1.3b/rho1")])
+def test_the_training_command_parses_back_to_the_runs_settings(config, run):
+    """The train rule's options (lacy.cli.command_line_options of lacy.plan.training_settings, and the optional
+    inputs) parse with `lacy train`'s own parser to exactly the run's TrainConfig values and paths."""
+    from lacy.cli import build_parser, command_line_options
+
+    config = {"DEFAULT": DEFAULT, "PAPER": PAPER, "PAPER_1_3B": PAPER_1_3B}[config]
+    settings = plan.training_settings(config, run, 2)
+    optional = {"reference": "results/models/reference/seed2", "llm_judge": None,
+                "export_at_fraction": 400000 / 440000, "export_dir": "results/models/x y/equal_steps"}
+    argv = ["train", "--annotation", "a", "--tokenizer", "t", "--out", "o", "--run-dir", "r",
+            *shlex.split(command_line_options(settings)), *shlex.split(command_line_options(optional))]
+    args = vars(build_parser("train").parse_args(argv))
+    assert {k: args[k] for k in settings} == settings
+    assert args["reference"] == Path("results/models/reference/seed2") and args["llm_judge"] is None
+    assert args["export_at_fraction"] == 400000 / 440000 and args["export_dir"] == Path("results/models/x y/equal_steps")
 
 
 def test_the_critical_path_trains_first():

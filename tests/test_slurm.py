@@ -163,7 +163,7 @@ def test_fig2_on_slurm_survives_a_cancelled_training_job(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True)
     train = next(line for line in plan.stdout.splitlines() if "-m lacy train" in line and f"--method {CANCELLED} " in line)
     train = train[train.index("python -m lacy train"):].split(" 2> ")[0]
-    train = train.replace(f"$(dirname results/models/{CANCELLED}/seed0/model.safetensors)", "uninterrupted/model")
+    train = train.replace(f"--out results/models/{CANCELLED}/seed0 ", "--out uninterrupted/model ")
     train = train.replace(f"--run-dir results/checkpoints/{CANCELLED}/seed0", "--run-dir uninterrupted/run")
     assert "uninterrupted/model" in train and "uninterrupted/run" in train, train
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}

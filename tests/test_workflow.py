@@ -88,7 +88,7 @@ def test_the_reference_step_count_reaches_the_training_command(tmp_path, configf
                     str(ROOT / configfile), "-s", str(ROOT / "Snakefile"), "results/models/reference/seed0/train.json",
                     "results/models/lacy/seed0/train.json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    steps = dict(re.findall(r"--out \$\(dirname results/models/(\w+)/seed0/model.safetensors\).*?--steps (\d+)",
+    steps = dict(re.findall(r"--out results/models/(\w+)/seed0 .*?--steps (\d+)",
                             run.stdout))
     assert steps == {"reference": str(reference), "lacy": str(calling)}
 
@@ -146,7 +146,8 @@ def test_paper_config_dry_runs_to_its_final_targets_with_the_slurm_profile():
     assert jobs["cascade_generate"] == jobs["fact_precision"] == 2 * 9, "Llama and RAG (§A.5) cascades per method"
     assert jobs["factscore_release"] == jobs["leakage_popqa_rephrase"] == 1
     assert jobs["figure"] == 13, "Figures 2, 5-7, 10, 11, 13 (one scale), 14-16, 19-21; 12, 17, 18, 22-24 need 1.3B"
-    assert "--export-at-fraction 0.9090909090909091 --export-dir $(dirname results/models/lacy_ignorefacts" in run.stdout
+    assert ("--export-at-fraction 0.9090909090909091 --export-dir results/models/lacy_ignorefacts/seed0/equal_steps"
+            in run.stdout)
     assert jobs["figure4"] == jobs["summary"] == 1 and jobs["table"] == 3
     assert jobs["all"] == 1
     assert "--vocab-size 32000" in run.stdout
@@ -206,10 +207,9 @@ def test_paper_config_with_the_1_3b_switch_plans_both_scales_with_cluster_resour
                  "results/leakage/1.3b/lacy/seed0.json", "results/nlu/1.3b/lacy/seed0.json",
                  "results/fact_precision/llama/1.3b/lacy/seed0.llm.json", "results/tables/1.3b/validation_losses.csv"]:
         assert path in out, path
-    assert ("--reference $(dirname results/models/reference/seed0/model.safetensors)"
-            " --out $(dirname results/models/1.3b/rho1/seed0/model.safetensors)") in out
-    assert ("--baseline $(dirname results/models/1.3b/baseline/seed0/model.safetensors) --annotation results/annotation"
-            " --method lacy ") in out
+    assert "--reference results/models/reference/seed0 --out results/models/1.3b/rho1/seed0 " in out
+    assert ("--model results/models/1.3b/lacy/seed0 --baseline results/models/1.3b/baseline/seed0"
+            " --annotation results/annotation --method lacy ") in out
     assert "results/models/1.3b/reference" not in out
 
     resources = planned_job_resources(out)

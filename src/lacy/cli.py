@@ -12,8 +12,11 @@ import ctypes
 import ctypes.util
 import importlib
 import logging
+import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from lacy import __version__
 
@@ -145,6 +148,22 @@ COMMANDS = {
     "table": "lacy.figures:register",
     "summary": "lacy.report:register",
 }
+
+
+def command_line_options(values: Mapping[str, Any]) -> str:
+    """The ``--name value`` options of a ``lacy`` command from its argparse destinations (``name_with_underscores``),
+    for the one rule run by a launcher (``lacy train`` under torchrun or srun, which a ``script:`` rule cannot be):
+    True is a bare flag, False and None are left out, a list or tuple gives one value each; values are
+    shell-quoted."""
+    options = []
+    for name, value in values.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            options.append(flag)
+        elif value is not False and value is not None:
+            items = value if isinstance(value, (list, tuple)) else [value]
+            options.append(" ".join([flag, *(shlex.quote(str(v)) for v in items)]))
+    return " ".join(options)
 
 
 def _registrar(path: str):

@@ -12,6 +12,8 @@ rule annotate_shard:
         docs="results/annotation/{split}/part-{shard}.docs.npy",
         stats="results/annotation/{split}/part-{shard}.json",
     params:
+        tokenizer=subpath(input.tokenizer, parent=True),
+        out_prefix=subpath(output.stats, strip_suffix=".json"),
         spacy_model=config["annotation"]["spacy_model"],
         batch_size=config["annotation"]["batch_size"],
         max_chars=config["annotation"]["max_chars"],
@@ -24,8 +26,8 @@ rule annotate_shard:
         mem_mb=lambda wildcards, threads: cluster_mem_mb(2000 + 1500 * threads),
         runtime=240,
     shell:
-        "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python -m lacy annotate shard --corpus {input.corpus} --tokenizer $(dirname {input.tokenizer})"
-        " --out-prefix results/annotation/{wildcards.split}/part-{wildcards.shard}"
+        "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python -m lacy annotate shard --corpus {input.corpus} --tokenizer {params.tokenizer}"
+        " --out-prefix {params.out_prefix}"
         " --spacy-model {params.spacy_model} --n-process {threads} --batch-size {params.batch_size}"
         " --max-chars {params.max_chars} 2> {log}"
 

@@ -16,6 +16,7 @@ _PATH = "" if workflow.deployment_settings.deployment_method else f"{shlex.quote
 shell.prefix(f"export PYTHONPATH={shlex.quote(LACY_SRC)}${{{{PYTHONPATH:+:$PYTHONPATH}}}} PATH={_PATH}$PATH; ")
 
 from lacy import plan  # noqa: E402
+from lacy.cli import command_line_options  # noqa: E402
 from lacy.config import load_schema, validate_config  # noqa: E402
 from lacy.figures import FIGURES, TABLES, alone_path, result_path  # noqa: E402
 
@@ -133,12 +134,10 @@ def get_final_output():
 
 
 def training_settings(wildcards):
-    """`lacy train` options of one run (lacy.plan.training_settings); Snakemake reruns exactly the runs whose
-    options change. The string is kept as it was, since Snakemake recorded it for every trained model: a param of
-    another shape would mark all of them as changed (retraining for days at paper scale)."""
-    values = plan.training_settings(config, wildcards.method, int(wildcards.seed))
-    options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in values.items() if k != "compile")
-    return options + (" --compile" if values["compile"] else "")
+    """`lacy train` options of one run's settings (lacy.plan.training_settings); Snakemake reruns exactly the runs
+    whose settings change. Rendered by the package (lacy.cli.command_line_options): the rule is a shell command
+    because a launcher (torchrun, srun) runs it."""
+    return command_line_options(plan.training_settings(config, wildcards.method, int(wildcards.seed)))
 
 
 def training_inputs(wildcards):
@@ -151,13 +150,13 @@ def training_inputs(wildcards):
     return inputs
 
 
-def training_data_options(wildcards, input):
-    options = f"--annotation results/annotation --tokenizer $(dirname {input.tokenizer})"
-    if "llm_judge" in input.keys():
-        options += " --llm-judge results/llm_judge"
-    if "reference" in input.keys():
-        options += f" --reference $(dirname {input.reference})"
-    return options
+def training_label_options(wildcards, input):
+    """`lacy train`'s inputs that only some methods read: the LLM-judge labels (llm_judge, §A.2.2) and the reference
+    model (Rho-1, spaCy + Refloss, §A.4.1), as directories of the files training_inputs declares."""
+    return command_line_options({
+        "llm_judge": subpath(input.llm_judge[0], ancestor=2) if "llm_judge" in input.keys() else None,
+        "reference": subpath(input.reference, parent=True) if "reference" in input.keys() else None,
+    })
 
 
 def labelling_cost_inputs(wildcards):

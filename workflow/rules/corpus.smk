@@ -27,6 +27,7 @@ if config["data"]["source"] == "dwiki":
             shards=expand("results/corpus/{split}/part-{shard}.jsonl.gz", split=SPLITS, shard=SHARDS),
             stats="results/corpus/corpus.json",
         params:
+            out=subpath(output.stats, parent=True),
             shards=config["data"]["shards"],
             validation_fraction=config["data"]["validation_fraction"],
             seed=config["data"]["split_seed"],
@@ -39,7 +40,7 @@ if config["data"]["source"] == "dwiki":
             runtime=600,
             mem_mb=cluster_mem_mb(16000),
         shell:
-            "python -m lacy corpus-dwiki --raw {input} --out $(dirname {output.stats}) --shards {params.shards}"
+            "python -m lacy corpus-dwiki --raw {input} --out {params.out} --shards {params.shards}"
             " --validation-fraction {params.validation_fraction} --seed {params.seed}"
             " --max-documents {params.max_documents} 2> {log}"
 
@@ -50,6 +51,7 @@ else:
             shards=expand("results/corpus/{split}/part-{shard}.jsonl.gz", split=SPLITS, shard=SHARDS),
             stats="results/corpus/corpus.json",
         params:
+            out=subpath(output.stats, parent=True),
             shards=config["data"]["shards"],
             validation_fraction=config["data"]["validation_fraction"],
             seed=config["data"]["split_seed"],
@@ -60,6 +62,6 @@ else:
         conda:
             "../../envs/data.yaml"
         shell:
-            "python -m lacy corpus wiki-offline --out $(dirname {output.stats}) --shards {params.shards}"
+            "python -m lacy corpus wiki-offline --out {params.out} --shards {params.shards}"
             " --validation-fraction {params.validation_fraction} --seed {params.seed}"
             " --max-documents {params.max_documents} --documents {params.documents} 2> {log}"

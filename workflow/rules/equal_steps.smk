@@ -9,8 +9,9 @@ use rule train as train_with_equal_steps_export with:
         **rules.train.output,
         equal_steps="results/models/{method}/seed{seed}/equal_steps/model.safetensors",
     params:
-        export=lambda wildcards, output: (f"--export-at-fraction {plan.equal_steps_fraction(config, wildcards.method)!r}"
-                                          f" --export-dir $(dirname {output.equal_steps})"),
+        export=lambda wildcards, output: command_line_options({
+            "export_at_fraction": plan.equal_steps_fraction(config, wildcards.method),
+            "export_dir": subpath(output.equal_steps, parent=True)}),
     wildcard_constraints:
         method="|".join(EQUAL_STEPS_METHODS) or "^$",
 

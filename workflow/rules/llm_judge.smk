@@ -12,6 +12,8 @@ if HAS_LLM_JUDGE_LABELS:
         output:
             calls="results/llm_judge/{split}/part-{shard}.calls.npy",
             stats="results/llm_judge/{split}/part-{shard}.json",
+        params:
+            tokenizer=subpath(input.tokenizer, parent=True),
         log:
             "logs/llm_judge/{split}/part-{shard}.log",
         conda:
@@ -20,7 +22,7 @@ if HAS_LLM_JUDGE_LABELS:
             mem_mb=4000,
             runtime=120,
         shell:
-            "python -m lacy llm-judge labels --corpus {input.corpus} --tokenizer $(dirname {input.tokenizer})"
+            "python -m lacy llm-judge labels --corpus {input.corpus} --tokenizer {params.tokenizer}"
             " --tokens {input.tokens} --out {output.calls} --stats {output.stats} 2> {log}"
 
     rule llm_judge_summary:

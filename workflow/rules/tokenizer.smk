@@ -9,6 +9,8 @@ rule tokenizer:
         model="results/tokenizer/tokenizer.model",
         meta="results/tokenizer/lacy_tokenizer.json",
     params:
+        corpus=subpath(input.corpus, parent=True),
+        out=subpath(output.model, parent=True),
         vocab_size=config["tokenizer"]["vocab_size"],
         model_type=config["tokenizer"]["model_type"],
         max_documents=config["tokenizer"]["max_documents"] or 0,
@@ -22,6 +24,6 @@ rule tokenizer:
         mem_mb=lambda wildcards, attempt: cluster_mem_mb(16000 * attempt),
         runtime=240,
     shell:
-        "python -m lacy tokenizer train --corpus $(dirname {input.corpus}) --out $(dirname {output.model})"
+        "python -m lacy tokenizer train --corpus {params.corpus} --out {params.out}"
         " --vocab-size {params.vocab_size} --model-type {params.model_type}"
         " --max-documents {params.max_documents} --seed {params.seed} --threads {threads} 2> {log}"

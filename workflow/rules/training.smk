@@ -14,11 +14,14 @@ rule train:
         summary="results/models/{method}/seed{seed}/train.json",
         metrics="results/models/{method}/seed{seed}/metrics.jsonl",
     params:
-        settings=training_settings,
         launcher=plan.training_launcher(config),
+        annotation=subpath(lambda wildcards, input: input.annotation[0], ancestor=2),
+        tokenizer=subpath(input.tokenizer, parent=True),
+        labels=training_label_options,
+        out=subpath(output.model, parent=True),
         run_dir="results/checkpoints/{method}/seed{seed}",
-        data=training_data_options,
         torch_threads=TRAIN["cpus_per_gpu"],
+        settings=training_settings,
         export="",
     log:
         "logs/train/{method}/seed{seed}.log",
@@ -32,5 +35,6 @@ rule train:
         mem_mb=TRAIN["mem_mb"],
         runtime=TRAIN["runtime_minutes"],
     shell:
-        "{params.launcher} -m lacy train {params.data} --out $(dirname {output.model})"
-        " --run-dir {params.run_dir} --threads {params.torch_threads} {params.settings} {params.export} 2> {log}"
+        "{params.launcher} -m lacy train --annotation {params.annotation} --tokenizer {params.tokenizer}"
+        " {params.labels} --out {params.out} --run-dir {params.run_dir} --threads {params.torch_threads}"
+        " {params.settings} {params.export} 2> {log}"

@@ -10,6 +10,9 @@ rule validation_losses:
     output:
         "results/validation_losses/{method}/seed{seed}.json",
     params:
+        model=subpath(input.model, parent=True),
+        baseline=subpath(lambda wildcards, input: input.baseline[0], parent=True),
+        annotation=subpath(lambda wildcards, input: input.annotation[0], ancestor=2),
         method=lambda wildcards: plan.split_run(wildcards.method)[1],
         rate=config["evaluation"]["validation_call_rate"],
         batch_size=config["evaluation"]["batch_size"],
@@ -23,8 +26,8 @@ rule validation_losses:
         mem_mb=MODEL_JOB_MEM_MB,
         runtime=120,
     shell:
-        "python -m lacy validation-losses evaluate --model $(dirname {input.model})"
-        " --baseline $(dirname {input.baseline}) --annotation results/annotation --method {params.method}"
+        "python -m lacy validation-losses evaluate --model {params.model} --baseline {params.baseline}"
+        " --annotation {params.annotation} --method {params.method}"
         " --seed {wildcards.seed} --rate {params.rate} --batch-size {params.batch_size}"
         " --max-batches {params.max_batches} --out {output} 2> {log}"
 
