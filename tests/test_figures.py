@@ -17,6 +17,25 @@ from lacy.figures import (ALL_METHODS, FIGURES, Context, Estimate, Results, comb
 RUNS = list(ALL_METHODS)
 SETS = ("bigbench_qa_wikidata", "corpus_person_cloze")
 TASKS = ("bigbench_local_social_iqa", "bigbench_local_physical_intuition")
+#: The workflow's results layout (``result_layout`` in workflow/rules/common.smk: its rules' output patterns),
+#: relative to the results' parent; test_workflow runs the figure rules on what ``fake_results`` writes here.
+PATTERNS = {
+    "fact_precision": "fact_precision/{partner}/{method}/seed{seed}.{scorer}.json",
+    "fact_precision.equal_steps": "fact_precision/{partner}/{method}/seed{seed}.equal_steps.{scorer}.json",
+    "fact_precision_alone": "fact_precision/{partner}/alone.{scorer}.json",
+    "cascade": "cascade/{partner}/{method}/seed{seed}.summary.json",
+    "leakage": "leakage/{method}/seed{seed}.json",
+    "leakage.equal_steps": "leakage/{method}/seed{seed}.equal_steps.json",
+    "leakage_generations": "leakage/{method}/seed{seed}.generations.jsonl.gz",
+    "nlu": "nlu/{method}/seed{seed}.json",
+    "validation": "validation_losses/{method}/seed{seed}.json",
+    "entities": "cascade/entities.jsonl",
+}
+
+
+def layout(root: Path) -> dict[str, str]:
+    """The results layout under ``root``."""
+    return {kind: str(Path(root) / pattern) for kind, pattern in PATTERNS.items()}
 
 
 def _write(path: Path, record: dict) -> None:
@@ -62,25 +81,25 @@ def fake_results(root: Path, seeds=(0,), runs=RUNS, lacy_score=0.40, lacy_leak=0
         for i, run in enumerate(runs):
             best = run.endswith("lacy")
             score = lacy_score if best else 0.20 + 0.01 * i + 0.005 * seed
-            _write(result_path(root, "fact_precision", run, seed, partner, "offline"),
+            _write(result_path(layout(root), "fact_precision", run, seed, partner, "offline"),
                    {"metric": "offline_fact_precision", "score": score, "ci95": [score - 0.02, score + 0.02],
                     "per_entity": per_entity(score, 0.3, -0.3) if best else per_entity(score, -0.05, 0.05)})
             rate = 0.0 if run == "baseline" else 0.22
-            _write(result_path(root, "cascade", run, seed, partner),
+            _write(result_path(layout(root), "cascade", run, seed, partner),
                    {"target_call_rate": rate, "realised_call_rate": rate and 0.2})
             leak = lacy_leak if best else other_leak
-            _write(result_path(root, "leakage", run, seed),
+            _write(result_path(layout(root), "leakage", run, seed),
                    {"sets": {s: {"queries": 100, "leaked": round(100 * leak), "fact_leakage": leak,
                                  "ci95": [max(leak - 0.03, 0), leak and leak + 0.03]} for s in SETS}})
-            generations = result_path(root, "leakage_generations", run, seed)
+            generations = result_path(layout(root), "leakage_generations", run, seed)
             with gzip.open(generations, "wt") as f:
                 for query_set in SETS:
                     for q in range(100):
                         f.write(json.dumps({"set": query_set, "id": f"q{q}", "leaked": q < round(100 * leak)}) + "\n")
-            _write(result_path(root, "nlu", run, seed),
+            _write(result_path(layout(root), "nlu", run, seed),
                    {"tasks": {t: {"acc": 0.4 + 0.001 * i, "acc_stderr": 0.005} for t in TASKS}})
             if run != "baseline":
-                _write(result_path(root, "validation", run, seed),
+                _write(result_path(layout(root), "validation", run, seed),
                        {"call_loss": 6.0 if best else 5.0, "noncall_loss": 3.0, "total_loss": 3.4,
                         "baseline_call_loss": 5.5, "baseline_noncall_loss": 2.9, "baseline_total_loss": baseline_loss,
                         "call_loss_ci95": [5.9, 6.1] if best else [4.9, 5.1],
@@ -100,7 +119,7 @@ def fake_results(root: Path, seeds=(0,), runs=RUNS, lacy_score=0.40, lacy_leak=0
 
 
 def context(root: Path, seeds=(0,), alone=True) -> Context:
-    return Context(Results(root, list(seeds), "gemma3", "offline"), {"cpu-small models": RUNS},
+    return Context(Results(layout(root), list(seeds), "gemma3", "offline"), {"cpu-small models": RUNS},
                    {"main": "gemma3"}, {"main": "gemma3-270m-gguf"},
                    {"gemma3": "gemma3-270m-gguf alone"} if alone else {}, {"gemma3": "Llama-3.2-1B"} if alone else {})
 
@@ -115,7 +134,7 @@ def test_one_seed_keeps_its_own_interval_and_several_seeds_get_a_t_interval():
 
 def test_results_read_percentages_pooled_leakage_and_seed_means(tmp_path):
     fake_results(tmp_path, seeds=(0, 1))
-    results = Results(tmp_path, [0, 1], "gemma3", "offline")
+    results = Results(layout(tmp_path), [0, 1], "gemma3", "offline")
     assert results.fact_precision("lacy").value == pytest.approx(40.0)
     assert results.fact_precision("baseline").value == pytest.approx(100 * (0.20 + 0.0025))
     assert results.fact_leakage("lacy").value == pytest.approx(5.0)
@@ -124,11 +143,21 @@ def test_results_read_percentages_pooled_leakage_and_seed_means(tmp_path):
     assert results.validation_loss("lacy", "call_loss", baseline=True).value == pytest.approx(5.5)
 
 
+def test_results_are_read_where_the_layout_puts_them():
+    """The workflow's rules declare each result's path pattern; result_path fills in run, seed, partner, scorer and
+    the equal-steps variant, and names a kind the layout lacks."""
+    assert result_path(layout("r"), "fact_precision", "1.3b/lacy", 2, "llama", "llm", ".equal_steps") == Path(
+        "r/fact_precision/llama/1.3b/lacy/seed2.equal_steps.llm.json")
+    assert result_path(layout("r"), "validation", "reference", 0) == Path("r/validation_losses/reference/seed0.json")
+    with pytest.raises(ValueError, match="no 'nlu.equal_steps' files"):
+        result_path(layout("r"), "nlu", "lacy", 0, variant=".equal_steps")
+
+
 def test_a_missing_or_malformed_result_names_the_file_and_field(tmp_path):
-    results = Results(tmp_path, [0], "gemma3", "offline")
+    results = Results(layout(tmp_path), [0], "gemma3", "offline")
     with pytest.raises(FileNotFoundError, match="fact_precision/gemma3/lacy/seed0.offline.json"):
         results.fact_precision("lacy")
-    _write(result_path(tmp_path, "leakage", "lacy", 0), {"model": "x"})
+    _write(result_path(layout(tmp_path), "leakage", "lacy", 0), {"model": "x"})
     with pytest.raises(ValueError, match=r"leakage/lacy/seed0.json: no field 'sets'"):
         results.fact_leakage("lacy")
 
@@ -150,7 +179,7 @@ def test_every_paper_results_figure_has_a_spec_with_a_caption():
 
 def test_nlu_table_puts_paper_values_beside_ours(tmp_path):
     fake_results(tmp_path)
-    rows = nlu_table(Results(tmp_path, [0]), ["baseline", "lacy"], {t: 40.0 for t in TASKS})
+    rows = nlu_table(Results(layout(tmp_path), [0]), ["baseline", "lacy"], {t: 40.0 for t in TASKS})
     assert rows[0]["model"] == "Random chance" and rows[0]["average"] == "40.0"
     lacy = rows[2]
     assert lacy["model"] == "LaCy" and lacy["paper_average"] == "39.9"
@@ -163,7 +192,7 @@ def test_nlu_table_puts_paper_values_beside_ours(tmp_path):
 
 def test_leakage_table_reports_each_set_with_its_interval_and_the_pooled_rate(tmp_path):
     fake_results(tmp_path)
-    rows = leakage_table(Results(tmp_path, [0]), ["baseline", "lacy"])
+    rows = leakage_table(Results(layout(tmp_path), [0]), ["baseline", "lacy"])
     assert rows[1] == {"model": "LaCy", "bigbench_qa_wikidata": "5.0 [2.0, 8.0]",
                        "corpus_person_cloze": "5.0 [2.0, 8.0]", "pooled": "5.0 [2.0, 8.0]", "paper_pooled": "11.28"}
     write_table(rows, tmp_path / "fact_leakage.csv", "Fact leakage")
@@ -274,15 +303,15 @@ def test_fact_precision_by_split_reads_each_persons_score_as_the_scorer_aggregat
     entries = [{"entity": "A", "score": 0.8, "score_length_penalised": 0.4},
                {"entity": "B", "score": 0.6, "score_length_penalised": 0.6},
                {"entity": "C", "score": None, "score_length_penalised": None, "no_reference": True}]
-    _write(result_path(tmp_path, "fact_precision", "lacy", 0, "gemma3", "llm"),
+    _write(result_path(layout(tmp_path), "fact_precision", "lacy", 0, "gemma3", "llm"),
            {"metric": "factscore", "score": 0.5, "per_entity": entries})
-    comparison = Results(tmp_path, [0], "gemma3", "llm").fact_precision_by_split(["lacy"], "validation")
+    comparison = Results(layout(tmp_path), [0], "gemma3", "llm").fact_precision_by_split(["lacy"], "validation")
     assert comparison.estimate("lacy").value == pytest.approx(50.0) and comparison.scored == {"lacy": 2}
-    _write(result_path(tmp_path, "fact_precision", "lacy", 0, "gemma3", "offline"),
+    _write(result_path(layout(tmp_path), "fact_precision", "lacy", 0, "gemma3", "offline"),
            {"metric": "offline_fact_precision", "score": 0.7, "per_entity": entries})
-    offline = Results(tmp_path, [0], "gemma3", "offline").fact_precision_by_split(["lacy"], "validation")
+    offline = Results(layout(tmp_path), [0], "gemma3", "offline").fact_precision_by_split(["lacy"], "validation")
     assert offline.estimate("lacy").value == pytest.approx(70.0)
-    train = Results(tmp_path, [0], "gemma3", "offline").fact_precision_by_split(["lacy"], "train")
+    train = Results(layout(tmp_path), [0], "gemma3", "offline").fact_precision_by_split(["lacy"], "train")
     assert train.units == 0 and train.estimate("lacy") is None
 
 

@@ -223,5 +223,5 @@ def test_figure_context_is_what_the_figure_scripts_hand_the_package():
     assert table["runs"] == {"cpu-small models": DEFAULT["methods"]} and table["variants"] == {}
     assert plan.figure_context(DEFAULT, "table1")["partners"] == {"main": "gemma3_rag"}
     assert plan.figure_context(DEFAULT, "table1")["partner_labels"] == {"main": "gemma3-270m-gguf + RAG (local)"}
-    ctx = make_context(**context)
+    ctx = make_context(**context, layout={})
     assert ctx.results.partner == "llama" and ctx.results.scorer == "llm" and list(ctx.runs) == list(context["runs"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_figures import _write, context, fake_results
+from test_figures import _write, context, fake_results, layout
 
 from lacy.figures import Comparison, Estimate, result_path
 from lacy.report import (DOES_NOT_HOLD, HOLDS, NOT_APPLICABLE, NOT_MEASURABLE, NOT_RESOLVED, ordering_verdict,
@@ -158,7 +158,7 @@ def test_where_the_calls_fall_is_a_mechanism_measure_with_its_paired_enrichment(
     assert "| LaCy | 60.0 [55.0, 65.0] | +30.0 [+25.0, +35.0] |" in text
     assert "Fact tokens among all validation positions: 30.0 [29.0, 31.0] %." in text
     for run in ("loss_based", "lacy"):  # results written before validation recorded where the calls fall
-        path = result_path(tmp_path, "validation", run, 0)
+        path = result_path(layout(tmp_path), "validation", run, 0)
         record = json.loads(path.read_text())
         path.write_text(json.dumps({k: v for k, v in record.items() if "fact" not in k}))
     assert "Not recorded: these validation-loss results" in summary(tmp_path)
@@ -166,7 +166,7 @@ def test_where_the_calls_fall_is_a_mechanism_measure_with_its_paired_enrichment(
 
 def test_summary_reports_the_reference_beside_the_baseline(tmp_path):
     fake_results(tmp_path)
-    _write(result_path(tmp_path, "validation", "reference", 0),
+    _write(result_path(layout(tmp_path), "validation", "reference", 0),
            {"total_loss": 3.1, "total_loss_ci95": [3.0, 3.2], "baseline_total_loss": 3.4,
             "baseline_total_loss_ci95": [3.3, 3.5], "total_loss_gap": 0.3, "total_loss_gap_ci95": [0.25, 0.35]})
     text = summary(tmp_path)
@@ -184,7 +184,7 @@ def test_several_seeds_resample_persons_and_seeds_and_a_rag_partner_alone_serves
     text = summary(tmp_path, seeds=(0, 1))
     assert "over persons and the 2 seeds, crossed" in text
     assert "2 seed(s)" in text and "| LaCy | 22.71 | 70.0 [" in text
-    rag_only = Context(Results(tmp_path, [0, 1], "", "offline"), {"cpu-small models": ["baseline", "rho1", "lacy"]},
+    rag_only = Context(Results(layout(tmp_path), [0, 1], "", "offline"), {"cpu-small models": ["baseline", "rho1", "lacy"]},
                        {"main": "gemma3"}, {"main": "gemma3-270m-gguf + RAG (local)"},
                        {"gemma3": "gemma3-270m-gguf + RAG (local) alone"},
                        {"gemma3": "Qwen3-32B + RAG"})
@@ -208,7 +208,7 @@ def test_a_partner_alone_stands_beside_the_paper_partner_of_its_kind():
     alone = plan.partner_alone_context(config)
     assert alone == {"gemma3_rag": {"label": "gemma3-270m-gguf + RAG (local) alone", "paper": "Qwen3-32B + RAG"},
                      "gemma3": {"label": "gemma3-270m-gguf alone", "paper": "Llama-3.2-1B"}}
-    ctx = make_context({"s": ["lacy"]}, [0], "offline", {"main": "gemma3_rag"}, {}, {}, alone=alone)
+    ctx = make_context({"s": ["lacy"]}, [0], "offline", {"main": "gemma3_rag"}, {}, {}, layout={}, alone=alone)
     assert ctx.alone["gemma3_rag"] == "gemma3-270m-gguf + RAG (local) alone"
     assert ctx.alone_paper == {"gemma3_rag": "Qwen3-32B + RAG", "gemma3": "Llama-3.2-1B"}
     config["cascade"]["partner_alone"] = False

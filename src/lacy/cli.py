@@ -143,10 +143,7 @@ COMMANDS = {
     "cascade": "lacy.cascade_cli:register",
     "acceptability": "lacy.acceptability:register",
     "labelling-cost": "lacy.labelling_cost:register",
-    "figure": "lacy.figures:register",
     "figure4": "lacy.figures:register",
-    "table": "lacy.figures:register",
-    "summary": "lacy.report:register",
 }
 
 

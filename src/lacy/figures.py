@@ -81,39 +81,38 @@ def method_of(run: str) -> str:
 
 #: The suffix of results of a model exported at the calling models' step count (Figure 10).
 EQUAL_STEPS = ".equal_steps"
-#: The workflow's results directory, relative to its working directory.
-RESULTS = Path("results")
+#: Where each result a figure, table or the summary reads lies: result kind -> the path pattern its workflow rule
+#: declares, with the rule's wildcards ``{partner}``, ``{method}`` (a run), ``{seed}``, ``{scorer}``. The
+#: workflow passes its rules' own patterns (``result_layout`` in ``workflow/rules/common.smk``), so no path is
+#: written twice. Kinds: ``fact_precision``, ``cascade`` (the cascade summary), ``leakage``,
+#: ``leakage_generations``, ``nlu``, ``validation``, each with an :data:`EQUAL_STEPS` variant where the workflow
+#: has one; ``fact_precision_alone`` (a partner writing alone) and ``entities`` (the evaluation persons).
+Layout = dict[str, str]
 
 
-def result_path(results: Path, kind: str, run: str, seed: int, partner: str = "", scorer: str = "",
+def result_path(layout: Layout, kind: str, run: str, seed: int, partner: str = "", scorer: str = "",
                 variant: str = "") -> Path:
-    """The file a workflow rule writes for one run and seed (the same paths the rules declare); ``variant``
-    (:data:`EQUAL_STEPS`) selects the results of a run's exported intermediate model."""
-    paths = {
-        "fact_precision": f"fact_precision/{partner}/{run}/seed{seed}{variant}.{scorer}.json",
-        "cascade": f"cascade/{partner}/{run}/seed{seed}{variant}.summary.json",
-        "leakage": f"leakage/{run}/seed{seed}{variant}.json",
-        "nlu": f"nlu/{run}/seed{seed}{variant}.json",
-        "validation": f"validation_losses/{run}/seed{seed}{variant}.json",
-        "leakage_generations": f"leakage/{run}/seed{seed}{variant}.generations.jsonl.gz",
-    }
-    return Path(results) / paths[kind]
+    """The file the workflow writes for one run and seed (:data:`Layout`); ``variant`` (:data:`EQUAL_STEPS`)
+    selects the results of a run's exported intermediate model."""
+    return Path(_pattern(layout, kind + variant).format(partner=partner, method=run, seed=seed, scorer=scorer))
 
 
-def alone_path(results: Path, kind: str, partner: str, scorer: str = "") -> Path:
-    """The files of a cascade partner writing biographies alone, without an SLM (§5.2: Llama-3.2-1B alone; §A.5:
-    Qwen3-32B + RAG alone): its generations (``cascade``) and their scores (``fact_precision``), in the format of
-    a method's."""
-    paths = {"cascade": f"cascade/{partner}/alone.jsonl",
-             "fact_precision": f"fact_precision/{partner}/alone.{scorer}.json"}
-    return Path(results) / paths[kind]
+def alone_path(layout: Layout, partner: str, scorer: str) -> Path:
+    """The fact precision of a cascade partner writing biographies alone, without an SLM (§5.2: Llama-3.2-1B alone;
+    §A.5: Qwen3-32B + RAG alone), in the format of a method's."""
+    return Path(_pattern(layout, "fact_precision_alone").format(partner=partner, scorer=scorer))
+
+
+def _pattern(layout: Layout, kind: str) -> str:
+    if kind not in layout:
+        raise ValueError(f"the results layout has no {kind!r} files (kinds: {', '.join(sorted(layout))})")
+    return layout[kind]
 
 
 #: The evaluation persons of ``results/cascade/entities.jsonl``, by split: persons whose article was held out
 #: from training (the main evaluation: the model cannot have stored their facts) and persons of the training
 #: split (their facts can be memorised), reported separately.
 PERSON_SPLITS = {"validation": "held-out persons", "train": "training-split persons"}
-ENTITIES = Path("cascade/entities.jsonl")
 
 
 def entity_splits(path: Path) -> dict[str, str]:
@@ -227,9 +226,9 @@ def _entity_value(record: dict, entry: dict) -> float:
 
 @dataclass
 class Results:
-    """This run's per-run, per-seed outputs under ``root`` (usually ``results/``), seeds combined."""
+    """This run's per-run, per-seed outputs where the workflow's ``layout`` puts them, seeds combined."""
 
-    root: Path
+    layout: Layout
     seeds: Sequence[int]
     partner: str = ""
     scorer: str = "offline"
@@ -239,7 +238,7 @@ class Results:
                    partner: str | None = None) -> Estimate | None:
         values = []
         for seed in self.seeds:
-            path = result_path(self.root, kind, run, seed, partner or self.partner, self.scorer,
+            path = result_path(self.layout, kind, run, seed, partner or self.partner, self.scorer,
                                self.variants.get(run, ""))
             values.append(pick(_read(path), path))
         return combine_seeds(values)
@@ -252,7 +251,7 @@ class Results:
 
     def entity_splits(self) -> dict[str, str]:
         """The evaluation persons' splits (``results/cascade/entities.jsonl``)."""
-        path = self.root / ENTITIES
+        path = Path(_pattern(self.layout, "entities"))
         if not path.exists():
             raise FileNotFoundError(f"{path}: missing result file (has its rule run?)")
         return entity_splits(path)
@@ -269,7 +268,7 @@ class Results:
         for run in runs:
             rows = []
             for seed in self.seeds:
-                path = result_path(self.root, "fact_precision", run, seed, partner or self.partner, self.scorer,
+                path = result_path(self.layout, "fact_precision", run, seed, partner or self.partner, self.scorer,
                                    self.variants.get(run, ""))
                 rows.append(self._person_values(_read(path), path, persons))
             values[run] = np.array(rows).reshape(len(self.seeds), len(persons))
@@ -280,7 +279,7 @@ class Results:
         persons = [p for p, s in self.entity_splits().items() if s == split]
         values = {}
         for partner in partners:
-            path = alone_path(self.root, "fact_precision", partner, self.scorer)
+            path = alone_path(self.layout, partner, self.scorer)
             values[partner] = self._person_values(_read(path), path, persons).reshape(1, len(persons))
         return Comparison.of(values)
 
@@ -291,7 +290,7 @@ class Results:
         outcomes = {}
         for run in runs:
             for seed in self.seeds:
-                path = result_path(self.root, "leakage_generations", run, seed, variant=self.variants.get(run, ""))
+                path = result_path(self.layout, "leakage_generations", run, seed, variant=self.variants.get(run, ""))
                 if not path.exists():
                     raise FileNotFoundError(f"{path}: missing result file (has its rule run?)")
                 outcomes[run, seed] = {(r["set"], r["id"]): float(r["leaked"]) for _, r in read_jsonl(path)}
@@ -302,7 +301,7 @@ class Results:
 
     def fact_precision_alone(self, partner: str) -> Estimate | None:
         """A cascade partner's own fact precision (%) writing alone, over every evaluation person, as scored."""
-        path = alone_path(self.root, "fact_precision", partner, self.scorer)
+        path = alone_path(self.layout, partner, self.scorer)
         record = _read(path)
         score = _field(record, "score", path)
         return None if score is None else Estimate(score, *(record.get("ci95") or (None, None))).scaled(100)
@@ -320,7 +319,7 @@ class Results:
         return estimate and estimate.scaled(100)
 
     def leakage_sets(self, run: str) -> list[str]:
-        path = result_path(self.root, "leakage", run, self.seeds[0])
+        path = result_path(self.layout, "leakage", run, self.seeds[0])
         return list(_field(_read(path), "sets", path))
 
     def fact_leakage(self, run: str, query_set: str | None = None) -> Estimate | None:
@@ -342,7 +341,7 @@ class Results:
         """(leaked, queries) of ``run`` over all query sets and seeds, as its leakage results count them."""
         leaked = queries = 0
         for seed in self.seeds:
-            path = result_path(self.root, "leakage", run, seed, variant=self.variants.get(run, ""))
+            path = result_path(self.layout, "leakage", run, seed, variant=self.variants.get(run, ""))
             for counts in _field(_read(path), "sets", path).values():
                 leaked, queries = leaked + counts["leaked"], queries + counts["queries"]
         return leaked, queries
@@ -354,7 +353,7 @@ class Results:
         return self._each_seed("validation", run, lambda r, p: (_field(r, key, p), r.get(f"{key}_ci95")))
 
     def nlu_tasks(self, run: str) -> list[str]:
-        path = result_path(self.root, "nlu", run, self.seeds[0])
+        path = result_path(self.layout, "nlu", run, self.seeds[0])
         return list(_field(_read(path), "tasks", path))
 
     def nlu_accuracy(self, run: str, task: str) -> Estimate | None:
@@ -375,7 +374,7 @@ class Results:
         without lm-eval's stderr."""
         averages = []
         for seed in self.seeds:
-            path = result_path(self.root, "nlu", run, seed, variant=self.variants.get(run, ""))
+            path = result_path(self.layout, "nlu", run, seed, variant=self.variants.get(run, ""))
             rows = [_field(_field(_read(path), "tasks", path), t, path) for t in tasks]
             if any(row.get("acc") is None for row in rows):
                 averages.append(None)
@@ -899,40 +898,19 @@ TABLES = {
 }
 
 
-# --- command line ------------------------------------------------------------------------------------
+# --- what a figure is drawn from, and the command line ---------------------------------------------------
 
 def make_context(runs: dict[str, list[str]], seeds: Sequence[int], scorer: str, partners: dict[str, str],
-                 partner_labels: dict[str, str], variants: dict[str, str], results: Path = RESULTS,
+                 partner_labels: dict[str, str], variants: dict[str, str], *, layout: Layout,
                  alone: dict[str, dict[str, str]] | None = None) -> Context:
-    """The :class:`Context` of a figure, table or the summary (:func:`lacy.plan.figure_context` gives the
-    workflow's values, :func:`lacy.plan.partner_alone_context` the partners scored alone, each
-    ``{"label": ..., "paper": ...}``; ``lacy figure`` and friends parse them from their options)."""
+    """The :class:`Context` of a figure, table or the summary: :func:`lacy.plan.figure_context` gives the
+    workflow's values, its rules' ``layout`` (:data:`Layout`) where the results lie, and
+    :func:`lacy.plan.partner_alone_context` the partners scored alone, each ``{"label": ..., "paper": ...}``."""
     alone = alone or {}
-    return Context(Results(Path(results), list(seeds), partners.get("main", ""), scorer, dict(variants)),
+    return Context(Results(dict(layout), list(seeds), partners.get("main", ""), scorer, dict(variants)),
                    {label: list(names) for label, names in runs.items()}, dict(partners), dict(partner_labels),
                    {name: spec["label"] for name, spec in alone.items()},
                    {name: spec["paper"] for name, spec in alone.items() if spec.get("paper")})
-
-
-def _alone_from_args(labels: list[str], papers: list[str]) -> dict[str, dict[str, str]]:
-    paper = dict(p.split("=", 1) for p in papers)
-    return {name: {"label": label, "paper": paper.get(name, "")} for name, label in (a.split("=", 1) for a in labels)}
-
-
-def context_from_args(args: argparse.Namespace) -> Context:
-    runs = {}
-    for entry in args.scale:
-        label, _, names = entry.partition("=")
-        runs[label] = [r for r in names.split(",") if r]
-    return make_context(runs, args.seeds, args.scorer, dict(p.split("=", 1) for p in args.partner),
-                        dict(p.split("=", 1) for p in args.partner_label),
-                        dict(v.split("=", 1) for v in args.variant), args.results,
-                        _alone_from_args(args.partner_alone, args.partner_alone_paper))
-
-
-def _figure_command(args: argparse.Namespace) -> None:
-    draw_figure(args.figure, context_from_args(args), args.out)
-    log.info("wrote %s and its PNG", args.out)
 
 
 def _figure4_command(args: argparse.Namespace) -> None:
@@ -950,41 +928,10 @@ def write_paper_table(name: str, ctx: Context, out: Path, tasks_dir: Path | None
     write_table(rows, out, spec.caption)
 
 
-def _table_command(args: argparse.Namespace) -> None:
-    write_paper_table(args.table, context_from_args(args), args.out, args.tasks_dir)
-    log.info("wrote %s and its Markdown", args.out)
-
-
-def add_context_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results", type=Path, default=RESULTS, help="the workflow's results directory")
-    parser.add_argument("--scale", action="append", required=True,
-                        help="LABEL=run,run,... for each model scale, main scale first "
-                             "(e.g. '334M=baseline,lacy' '1.3B=1.3b/baseline,1.3b/lacy')")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to aggregate")
-    parser.add_argument("--partner", action="append", default=[],
-                        help="ROLE=NAME of a cascade partner (roles: main, rag)")
-    parser.add_argument("--partner-label", action="append", default=[], help="ROLE=display name")
-    parser.add_argument("--partner-alone", action="append", default=[],
-                        help="NAME=display name of a partner whose biographies alone were scored "
-                             "(results/fact_precision/NAME/alone.SCORER.json), drawn as a reference line")
-    parser.add_argument("--partner-alone-paper", action="append", default=[],
-                        help="NAME=the paper's partner alone it stands in for (Llama-3.2-1B, Qwen3-32B + RAG), "
-                             "drawn beside it")
-    parser.add_argument("--variant", action="append", default=[],
-                        help=f"RUN=SUFFIX: read that run's results of an exported model "
-                             f"(e.g. lacy_ignore={EQUAL_STEPS})")
-    parser.add_argument("--scorer", choices=sorted(SCORER_LABELS), default="offline",
-                        help="llm: FactScore; offline: the offline fact-precision stand-in")
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``lacy figure``, ``lacy figure4`` and ``lacy table``."""
+    """Add ``lacy figure4``. The results figures, tables and the summary read a whole run's results where its
+    rules put them: ``snakemake results/figures/fig2.pdf`` (or ``results/tables/table1.csv``) draws one."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    figure = subparsers.add_parser("figure", formatter_class=fmt, help="draw one results figure of the paper")
-    figure.add_argument("figure", choices=sorted(FIGURES, key=lambda f: int(f[3:])))
-    figure.add_argument("--out", type=Path, required=True, help="PDF to write (a PNG is written beside it)")
-    add_context_arguments(figure)
-    figure.set_defaults(func=_figure_command)
     fig4 = subparsers.add_parser("figure4", formatter_class=fmt,
                                  help="Figure 4: cascaded biographies with the partner's tokens highlighted")
     fig4.add_argument("--generations", action="append", required=True,
@@ -993,9 +940,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fig4.add_argument("--partner-label", default="", help="the cascade partner's display name")
     fig4.add_argument("--out", type=Path, required=True, help="PDF to write (a PNG of the first page beside it)")
     fig4.set_defaults(func=_figure4_command)
-    table = subparsers.add_parser("table", formatter_class=fmt, help="write one results table of the paper")
-    table.add_argument("table", choices=sorted(TABLES))
-    table.add_argument("--out", type=Path, required=True, help="CSV to write (Markdown beside it)")
-    table.add_argument("--tasks-dir", type=Path, default=None, help="local lm-eval tasks (for random chance)")
-    add_context_arguments(table)
-    table.set_defaults(func=_table_command)

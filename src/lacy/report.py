@@ -36,7 +36,6 @@ this scale can and cannot show: how wide its intervals are against the size of t
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
@@ -44,8 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lacy.figures import (MAIN_METHODS, METHOD_LABELS, PERSON_SPLITS, SCORER_LABELS, Comparison, Context, Estimate,
-                          add_context_arguments, combine_seeds, context_from_args, entity_splits, method_of, reported,
-                          result_path)
+                          combine_seeds, entity_splits, method_of, reported, result_path)
 from lacy.io import atomic_output
 from lacy.plan import REFERENCE
 from lacy.stats import normal_difference_ci
@@ -215,7 +213,7 @@ def baseline_loss(ctx: Context, runs: list[str]) -> Estimate | None:
     """The baseline's validation loss, recorded beside each calling model's (the same windows for every one):
     read from the first calling run of the main scale; None when no calling model is validated."""
     for run in runs:
-        if method_of(run) != "baseline" and result_path(ctx.results.root, "validation", run,
+        if method_of(run) != "baseline" and result_path(ctx.results.layout, "validation", run,
                                                         ctx.results.seeds[0]).exists():
             return ctx.results.validation_loss(run, "total_loss", baseline=True)
     return None
@@ -460,7 +458,7 @@ def call_loss_claim(ctx: Context, runs: list[str], call_rate: float) -> list[str
               "Eq. A.5's call loss (full distribution, so it includes the mass on <CALL>) is shown beside the same "
               "positions' loss with <CALL> excluded, which the verdicts read; intervals are 95 % bootstrap intervals "
               "over validation batches, the gaps paired over the same batches.", ""]
-    if not calling or not result_path(ctx.results.root, "validation", calling[0], ctx.results.seeds[0]).exists():
+    if not calling or not result_path(ctx.results.layout, "validation", calling[0], ctx.results.seeds[0]).exists():
         return header + ["Not measured in this run (no calling model beside a baseline).", ""]
     value = {(method_of(r), key): ctx.results.validation_loss(r, key)
              for r in calling for key in ("call_loss", "call_loss_without_call", "baseline_call_loss_without_call",
@@ -507,9 +505,9 @@ def calls_on_facts(ctx: Context, runs: list[str]) -> list[str]:
               "next token is factual\"). Ours: the share of each model's decoded call positions whose true next "
               "token is a spaCy fact token, beside the share of fact tokens among all validation positions; "
               "enrichment is their difference, with the paired interval over the same batches.", ""]
-    if not calling or not result_path(ctx.results.root, "validation", calling[0], ctx.results.seeds[0]).exists():
+    if not calling or not result_path(ctx.results.layout, "validation", calling[0], ctx.results.seeds[0]).exists():
         return header + ["Not measured in this run (no calling model beside a baseline).", ""]
-    first = json.loads(result_path(ctx.results.root, "validation", calling[0], ctx.results.seeds[0]).read_text())
+    first = json.loads(result_path(ctx.results.layout, "validation", calling[0], ctx.results.seeds[0]).read_text())
     if "call_fact_share" not in first:
         return header + [f"Not recorded: these validation-loss results carry the share of decoded calls "
                          f"({100 * first.get('call_rate', float('nan')):.1f} % of tokens) but not which labels the "
@@ -543,7 +541,7 @@ def reference_model(ctx: Context) -> list[str]:
               "Rho-1 and spaCy+Refloss rank tokens by a reference model's loss; the paper's reference is a 1.3B model "
               "trained 2.54M steps, 6.35x a calling model's 400k. Validation loss (nats per token, <CALL> excluded) "
               "on the same validation windows:", ""]
-    if not result_path(ctx.results.root, "validation", REFERENCE, ctx.results.seeds[0]).exists():
+    if not result_path(ctx.results.layout, "validation", REFERENCE, ctx.results.seeds[0]).exists():
         return header + ["Not trained in this run (neither Rho-1 nor spaCy+Refloss is configured).", ""]
     reference = ctx.results.validation_loss(REFERENCE, "total_loss")
     baseline = ctx.results.validation_loss(REFERENCE, "total_loss", baseline=True)
@@ -635,27 +633,3 @@ def write_summary(ctx: Context, out: Path, *, annotation_summary: Path, entities
     with atomic_output(out) as tmp:
         tmp.write_text(text)
     log.info("wrote %s", out)
-
-
-def _summary_command(args: argparse.Namespace) -> None:
-    write_summary(context_from_args(args), args.out, annotation_summary=args.annotation_summary,
-                  entities=args.entities, table2=args.table2, fluent_loss_nats=args.fluent_loss_nats,
-                  validation_call_rate=args.validation_call_rate, not_built=args.not_built)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``lacy summary``."""
-    summary = subparsers.add_parser("summary", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                    help="results/summary.md: each claim of the paper, its number, ours, verdict")
-    summary.add_argument("--out", type=Path, required=True, help="Markdown file to write")
-    summary.add_argument("--annotation-summary", type=Path, required=True, help="results/annotation/summary.json")
-    summary.add_argument("--entities", type=Path, required=True, help="evaluation entities JSONL (with splits)")
-    summary.add_argument("--table2", type=Path, default=None, help="Table 2 CSV, when this run measures it")
-    summary.add_argument("--fluent-loss-nats", type=float, required=True,
-                         help="fluency gate: above this baseline validation loss (nats per token) outcome claims "
-                              "are not measurable (the workflow passes evaluation.fluent_loss_nats)")
-    summary.add_argument("--validation-call-rate", type=float, required=True,
-                         help="the share of decoded calls of the validation losses (evaluation.validation_call_rate)")
-    summary.add_argument("--not-built", action="append", default=[], help="'figN: reason', repeatable")
-    add_context_arguments(summary)
-    summary.set_defaults(func=_summary_command)

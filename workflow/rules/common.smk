@@ -99,16 +99,15 @@ def evaluation_targets():
     """Per run (method, at every scale) and seed: cascade generations and their fact precision, fact leakage, NLU;
     and each partner's biographies alone."""
     return expand(
-        "results/fact_precision/{partner}/{method}/seed{seed}.{scorer}.json",
+        rules.fact_precision.output[0],
         partner=list(PARTNERS),
         method=plan.all_runs(config),
         seed=config["seeds"],
         scorer=FACT_SCORER,
     ) + expand(
-        "results/fact_precision/{partner}/alone.{scorer}.json", partner=plan.partner_alone_partners(config),
-        scorer=FACT_SCORER,
+        rules.fact_precision_partner_alone.output[0], partner=plan.partner_alone_partners(config), scorer=FACT_SCORER,
     ) + expand(
-        ["results/leakage/{method}/seed{seed}.json", "results/nlu/{method}/seed{seed}.json"],
+        [rules.fact_leakage.output.summary, rules.nlu.output[0]],
         method=plan.all_runs(config),
         seed=config["seeds"],
     )
@@ -254,6 +253,26 @@ def nlu_inputs(wildcards):
 # --- figures and tables (lacy.plan decides which this configuration draws) --------------------------
 
 
+def result_layout():
+    """Where each result the figures, tables and the summary read lies (lacy.figures.Layout): the path patterns its
+    rules declare (as plain strings: script params are pickled), which lacy.figures.result_path fills in."""
+    patterns = {
+        "fact_precision": rules.fact_precision.output[0],
+        "fact_precision.equal_steps": rules.fact_precision_equal_steps.output[0],
+        "fact_precision_alone": rules.fact_precision_partner_alone.output[0],
+        "cascade": rules.cascade_generate.output.summary,
+        "cascade.equal_steps": rules.cascade_generate_equal_steps.output.summary,
+        "leakage": rules.fact_leakage.output.summary,
+        "leakage.equal_steps": rules.fact_leakage_equal_steps.output.summary,
+        "leakage_generations": rules.fact_leakage.output.generations,
+        "leakage_generations.equal_steps": rules.fact_leakage_equal_steps.output.generations,
+        "nlu": rules.nlu.output[0],
+        "validation": rules.validation_losses.output[0],
+        "entities": rules.evaluation_entities.output[0],
+    }
+    return {kind: str(pattern) for kind, pattern in patterns.items()}
+
+
 def figure_inputs(name):
     spec = FIGURES[name]
     partner = FIGURE_PARTNERS[spec.partner]
@@ -264,13 +283,13 @@ def figure_inputs(name):
             for kind in spec.needs:
                 if kind == "validation" and plan.split_run(run)[1] == "baseline":
                     continue
-                files += [str(result_path("results", kind, run, seed, partner, FACT_SCORER, variants.get(run, "")))
-                          for seed in config["seeds"]]
+                files += [str(result_path(result_layout(), kind, run, seed, partner, FACT_SCORER,
+                                          variants.get(run, ""))) for seed in config["seeds"]]
     # the partners writing alone (lacy.plan.partner_alone_partners) as reference lines: every one in Figures 2,
     # 11, 12, beside fact precision by split of the persons (entities.jsonl); Figure 13's partner in Figure 13
     alone = {"overview": plan.partner_alone_partners(config), "scales_factscore": [
         p for p in plan.partner_alone_partners(config) if p == partner]}.get(spec.kind, [])
-    files += [str(alone_path("results", "fact_precision", p, FACT_SCORER)) for p in alone]
+    files += [str(alone_path(result_layout(), p, FACT_SCORER)) for p in alone]
     return files + ([rules.evaluation_entities.output[0]] if spec.kind == "overview" else [])
 
 
@@ -281,15 +300,16 @@ def summary_inputs(wildcards):
     for run in main_runs:
         kinds = ["leakage", "leakage_generations", "nlu", "fact_precision", "cascade"]
         kinds += ["validation"] if run != "baseline" and "baseline" in config["methods"] else []
-        files += [str(result_path("results", k, run, s, partner, FACT_SCORER)) for k in kinds for s in config["seeds"]]
+        files += [str(result_path(result_layout(), k, run, s, partner, FACT_SCORER))
+                  for k in kinds for s in config["seeds"]]
     if plan.trains_reference(config) and "baseline" in config["methods"]:
-        files += [str(result_path("results", "validation", REFERENCE, s)) for s in config["seeds"]]
-    files += [str(alone_path("results", "fact_precision", p, FACT_SCORER)) for p in plan.partner_alone_partners(config)]
+        files += [str(result_path(result_layout(), "validation", REFERENCE, s)) for s in config["seeds"]]
+    files += [str(alone_path(result_layout(), p, FACT_SCORER)) for p in plan.partner_alone_partners(config)]
     return {"annotation": rules.annotation_summary.output.summary, "entities": rules.evaluation_entities.output[0],
             "table2": rules.labelling_cost_table.output.csv, "results": files}
 
 
 def figure4_generations():
     """Figure 4: the main partner's generations of the methods the paper shows, first seed, main scale."""
-    return {run: f"results/cascade/{FIGURE_PARTNERS['main']}/{run}/seed{config['seeds'][0]}.jsonl"
-            for run in plan.figure4_runs(config)}
+    return {run: expand(rules.cascade_generate.output.generations, partner=FIGURE_PARTNERS["main"], method=run,
+                        seed=config["seeds"][0])[0] for run in plan.figure4_runs(config)}

@@ -12,6 +12,7 @@ rule figure:
                    labels={"figure": "{figure}"}),
     params:
         context=lambda wildcards: plan.figure_context(config, wildcards.figure),
+        layout=result_layout(),
         alone=plan.partner_alone_context(config),
         caption=lambda wildcards: FIGURES[wildcards.figure].caption,
     log:
@@ -41,7 +42,7 @@ rule figure4:
 
 rule table:
     input:
-        results=lambda wildcards: [str(result_path("results", TABLES[wildcards.table].kind, run, seed))
+        results=lambda wildcards: [str(result_path(result_layout(), TABLES[wildcards.table].kind, run, seed))
                                    for run in plan.figure_runs(config, wildcards.table, None) for seed in config["seeds"]],
         tasks=lambda wildcards: rules.nlu_local_tasks.output[0] if TABLES[wildcards.table].kind == "nlu" and any(
             t.startswith("bigbench_local_") for t in config["nlu"]["tasks"]) else [],
@@ -51,6 +52,7 @@ rule table:
                   labels={"table": "{table}"}),
     params:
         context=lambda wildcards: plan.figure_context(config, wildcards.table),
+        layout=result_layout(),
         caption=lambda wildcards: TABLES[wildcards.table].caption,
     log:
         "logs/figures/{table}.log",
@@ -67,6 +69,7 @@ rule summary:
         report("results/summary.md", caption="../report/summary.rst", category="Summary"),
     params:
         context=plan.figure_context(config, "table1"),  # the summary reads Table 1's runs
+        layout=result_layout(),
         alone=plan.partner_alone_context(config),
         fluent_loss_nats=config["evaluation"]["fluent_loss_nats"],
         validation_call_rate=config["evaluation"]["validation_call_rate"],

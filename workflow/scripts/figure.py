@@ -7,5 +7,5 @@ from lacy.cli import workflow_script
 from lacy.figures import draw_figure, make_context
 
 with workflow_script(snakemake.log[0]):
-    context = make_context(**snakemake.params.context, alone=snakemake.params.alone)
+    context = make_context(**snakemake.params.context, layout=snakemake.params.layout, alone=snakemake.params.alone)
     draw_figure(snakemake.wildcards.figure, context, Path(snakemake.output.pdf))

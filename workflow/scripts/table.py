@@ -8,4 +8,5 @@ from lacy.figures import make_context, write_paper_table
 
 with workflow_script(snakemake.log[0]):
     tasks = Path(snakemake.input.tasks) if snakemake.input.tasks else None  # only for lm-eval tasks built here
-    write_paper_table(snakemake.wildcards.table, make_context(**snakemake.params.context), Path(snakemake.output.csv), tasks)
+    context = make_context(**snakemake.params.context, layout=snakemake.params.layout)
+    write_paper_table(snakemake.wildcards.table, context, Path(snakemake.output.csv), tasks)
