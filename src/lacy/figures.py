@@ -18,7 +18,6 @@ Runs are named as the workflow names them: a method (``lacy``) at the main scale
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import math
@@ -32,7 +31,7 @@ import yaml
 
 import numpy as np
 
-from lacy.io import atomic_output, read_jsonl
+from lacy.io import atomic_output, read_jsonl, write_csv
 from lacy.render import generation_page
 from lacy.stats import RESAMPLES, crossed_bootstrap, paired_difference, pooled_proportion_ci, resampled_interval
 
@@ -837,10 +836,7 @@ def write_table(rows: list[dict], csv_path: Path, caption: str) -> None:
     keys = list(dict.fromkeys(k for row in rows for k in row))
     columns = [k for k in keys if not k.startswith("paper_")] + [k for k in keys if k.startswith("paper_")]
     csv_path = Path(csv_path)
-    with atomic_output(csv_path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(csv_path, rows, columns)
     header = [{**NLU_LABELS, **LEAKAGE_LABELS}.get(c, c).replace("paper_", "paper ") for c in columns]
     lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]

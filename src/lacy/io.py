@@ -6,6 +6,7 @@ its final name. ``os.replace`` is atomic on POSIX file systems.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import os
@@ -38,6 +39,15 @@ def atomic_output(path: Path) -> Iterator[Path]:
 def write_json(path: Path, obj: Any) -> None:
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_csv(path: Path, rows: Iterable[dict], columns: list[str], *, extra_keys: str = "raise") -> None:
+    """``rows`` as CSV with a header of ``columns``, atomically; ``extra_keys="ignore"`` drops keys not in
+    ``columns`` (``csv.DictWriter``'s ``extrasaction``)."""
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction=extra_keys)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def write_npy(path: Path, array: np.ndarray) -> None:

@@ -19,7 +19,6 @@ no fluent text.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from lacy.batches import TokenWindows
+from lacy.io import write_csv, write_json
 from lacy.losses import call_and_noncall_losses
 from lacy.masks import validation_call_mask
 from lacy.stats import percentile_interval, ratio_of_sums_resamples
@@ -141,19 +141,13 @@ def _means(sums: dict) -> dict:
 
 def write_table(results: list[Path], out_csv: Path) -> None:
     """Collect per-model results into the CSV that the figure stage reads (Figure 5)."""
-    from lacy.io import atomic_output
-
     rows = [json.loads(Path(p).read_text()) for p in results]
-    with atomic_output(out_csv) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(sorted(rows, key=lambda r: (r["method"], r["seed"])))
+    write_csv(out_csv, sorted(rows, key=lambda r: (r["method"], r["seed"])), list(COLUMNS), extra_keys="ignore")
 
 
 def run(args) -> dict:
     """``lacy validation-losses evaluate``: one calling model against the baseline of the same seed."""
     from lacy.distributed import init_runtime
-    from lacy.io import write_json
     from lacy.tokenizer import LacyTokenizer
 
     device = init_runtime().device
