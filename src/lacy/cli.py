@@ -185,9 +185,8 @@ def retain_freed_memory(limit: int = 2**31 - 1) -> bool:
 
     glibc serves every allocation above its mmap threshold (32 MiB at most by default) with fresh pages from
     the kernel and returns them on free, so each [batch, context, vocabulary] logits tensor of a CPU training
-    or evaluation step page-faults anew: a third of a CPU training step of the default model was kernel time.
-    Raising the mmap and trim thresholds keeps those pages in the process (``benchmarks/cpu_allocator.py``:
-    1.6x faster LaCy steps of the default model on one core, kernel time gone). Resident memory then stays
+    or evaluation step page-faults anew. Raising the mmap and trim thresholds keeps those pages in the process
+    (``benchmarks/cpu_allocator.py`` measures the effect; ``benchmarks/RESULTS.md``). Resident memory then stays
     near its peak instead of shrinking after it. Returns whether the setting took effect.
     """
     name = ctypes.util.find_library("c")

@@ -25,7 +25,7 @@ class ModelShape:
 
 
 #: Table 3 (``medium``: 334M, ``xl``: 1.27B with a 32,001-id vocabulary, context 1,024) and CPU-sized presets
-#: for the embedded default (RESOURCES.md: a 7.4M-parameter model trains at ~2,600 tokens/s on 2 cores).
+#: for the embedded default (their speed on CPU: ``benchmarks/RESULTS.md``).
 PRESETS = {
     "medium": ModelShape(n_embd=1024, n_head=16, n_layer=24),
     "xl": ModelShape(n_embd=2048, n_head=16, n_layer=24),
