@@ -206,3 +206,9 @@ def test_figure_context_is_what_the_figure_scripts_hand_the_package():
     assert plan.figure_context(DEFAULT, "table1")["partner_labels"] == {"main": "gemma3-270m-gguf + RAG (local)"}
     ctx = make_context(**context)
     assert ctx.results.partner == "llama" and ctx.results.scorer == "llm" and list(ctx.runs) == list(context["runs"])
+
+
+def test_acceptability_figures_label_the_judged_checkpoint_of_the_studied_run():
+    assert plan.acceptability_label(PAPER, "early") == "baseline seed 0, early checkpoint"
+    studied = configured(edit=lambda c: c["acceptability"].update(run="lacy", seed=1))
+    assert plan.acceptability_label(studied, "final") == "lacy seed 1, final checkpoint"
