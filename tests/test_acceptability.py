@@ -331,3 +331,45 @@ def test_an_examples_query_renders_like_the_example(k, starting_text, proposed, 
     wrapped over two lines by the PDF, so only Examples 1 and 2 can be compared line for line.)"""
     query = "\n".join(PAPER_EXAMPLES[k].splitlines()[1:4]) + "\n**explanation**:"
     assert acc.judge_prompt(starting_text, proposed, reference).endswith("# Your Task\n" + query)
+
+
+def test_judge_checkpoints_with_the_llm_a_config_spec_makes(tmp_path):
+    """The acceptability_judge rule's adapter: make_llm(cache_dir=..., **spec), then judge_checkpoints over both
+    checkpoints under the configured name, scoring, workers and sample; a rerun resumes with nothing to judge."""
+    from test_llm import FakeChatServer
+
+    from lacy.llm import make_llm
+
+    positions, judged, summaries = [], [], []
+    for name in ("early", "final"):
+        positions.append(tmp_path / f"{name}.jsonl")
+        positions[-1].write_text("".join(json.dumps(dict(position(i, correct=i == 0), context=f"{name} {i}")) + "\n"
+                                         for i in range(5)))
+        judged.append(tmp_path / f"{name}.judged.jsonl")
+        summaries.append(tmp_path / f"{name}.summary.json")
+    with FakeChatServer(lambda messages: (200, "The token fits.\n**output**: 1")) as server:
+        spec = {"backend": "openai", "model": "test-judge", "base_url": server.base_url, "api_key_env": None}
+        results = acc.judge_checkpoints(make_llm(cache_dir=tmp_path / "cache", **spec), positions, judged, summaries,
+                                        judge_name="Test Judge", scoring="generated", workers=2, max_judged=2, seed=0)
+    assert len(server.requests) == 4  # two sampled non-exact positions per checkpoint
+    for path, result in zip(summaries, results):
+        summary = json.loads(path.read_text())
+        assert summary == result
+        assert (summary["judge"], summary["judge_llm"], summary["scoring"]) == ("Test Judge", "openai:test-judge",
+                                                                                "generated")
+        assert summary["llm"] == 2 and summary["exact"] + summary["unsampled"] == 3 and summary["acceptability"] == 1
+    idle = FakeLLM([])
+    again = acc.judge_checkpoints(idle, positions, judged, judge_name="Test Judge", max_judged=2)
+    assert idle.prompts == [] and [r["llm"] for r in again] == [2, 2]
+    with pytest.raises(ValueError, match="one --out"):
+        acc.judge_checkpoints(FakeLLM([]), positions, judged[:1])
+
+
+def test_plot_writes_the_figure_the_acceptability_figure_rule_names(tmp_path):
+    records = [dict(position(i, correct=i % 3 == 0, loss=0.1 * i, cls="fact" if i % 2 else "nonfact"),
+                    acceptable=1, judge="llm", judged_by="Test Judge") for i in range(12)]
+    (tmp_path / "judged.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    rows = acc.plot([("baseline seed 0, final checkpoint", tmp_path / "judged.jsonl")], tmp_path / "fig3.pdf", 2,
+                    "Figure 3: a title")
+    assert {r["label"] for r in rows} == {"baseline seed 0, final checkpoint"} and len(rows) == 2 * 2
+    assert all((tmp_path / f"fig3.{ext}").stat().st_size > 0 for ext in ("pdf", "png", "csv"))

@@ -21,6 +21,7 @@ from lacy.labelling_cost import (
     table_rows,
     time_reference_scoring,
     write_table,
+    write_table2,
 )
 from lacy.model import build_model
 from lacy.tokenizer import train_sentencepiece
@@ -125,3 +126,21 @@ def test_table_command_without_a_reference_model(tmp_path):
     assert rows["Rho-1"]["measured_hours_per_1b_tokens"] == "" and "not run" in rows["Rho-1"]["measured_device"]
     assert "no LLM-judge labels" in rows["LLM judge"]["measured_device"]
     assert "5,000 tokens in 3.0 CPU seconds" in (tmp_path / "t.md").read_text()
+
+
+def test_write_table2_is_what_the_command_writes_with_the_rho1_timing(tmp_path):
+    """The labelling_cost_table rule's adapter calls write_table2; `lacy labelling-cost table` maps its options
+    onto the same call."""
+    stats = [write_stats(tmp_path / f"part-0000{k}.json", 5000, 3.0, 2.0) for k in range(2)]
+    rho1 = tmp_path / "rho1.json"
+    rho1.write_text(json.dumps({"hours_per_billion_tokens": 2.5, "device": "1 CPU core (Test CPU)", "seconds": 0.9,
+                                "wall_seconds": 1.2, "parameters": 2_000_000, "precision": "fp32", "tokens": 4096}))
+    write_table2(stats, rho1, True, tmp_path / "t.csv", tmp_path / "t.md")
+    main(["labelling-cost", "table", "--annotation-stats", *map(str, stats), "--rho1", str(rho1),
+          "--llm-judge-labels", "--csv", str(tmp_path / "cli.csv"), "--md", str(tmp_path / "cli.md")])
+    for ext in ("csv", "md"):
+        assert (tmp_path / f"t.{ext}").read_bytes() == (tmp_path / f"cli.{ext}").read_bytes()
+    rows = {r["method"]: r for r in read_csv(tmp_path / "t.csv")}
+    assert float(rows["Rho-1"]["measured_hours_per_1b_tokens"]) == 2.5
+    assert "LMLM release" in rows["LLM judge"]["measured_device"]
+    assert "4,096 validation tokens in 0.90 CPU seconds" in (tmp_path / "t.md").read_text()

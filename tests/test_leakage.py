@@ -204,3 +204,53 @@ def test_bigbench_sdist_comes_from_the_package_index_with_its_checksum(tmp_path)
                 assert not (dest / bigbench.SDIST).exists()
     finally:
         server.shutdown()
+
+
+def test_run_leakage_is_what_the_command_runs(call_models, small_tokenizer, tmp_path):
+    """The fact_leakage rule's adapter calls run_leakage; `lacy leakage run` maps its options onto the same call."""
+    import gzip
+
+    from lacy.cli import main
+
+    model, _ = call_models
+    model.save_pretrained(tmp_path / "model")
+    small_tokenizer.save_pretrained(tmp_path / "model")
+    sets = {}
+    for name, template in (("corpus_person_cloze", "Person {} was born in"), ("bigbench_qa_wikidata", "City {} is in")):
+        sets[name] = tmp_path / f"{name}.jsonl"
+        leakage.write_jsonl(sets[name], [{"id": str(i), "prompt": template.format(i), "answers": [str(1900 + i)]}
+                                         for i in range(8)])
+    summary = leakage.run_leakage(tmp_path / "model", sets, tmp_path / "run.json", tmp_path / "run.jsonl.gz",
+                                  shots=2, max_queries=5, max_new_tokens=4, n_resamples=50)
+    main(["leakage", "run", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "cli.json"),
+          "--generations", str(tmp_path / "cli.jsonl.gz"), "--shots", "2", "--max-queries", "5",
+          "--max-new-tokens", "4", "--bootstrap", "50",
+          *(f"--queries={name}={path}" for name, path in sets.items())])
+    assert (tmp_path / "run.json").read_bytes() == (tmp_path / "cli.json").read_bytes()
+    assert gzip.decompress((tmp_path / "run.jsonl.gz").read_bytes()) == gzip.decompress(
+        (tmp_path / "cli.jsonl.gz").read_bytes())
+    assert list(summary["sets"]) == list(sets) and summary["shots"] == 2
+    assert [r["queries"] for r in summary["sets"].values()] == [5, 5]
+    assert len(leakage.read_queries(tmp_path / "run.jsonl.gz")) == 10
+
+
+def test_popqa_rephrasing_with_the_llm_a_config_spec_makes(tmp_path):
+    """The leakage_popqa_rephrase rule's adapter: make_llm(cache_dir=..., **spec) and write_popqa_queries; a rerun
+    answers from the cache."""
+    from test_llm import FakeChatServer
+
+    from lacy.llm import make_llm
+
+    rows = tmp_path / "popqa_long_tail.jsonl"
+    leakage.write_jsonl(rows, [{"id": "7", "question": "What is Ufa the capital of?", "s_pop": 99,
+                                "answers": ["Bashkortostan"]}])
+    with FakeChatServer(lambda messages: (200, "Sentence start: Ufa is the capital of\n")) as server:
+        spec = {"backend": "openai", "model": "test-model", "base_url": server.base_url, "api_key_env": None}
+        assert leakage.write_popqa_queries(rows, make_llm(cache_dir=tmp_path / "cache", **spec),
+                                           tmp_path / "queries.jsonl") == 1
+    assert len(server.requests) == 1 and "What is Ufa the capital of?" in json.dumps(server.requests[0])
+    assert leakage.read_queries(tmp_path / "queries.jsonl") == [
+        {"id": "popqa-7", "prompt": "What is Ufa the capital of? Ufa is the capital of", "answers": ["Bashkortostan"],
+         "s_pop": 99}]
+    leakage.write_popqa_queries(rows, make_llm(cache_dir=tmp_path / "cache", **spec), tmp_path / "again.jsonl")
+    assert (tmp_path / "again.jsonl").read_bytes() == (tmp_path / "queries.jsonl").read_bytes()

@@ -65,8 +65,10 @@ def test_local_task_runs_through_lm_eval(model_dirs, tmp_path):
     include = tmp_path / "tasks"
     configs = nlu.write_local_tasks(tmp_path / "bigbench", include)
     assert sorted(p.stem for p in configs) == sorted(nlu.LOCAL_TASKS)
-    summary = nlu.run_nlu(model_dirs["plain"], ["bigbench_local_physical_intuition"], include, batch_size=4,
-                          device="cpu")
+    # what the nlu rule's adapter calls (and `lacy nlu run`): limit 0 is every document, recorded as no limit
+    summary = nlu.evaluate_nlu(model_dirs["plain"], ["bigbench_local_physical_intuition"], tmp_path / "nlu.json",
+                               include, limit=0, batch_size=4, device="cpu")
+    assert json.loads((tmp_path / "nlu.json").read_text()) == summary
     scores = summary["tasks"]["bigbench_local_physical_intuition"]
-    assert summary["cascade"] is False and scores["samples"] == 4
+    assert summary["cascade"] is False and summary["limit"] is None and scores["samples"] == 4
     assert {"acc", "acc_stderr", "acc_norm", "acc_norm_stderr"} <= set(scores) and 0 <= scores["acc"] <= 1

@@ -225,3 +225,26 @@ def test_figure_context_is_what_the_figure_scripts_hand_the_package():
     assert plan.figure_context(DEFAULT, "table1")["partner_labels"] == {"main": "gemma3-270m-gguf + RAG (local)"}
     ctx = make_context(**context, layout={})
     assert ctx.results.partner == "llama" and ctx.results.scorer == "llm" and list(ctx.runs) == list(context["runs"])
+
+
+def test_acceptability_figures_label_the_judged_checkpoint_of_the_studied_run():
+    assert plan.acceptability_label(PAPER, "early") == "baseline seed 0, early checkpoint"
+    studied = configured(edit=lambda c: c["acceptability"].update(run="lacy", seed=1))
+    assert plan.acceptability_label(studied, "final") == "lacy seed 1, final checkpoint"
+
+
+def test_the_paper_evaluations_nlu_tasks_and_llms_as_the_rules_hand_them_over():
+    """What rules nlu, acceptability_judge and leakage_popqa_rephrase pass on: §5.5's four lm-eval tasks, and
+    Gemini 2.0 Flash (§B) as specs whose keys are make_llm's parameters."""
+    import inspect
+
+    from lacy.llm import make_llm
+    from lacy.nlu import PAPER_TASKS
+
+    assert PAPER["nlu"]["tasks"] == ["arc_easy", "hellaswag", "piqa", "siqa"] == list(PAPER_TASKS)
+    gemini = {"backend": "gemini", "model": "gemini-2.0-flash", "base_url": None, "api_key_env": "GEMINI_API_KEY"}
+    judge = PAPER["acceptability"]["judge"]
+    assert (judge["llm"], judge["name"], judge["scoring"]) == (gemini, "Gemini 2.0 Flash", "generated")
+    assert PAPER["leakage"]["rephrase_llm"] == gemini and "popqa_long_tail" in PAPER["leakage"]["sets"]
+    for spec in (judge["llm"], PAPER["leakage"]["rephrase_llm"], DEFAULT["acceptability"]["judge"]["llm"]):
+        inspect.signature(make_llm).bind(cache_dir=Path("results/llm_cache"), **spec)

@@ -385,25 +385,39 @@ def summarize(records: Iterable[dict]) -> dict:
             "accuracy": float(np.mean([r["correct"] for r in records])) if records else math.nan}
 
 
-def _judge_command(args: argparse.Namespace) -> None:
+def judge_checkpoints(llm, positions: list[Path], judged: list[Path], summaries: list[Path | None] | None = None, *,
+                      judge_name: str | None = None, scoring: str = "generated", workers: int = 4, max_judged: int = 0,
+                      seed: int = 0) -> list[dict]:
+    """Judge the positions of each checkpoint (§3, §A.1) with one ``llm``: ``positions[i]`` (from ``record``) into
+    ``judged[i]`` (resumable, :func:`judge_positions`) and its summary into ``summaries[i]`` when given.
+    ``judge_name`` (default: the LLM's name) names the judge; ``max_judged``: the non-exact positions judged per
+    checkpoint, in a seeded sample (0: all). Returns the summaries."""
     from lacy.io import read_jsonl, write_json
-    from lacy.llm import llm_from_args
 
-    summaries = args.summary or [None] * len(args.positions)
-    if not len(args.positions) == len(args.out) == len(summaries):
+    summaries = summaries or [None] * len(positions)
+    if not len(positions) == len(judged) == len(summaries):
         raise ValueError("give one --out (and one --summary, if any) per --positions")
-    llm = llm_from_args(args)
-    judged_by = args.judge_name or llm.name
-    for positions_path, out, summary_path in zip(args.positions, args.out, summaries):
-        positions = [r for _, r in read_jsonl(positions_path)]
-        summary = judge_positions(llm, positions, out, args.workers, scoring=args.scoring, judged_by=judged_by,
-                                  max_judged=args.max_judged or None, seed=args.seed)
-        summary.update(judge=judged_by, judge_llm=llm.name, scoring=args.scoring)
+    judged_by = judge_name or llm.name
+    results = []
+    for positions_path, out, summary_path in zip(positions, judged, summaries):
+        records = [r for _, r in read_jsonl(positions_path)]
+        summary = judge_positions(llm, records, out, workers, scoring=scoring, judged_by=judged_by,
+                                  max_judged=max_judged or None, seed=seed)
+        summary.update(judge=judged_by, judge_llm=llm.name, scoring=scoring)
         log.info("%s, judge %s: %d positions: %d exact, %d judged, %d unparsable (not scored), %d not sampled; "
                  "acceptability %.3f", out, judged_by, summary["positions"], summary["exact"], summary["llm"],
                  summary["unparsable"], summary["unsampled"], summary["acceptability"])
         if summary_path:
             write_json(summary_path, summary)
+        results.append(summary)
+    return results
+
+
+def _judge_command(args: argparse.Namespace) -> None:
+    from lacy.llm import llm_from_args
+
+    judge_checkpoints(llm_from_args(args), args.positions, args.out, args.summary, judge_name=args.judge_name,
+                      scoring=args.scoring, workers=args.workers, max_judged=args.max_judged, seed=args.seed)
 
 
 # ------------------------------------------------------------------------------------------------------- plot
@@ -466,7 +480,8 @@ def _parse_labelled(spec: str) -> tuple[str, Path]:
 
 
 def plot(judged: list[tuple[str, Path]], out: Path, n_bins: int = 10, title: str | None = None) -> list[dict]:
-    """Write the CSV (``out`` with suffix .csv), then the figure as ``out`` and a PNG beside it."""
+    """Accuracy and acceptability by loss quantile, fact / non-fact (§3, §A.1; Figures 3, 8, 9) of each
+    ``(label, judged JSONL)``: the CSV (``out`` with suffix .csv), then the figure as ``out`` and a PNG beside it."""
     from lacy.io import atomic_output, read_jsonl
 
     out = Path(out)
@@ -517,12 +532,12 @@ def plot(judged: list[tuple[str, Path]], out: Path, n_bins: int = 10, title: str
         with atomic_output(target) as tmp:
             fig.savefig(tmp, format=target.suffix.lstrip(".") or "pdf", dpi=150)
     plt.close(fig)
+    log.info("wrote %s, %s and %s", out, out.with_suffix(".png"), out.with_suffix(".csv"))
     return rows
 
 
 def _plot_command(args: argparse.Namespace) -> None:
     plot([_parse_labelled(s) for s in args.judged], args.out, args.bins, args.title)
-    log.info("wrote %s, %s and %s", args.out, args.out.with_suffix(".png"), args.out.with_suffix(".csv"))
 
 
 # -------------------------------------------------------------------------------------------------------- CLI

@@ -184,8 +184,16 @@ def _rho1(args: argparse.Namespace) -> None:
 
 def _table(args: argparse.Namespace) -> None:
     """``lacy labelling-cost table``: Table 2 from the annotation statistics and the Rho-1 timing."""
-    annotation = annotation_cost(args.annotation_stats)
-    rho1 = json.loads(args.rho1.read_text()) if args.rho1 else None
+    write_table2(args.annotation_stats, args.rho1, args.llm_judge_labels, args.csv, args.md)
+
+
+def write_table2(annotation_stats: list[Path], rho1: Path | None, llm_judge_labels: bool, csv_path: Path,
+                 md_path: Path) -> None:
+    """Table 2 (§5.6) as CSV and Markdown: LaCy's cost from the annotation shards' statistics, Rho-1's from the
+    JSON of ``rho1`` (None: this run trains no reference model), and whether the run uses the LMLM release's
+    LLM-judge labels (§A.2.2)."""
+    annotation = annotation_cost(annotation_stats)
+    rho1 = json.loads(Path(rho1).read_text()) if rho1 else None
     notes = [f"LaCy: spaCy annotation of {annotation['tokens']:,} tokens in {annotation['cpu_seconds']:.1f} CPU "
              f"seconds (annotation loop of every shard, all worker processes; {annotation['wall_seconds']:.1f} s "
              "wall clock), i.e. per CPU core."]
@@ -195,7 +203,7 @@ def _table(args: argparse.Namespace) -> None:
                      f"{rho1['precision']}) giving per-token losses on {rho1['tokens']:,} validation tokens in "
                      f"{rho1['seconds']:.2f} {clock}, first batch excluded.")
     notes.append("Paper: Table 2 (A100 GPUs, CPU core model not stated).")
-    write_table(table_rows(annotation, rho1, args.llm_judge_labels), args.csv, args.md, notes)
+    write_table(table_rows(annotation, rho1, llm_judge_labels), csv_path, md_path, notes)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -197,6 +197,14 @@ def rephrase_popqa(rows: list[dict], llm) -> list[dict]:
     return queries
 
 
+def write_popqa_queries(rows: Path, llm, out: Path) -> int:
+    """The ``popqa_long_tail`` query set (§B): the long-tail rows written by ``download-popqa`` (``rows``),
+    rephrased into sentence starts by ``llm`` (:func:`rephrase_popqa`), written to ``out``; returns their count."""
+    n = write_jsonl(out, rephrase_popqa(read_queries(rows), llm))
+    log.info("wrote %s: %d popqa_long_tail queries", out, n)
+    return n
+
+
 def read_queries(path: Path) -> list[dict]:
     return [record for _, record in read_jsonl(path)]
 
@@ -272,6 +280,19 @@ def evaluate_leakage(model_dir: Path, query_sets: dict[str, Path], shots: int = 
     return summary, records
 
 
+def run_leakage(model_dir: Path, query_sets: dict[str, Path], out: Path, generations: Path | None = None, *,
+                shots: int = SHOTS, max_new_tokens: int = MAX_NEW_TOKENS, max_queries: int = 0, seed: int = 0,
+                n_resamples: int = RESAMPLES, batch_size: int = 16) -> dict:
+    """Fact leakage of one model with calls disabled (§5.3, §B; :func:`evaluate_leakage`): the summary JSON to
+    ``out`` and, with ``generations``, every query's continuation to that JSONL(.gz); returns the summary."""
+    summary, records = evaluate_leakage(model_dir, query_sets, shots, max_new_tokens, max_queries, seed,
+                                        n_resamples, batch_size)
+    if generations:
+        write_jsonl(generations, records)
+    write_json(out, summary)
+    return summary
+
+
 # --- commands ------------------------------------------------------------------------------------------------
 
 def _named_paths(items: list[str]) -> dict[str, Path]:
@@ -307,17 +328,13 @@ def _download_popqa_command(args: argparse.Namespace) -> None:
 
 
 def _rephrase_popqa_command(args: argparse.Namespace) -> None:
-    llm = llm_from_args(args)
-    n = write_jsonl(args.out, rephrase_popqa(read_queries(args.input), llm))
-    log.info("wrote %s: %d popqa_long_tail queries", args.out, n)
+    write_popqa_queries(args.input, llm_from_args(args), args.out)
 
 
 def _run_command(args: argparse.Namespace) -> None:
-    summary, records = evaluate_leakage(args.model, _named_paths(args.queries), args.shots, args.max_new_tokens,
-                                        args.max_queries, args.seed, args.bootstrap, args.batch_size)
-    if args.generations:
-        write_jsonl(args.generations, records)
-    write_json(args.out, summary)
+    run_leakage(args.model, _named_paths(args.queries), args.out, args.generations, shots=args.shots,
+                max_new_tokens=args.max_new_tokens, max_queries=args.max_queries, seed=args.seed,
+                n_resamples=args.bootstrap, batch_size=args.batch_size)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

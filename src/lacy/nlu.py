@@ -156,16 +156,25 @@ def run_nlu(model_dir: Path, tasks: list[str], include_path: Path | None = None,
             "lm_eval_version": results.get("lm_eval_version")}
 
 
+def evaluate_nlu(model_dir: Path, tasks: list[str], out: Path, include_path: Path | None = None, *, limit: int = 0,
+                 batch_size: int = 16, device: str | None = None, seed: int = 0) -> dict:
+    """NLU of one model without cascade (§5.5, Tables 1 and 6; :func:`run_nlu`) on lm-eval ``tasks``, at most
+    ``limit`` documents per task (0: all), written to ``out`` as JSON; ``include_path``: the local tasks'
+    directory (:func:`write_local_tasks`), if any task is one. Returns the summary."""
+    summary = run_nlu(model_dir, tasks, include_path, batch_size, limit or None, device, seed)
+    for task, row in summary["tasks"].items():
+        log.info("%s: acc %.4f", task, row.get("acc", float("nan")))
+    write_json(out, summary)
+    return summary
+
+
 def _tasks_command(args: argparse.Namespace) -> None:
     write_local_tasks(args.bigbench, args.out)
 
 
 def _run_command(args: argparse.Namespace) -> None:
-    summary = run_nlu(args.model, args.tasks.split(","), args.include_path, args.batch_size, args.limit or None,
-                      args.device, args.seed)
-    for task, row in summary["tasks"].items():
-        log.info("%s: acc %.4f", task, row.get("acc", float("nan")))
-    write_json(args.out, summary)
+    evaluate_nlu(args.model, args.tasks.split(","), args.out, args.include_path, limit=args.limit,
+                 batch_size=args.batch_size, device=args.device, seed=args.seed)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -366,6 +366,11 @@ def acceptability_figures(config: Config) -> dict[str, tuple[str, str]]:
     }
 
 
+def acceptability_label(config: Config, checkpoint: str) -> str:
+    """How an acceptability figure names the judged checkpoint of the studied run (§3)."""
+    return f"{config['acceptability']['run']} seed {config['acceptability']['seed']}, {checkpoint} checkpoint"
+
+
 # --- the cascade partners writing alone, as the figures and the summary show them ----------------------
 
 def partner_alone_context(config: Config) -> dict[str, dict[str, str]]:

@@ -33,6 +33,7 @@ rule acceptability_record:
         "results/acceptability/{ckpt}/positions.jsonl",
     params:
         model=lambda wildcards, input: input.model if wildcards.ckpt == "early" else Path(input.model).parent,
+        annotation=subpath(lambda wildcards, input: input.annotation[0], ancestor=2),
         batch_size=ACCEPTABILITY["batch_size"],
         context_tokens=ACCEPTABILITY["context_tokens"],
         seed=ACCEPTABILITY["sample_seed"],
@@ -47,21 +48,19 @@ rule acceptability_record:
         mem_mb=MODEL_JOB_MEM_MB,
         runtime=120,
     shell:
-        "python -m lacy acceptability record --model {params.model} --annotation results/annotation --out {output}"
+        "python -m lacy acceptability record --model {params.model} --annotation {params.annotation} --out {output}"
         " --batch-size {params.batch_size} --context-tokens {params.context_tokens} --seed {params.seed} 2> {log}"
 
 
 rule acceptability_judge:
     input:
-        expand(rules.acceptability_record.output[0], ckpt=CHECKPOINTS),
+        positions=expand(rules.acceptability_record.output[0], ckpt=CHECKPOINTS),
     output:
         judged=expand("results/acceptability/{ckpt}/judged.jsonl", ckpt=CHECKPOINTS),
         summary=expand("results/acceptability/{ckpt}/summary.json", ckpt=CHECKPOINTS),
     params:
-        files=lambda wildcards, input, output: " ".join(
-            f"--positions {p} --out {j} --summary {s}" for p, j, s in zip(input, output.judged, output.summary)
-        ),
-        llm=llm_options(ACCEPTABILITY["judge"]["llm"]),
+        llm=ACCEPTABILITY["judge"]["llm"],
+        cache=LLM_CACHE,
         name=ACCEPTABILITY["judge"]["name"],
         scoring=ACCEPTABILITY["judge"]["scoring"],
         workers=ACCEPTABILITY["judge"]["workers"],
@@ -74,23 +73,22 @@ rule acceptability_judge:
     resources:
         mem_mb=cluster_mem_mb(16000),
         runtime=720,  # the paper's ~10^5 judgements; a retry resumes from the answer cache
-    shell:
-        "python -m lacy acceptability judge {params.files} {params.llm} --cache-dir results/llm_cache"
-        " --judge-name {params.name:q} --scoring {params.scoring} --max-judged {params.max_judged}"
-        " --seed {params.seed} --workers {params.workers} 2> {log}"
+    script:
+        "../scripts/acceptability_judge.py"
 
 
 rule acceptability_figure:
     input:
-        lambda wildcards: rules.acceptability_judge.output.judged[CHECKPOINTS.index(ACCEPTABILITY_FIGURES[wildcards.fig][0])],
+        judged=lambda wildcards: rules.acceptability_judge.output.judged[
+            CHECKPOINTS.index(ACCEPTABILITY_FIGURES[wildcards.fig][0])
+        ],
     output:
         pdf="results/figures/{fig}.pdf",
         png=report("results/figures/{fig}.png", caption="../report/acceptability.rst", category="Figures",
                    labels={"figure": "{fig}"}),
         csv="results/figures/{fig}.csv",
     params:
-        judged=lambda wildcards, input: (f"{ACCEPTABILITY['run']} seed {ACCEPTABILITY['seed']}, "
-                                         f"{ACCEPTABILITY_FIGURES[wildcards.fig][0]} checkpoint={input[0]}"),
+        label=lambda wildcards: plan.acceptability_label(config, ACCEPTABILITY_FIGURES[wildcards.fig][0]),
         title=lambda wildcards: ACCEPTABILITY_FIGURES[wildcards.fig][1],
         bins=ACCEPTABILITY["bins"],
     wildcard_constraints:
@@ -99,7 +97,6 @@ rule acceptability_figure:
         "logs/acceptability/{fig}.log",
     conda:
         "../../envs/evaluation.yaml"
-    shell:
-        "python -m lacy acceptability plot --judged {params.judged:q} --out {output.pdf} --bins {params.bins}"
-        " --title {params.title:q} 2> {log}"
+    script:
+        "../scripts/acceptability_figure.py"
 

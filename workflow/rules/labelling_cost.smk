@@ -9,6 +9,8 @@ rule labelling_cost_rho1:
     output:
         "results/labelling_cost/rho1.json",
     params:
+        reference=subpath(lambda wildcards, input: input.reference[0], parent=True),
+        annotation=subpath(lambda wildcards, input: input.annotation[0], ancestor=2),
         batch_size=config["evaluation"]["batch_size"],
         batches=config["evaluation"]["labelling_cost_batches"],
         precision=TRAIN["precision"],
@@ -22,7 +24,7 @@ rule labelling_cost_rho1:
         mem_mb=MODEL_JOB_MEM_MB,
         runtime=60,
     shell:
-        "python -m lacy labelling-cost rho1 --reference $(dirname {input.reference}) --annotation results/annotation"
+        "python -m lacy labelling-cost rho1 --reference {params.reference} --annotation {params.annotation}"
         " --batch-size {params.batch_size} --batches {params.batches} --precision {params.precision}"
         " --threads {threads} --out {output} 2> {log}"
 
@@ -35,12 +37,11 @@ rule labelling_cost_table:
         md=report("results/tables/table2.md", caption="../report/table2.rst", category="Tables",
                   labels={"table": "table2"}),
     params:
-        rho1=lambda wildcards, input: f"--rho1 {input.rho1}" if "rho1" in input.keys() else "",
-        llm_judge="--llm-judge-labels" if HAS_LLM_JUDGE_LABELS else "",
+        rho1=lambda wildcards, input: input.rho1 if "rho1" in input.keys() else None,  # labelling_cost_inputs
+        llm_judge_labels=HAS_LLM_JUDGE_LABELS,
     log:
         "logs/labelling_cost/table2.log",
     conda:
         "../../envs/data.yaml"
-    shell:
-        "python -m lacy labelling-cost table --annotation-stats {input.annotation} {params.rho1} {params.llm_judge}"
-        " --csv {output.csv} --md {output.md} 2> {log}"
+    script:
+        "../scripts/labelling_cost_table.py"

@@ -7,25 +7,29 @@ rule bigbench_tasks:
         qa_wikidata="resources/bigbench/qa_wikidata/task.json",
         social_iqa="resources/bigbench/social_iqa/task.json",
         physical_intuition="resources/bigbench/physical_intuition/task.json",
+    params:
+        out=subpath(output.qa_wikidata, ancestor=2),
     log:
         "logs/leakage/bigbench_extract.log",
     conda:
         "../../envs/evaluation.yaml"
     shell:
-        "python -m lacy bigbench extract --out resources/bigbench 2> {log}"
+        "python -m lacy bigbench extract --out {params.out} 2> {log}"
 
 
 rule leakage_qa_wikidata:
     input:
-        rules.bigbench_tasks.output.qa_wikidata,
+        task=rules.bigbench_tasks.output.qa_wikidata,
     output:
         "results/leakage/queries/bigbench_qa_wikidata.jsonl",
+    params:
+        bigbench=subpath(input.task, ancestor=2),
     log:
         "logs/leakage/queries_qa_wikidata.log",
     conda:
         "../../envs/evaluation.yaml"
     shell:
-        "python -m lacy leakage build-qa-wikidata --bigbench resources/bigbench --out {output} 2> {log}"
+        "python -m lacy leakage build-qa-wikidata --bigbench {params.bigbench} --out {output} 2> {log}"
 
 
 rule leakage_person_cloze:
@@ -33,12 +37,14 @@ rule leakage_person_cloze:
         corpus="results/corpus/corpus.json",
     output:
         "results/leakage/queries/corpus_person_cloze.jsonl",
+    params:
+        corpus=subpath(input.corpus, parent=True),
     log:
         "logs/leakage/queries_person_cloze.log",
     conda:
         "../../envs/evaluation.yaml"
     shell:
-        "python -m lacy leakage build-cloze --corpus $(dirname {input.corpus}) --split train --out {output} 2> {log}"
+        "python -m lacy leakage build-cloze --corpus {params.corpus} --split train --out {output} 2> {log}"
 
 
 rule leakage_popqa_download:
@@ -54,18 +60,18 @@ rule leakage_popqa_download:
 
 rule leakage_popqa_rephrase:
     input:
-        rules.leakage_popqa_download.output[0],
+        rows=rules.leakage_popqa_download.output[0],
     output:
         "results/leakage/queries/popqa_long_tail.jsonl",
     params:
-        llm=llm_options(config["leakage"]["rephrase_llm"]),
+        llm=config["leakage"]["rephrase_llm"],
+        cache=LLM_CACHE,
     log:
         "logs/leakage/popqa_rephrase.log",
     conda:
         "../../envs/evaluation.yaml"
-    shell:
-        "python -m lacy leakage rephrase-popqa --input {input} --out {output} {params.llm}"
-        " --cache-dir results/llm_cache 2> {log}"
+    script:
+        "../scripts/leakage_popqa_rephrase.py"
 
 
 rule fact_leakage:
@@ -76,7 +82,8 @@ rule fact_leakage:
         summary="results/leakage/{method}/seed{seed}.json",
         generations="results/leakage/{method}/seed{seed}.generations.jsonl.gz",
     params:
-        queries=lambda wildcards, input: " ".join(f"--queries {Path(q).stem}={q}" for q in input.queries),
+        model=subpath(input.model, parent=True),
+        sets=config["leakage"]["sets"],  # the name of each of input.queries
         max_queries=config["leakage"]["max_queries"],
         shots=config["leakage"]["shots"],
     log:
@@ -87,10 +94,8 @@ rule fact_leakage:
         gpu=min(1, TRAIN["gpus_per_node"]),
         mem_mb=MODEL_JOB_MEM_MB,
         runtime=240,
-    shell:
-        "python -m lacy leakage run --model $(dirname {input.model}) {params.queries}"
-        " --max-queries {params.max_queries} --shots {params.shots} --out {output.summary}"
-        " --generations {output.generations} 2> {log}"
+    script:
+        "../scripts/fact_leakage.py"
 
 
 rule nlu_local_tasks:
@@ -99,12 +104,14 @@ rule nlu_local_tasks:
         physical_intuition=rules.bigbench_tasks.output.physical_intuition,
     output:
         directory("results/nlu/tasks"),
+    params:
+        bigbench=subpath(input.social_iqa, ancestor=2),
     log:
         "logs/nlu/tasks.log",
     conda:
         "../../envs/evaluation.yaml"
     shell:
-        "python -m lacy nlu tasks --bigbench resources/bigbench --out {output} 2> {log}"
+        "python -m lacy nlu tasks --bigbench {params.bigbench} --out {output} 2> {log}"
 
 
 rule nlu:
@@ -113,9 +120,10 @@ rule nlu:
     output:
         "results/nlu/{method}/seed{seed}.json",
     params:
-        tasks=",".join(config["nlu"]["tasks"]),
+        model=subpath(input.model, parent=True),
+        tasks=config["nlu"]["tasks"],
         limit=config["nlu"]["limit"],
-        include=lambda wildcards, input: f"--include-path {input.tasks}" if "tasks" in input.keys() else "",
+        include=lambda wildcards, input: input.tasks if "tasks" in input.keys() else None,  # local tasks (nlu_inputs)
     log:
         "logs/nlu/{method}/seed{seed}.log",
     conda:
@@ -124,6 +132,5 @@ rule nlu:
         gpu=min(1, TRAIN["gpus_per_node"]),
         mem_mb=MODEL_JOB_MEM_MB,
         runtime=240,
-    shell:
-        "python -m lacy nlu run --model $(dirname {input.model}) --tasks {params.tasks} {params.include}"
-        " --limit {params.limit} --out {output} 2> {log}"
+    script:
+        "../scripts/nlu.py"

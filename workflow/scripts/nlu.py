@@ -1,0 +1,13 @@
+"""Rule `nlu`: NLU of one model without cascade through lm-eval (lacy.nlu.evaluate_nlu, §5.5), on the config's
+`nlu.tasks` with its `nlu.limit`, and the local BIG-bench tasks' directory when the rule has them as input
+(nlu_inputs)."""
+
+from pathlib import Path
+
+from lacy.cli import workflow_script
+from lacy.nlu import evaluate_nlu
+
+with workflow_script(snakemake.log[0]):
+    include = snakemake.params.include
+    evaluate_nlu(Path(snakemake.params.model), list(snakemake.params.tasks), Path(snakemake.output[0]),
+                 Path(include) if include else None, limit=snakemake.params.limit)
