@@ -153,7 +153,7 @@ def test_export_at_a_fraction_is_that_steps_model_and_survives_a_resume(data, tm
     import lacy.training as training
     from lacy.tokenizer import LacyTokenizer
     from lacy.training import Export, export_step
-    from lacy.validation import load_model
+    from lacy.model import load_trained
 
     assert [export_step(8, f) for f in (0.2, 0.4, 1.0, 0.01)] == [2, 3, 8, 1]
     annotation, _, tokenizer = data
@@ -189,7 +189,7 @@ def test_export_at_a_fraction_is_that_steps_model_and_survives_a_resume(data, tm
     summary = json.loads((export.out / "train.json").read_text())
     assert (summary["steps"], summary["of_steps"], summary["tokens"]) == (3, 8, 3 * 4 * 16)
     assert LacyTokenizer.load(export.out).vocab_size == meta["vocab_size"]
-    load_model(export.out, torch.device("cpu"))
+    load_trained(export.out, torch.device("cpu"))
 
     shutil.rmtree(export.kept)
     with pytest.raises(FileNotFoundError, match="past the export step 3"):

@@ -14,7 +14,8 @@ from annotated_corpus import CONTEXT, build_annotated_corpus
 from lacy.batches import TokenWindows
 from lacy.training import TrainConfig, train
 from test_training import FIXED
-from lacy.validation import load_model, validation_losses, write_table
+from lacy.model import load_trained
+from lacy.validation import validation_losses, write_table
 
 
 def tiny(method: str) -> TrainConfig:
@@ -30,7 +31,7 @@ def test_calling_model_is_compared_with_the_baseline_on_its_own_mask(data, tmp_p
         train(tiny(method), windows, meta, tmp_path / method, tmp_path / f"{method}_run/latest.pt",
               tmp_path / f"{method}_run/m.jsonl")
     cpu = torch.device("cpu")
-    lacy, baseline = load_model(tmp_path / "lacy", cpu), load_model(tmp_path / "baseline", cpu)
+    lacy, baseline = load_trained(tmp_path / "lacy", cpu), load_trained(tmp_path / "baseline", cpu)
     val = TokenWindows.from_directory(annotation, "validation", 16, 0)
     result = validation_losses(lacy, baseline, val, meta["call_id"], 0.15, 8, 5, cpu)
     assert result["tokens"] > 0

@@ -251,11 +251,11 @@ def _record_command(args: argparse.Namespace) -> None:
     from lacy.batches import TokenWindows
     from lacy.distributed import default_device
     from lacy.tokenizer import LacyTokenizer
-    from lacy.validation import load_model
+    from lacy.model import load_trained
 
     device = default_device()
     tokenizer = LacyTokenizer.load(args.model)
-    model = load_model(args.model, device)
+    model = load_trained(args.model, device)
     windows = TokenWindows.from_directory(args.annotation, "validation", model.config.n_positions, seed=args.seed)
     batch = next(windows.sequential(args.batch_size, max_batches=1)).to(device)
     records = record_positions(model, batch, tokenizer, context_tokens=args.context_tokens,

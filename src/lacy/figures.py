@@ -21,7 +21,6 @@ import argparse
 import json
 import logging
 import math
-import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path

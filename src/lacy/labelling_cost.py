@@ -167,11 +167,11 @@ def _rho1(args: argparse.Namespace) -> None:
     from lacy.distributed import init_runtime
     from lacy.io import write_json
     from lacy.tokenizer import LacyTokenizer
-    from lacy.training import load_reference
+    from lacy.model import load_trained
 
     torch.set_num_threads(args.threads)
     device = init_runtime().device
-    reference = load_reference(args.reference, device)
+    reference = load_trained(args.reference, device)
     windows = TokenWindows.from_directory(args.annotation, "validation", reference.config.n_positions, seed=0)
     result = time_reference_scoring(reference, windows, LacyTokenizer.load(args.reference).call_id,
                                     args.batch_size, args.batches, args.precision, device)

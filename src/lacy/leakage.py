@@ -253,14 +253,13 @@ def evaluate_leakage(model_dir: Path, query_sets: dict[str, Path], shots: int = 
     """Fact leakage of one model (on the GPU when there is one) on each named query set; returns (summary,
     per-query generations)."""
     import torch
-    from transformers import AutoModelForCausalLM
 
+    from lacy.distributed import default_device
+    from lacy.model import load_trained
     from lacy.tokenizer import LacyTokenizer
 
     tokenizer = LacyTokenizer.load(model_dir)
-    from lacy.distributed import default_device
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir).to(default_device()).eval()
+    model = load_trained(model_dir, default_device())
     summary = {"model": str(model_dir), "call_id": tokenizer.call_id, "shots": shots,
                "max_new_tokens": max_new_tokens, "seed": seed, "bootstrap_resamples": n_resamples,
                "call_logit": "-inf", "containment": "SQuAD-normalised, whole words, any alias", "sets": {}}

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from transformers import GPT2Config, GPT2LMHeadModel
+import torch
+from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,14 @@ def build_model(preset: str, vocab_size: int, context: int, call_id: int) -> GPT
     config = gpt2_config(preset, vocab_size, context, call_id)
     config._attn_implementation = "sdpa"
     return GPT2LMHeadModel(config)
+
+
+def load_trained(model_dir, device: torch.device | str = "cpu") -> GPT2LMHeadModel:
+    """A trained SLM or the reference model (``results/models/{run}/seed{seed}``) on ``device`` in float32, for
+    inference: evaluation mode, no gradients."""
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
+    model.requires_grad_(False)
+    return model
 
 
 def count_parameters(model) -> int:

@@ -41,7 +41,7 @@ from lacy.batches import Batch, TokenWindows
 from lacy.io import atomic_output, partial_path, write_json
 from lacy.losses import masked_loss, token_log_probs, true_token_losses
 from lacy.masks import REFERENCE_METHODS, call_ignore_masks, realised_rates
-from lacy.model import build_model, count_parameters, flops_per_token
+from lacy.model import build_model, count_parameters, flops_per_token, load_trained
 
 log = logging.getLogger(__name__)
 
@@ -153,14 +153,6 @@ def autocast(config: TrainConfig, device: torch.device):
     if config.precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-def load_reference(path: Path, device: torch.device) -> torch.nn.Module:
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
-    model.requires_grad_(False)
-    return model
 
 
 @functools.cache
@@ -288,7 +280,7 @@ def train(config: TrainConfig, windows: TokenWindows, tokenizer_meta: dict, out_
     if config.method in REFERENCE_METHODS:
         if reference_dir is None:
             raise ValueError(f"method {config.method!r} needs a reference model")
-        reference = load_reference(reference_dir, runtime.device)
+        reference = load_trained(reference_dir, runtime.device)
     if config.compile:
         model = torch.compile(model)
     model = distributed.wrap_model(model, runtime)

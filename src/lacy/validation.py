@@ -31,6 +31,7 @@ from lacy.batches import TokenWindows
 from lacy.io import write_csv, write_json
 from lacy.losses import call_and_noncall_losses
 from lacy.masks import validation_call_mask
+from lacy.model import load_trained
 from lacy.stats import percentile_interval, ratio_of_sums_resamples
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,6 @@ log = logging.getLogger(__name__)
 COLUMNS = ("method", "seed", "call_loss", "call_loss_without_call", "noncall_loss", "total_loss",
            "baseline_call_loss", "baseline_call_loss_without_call", "baseline_noncall_loss", "baseline_total_loss",
            "call_rate", "top_call_rate", "call_fact_share", "fact_share", "fact_enrichment", "tokens")
-
-
-def load_model(path: Path, device: torch.device):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(path).to(device).eval()
 
 
 #: Each reported mean loss as (numerator, denominator) of ``lacy.losses.call_and_noncall_losses``'s sums.
@@ -152,7 +147,7 @@ def run(args) -> dict:
 
     device = init_runtime().device
     call_id = LacyTokenizer.load(args.model).call_id
-    model, baseline = load_model(args.model, device), load_model(args.baseline, device)
+    model, baseline = load_trained(args.model, device), load_trained(args.baseline, device)
     windows = TokenWindows.from_directory(args.annotation, "validation", model.config.n_positions, seed=0)
     result = validation_losses(model, baseline, windows, call_id, args.rate, args.batch_size,
                                args.max_batches or None, device)
