@@ -574,3 +574,54 @@ def test_records_carry_the_split_of_their_entity(saved, entity_records, tmp_path
     _run(["cascade", "--batch-size", "2", "--max-new-tokens", "12", "--call-rate", "0.22", "--entities", str(plain), "--model", str(saved / "slm"), "--out", str(tmp_path / "gen.jsonl")]
          + common)
     assert "split" not in _lines(tmp_path / "gen.jsonl")[0]
+
+
+# --- write_cascade: what the cascade_generate and partner_alone rules call, with a partner's config entry -------
+
+
+def test_write_cascade_with_a_partner_entry_writes_what_the_command_writes(saved, entity_records, tmp_path):
+    spec = {"name": "tiny", "model": str(saved / "partner")}  # a `cascade.partners` entry without rag
+    for alone in (False, True):
+        cli, rule = (tmp_path / f"{name}{int(alone)}" for name in ("cli", "rule"))
+        _run(["cascade", "--entities", str(entity_records), "--partner", str(saved / "partner"), "--max-new-tokens",
+              "12", "--batch-size", "2", "--partner-calls", "step", "--out", f"{cli}.jsonl", "--summary",
+              f"{cli}.json", "--html", f"{cli}.html"]
+             + (["--partner-alone"] if alone else ["--model", str(saved / "slm"), "--call-rate", "0.22"]))
+        summary = cascade_cli.write_cascade(
+            entity_records, spec, model=None if alone else saved / "slm", knowledge=[], cache_dir=tmp_path / "cache",
+            call_rate=None if alone else 0.22, max_new_tokens=12, batch_size=2, partner_calls="step",
+            out=rule.with_suffix(".jsonl"), summary=rule.with_suffix(".json"), html=rule.with_suffix(".html"))
+        for suffix in (".jsonl", ".json", ".html"):
+            assert rule.with_suffix(suffix).read_bytes() == cli.with_suffix(suffix).read_bytes(), (alone, suffix)
+        assert summary == json.loads(rule.with_suffix(".json").read_text())
+        assert summary["target_call_rate"] == (1.0 if alone else 0.22) and summary["generations"] == 3
+    with pytest.raises(ValueError, match="call budget"):
+        cascade_cli.write_cascade(entity_records, spec, model=saved / "slm", knowledge=[], cache_dir=None,
+                                  call_rate=None, max_new_tokens=12, batch_size=2, out=tmp_path / "x.jsonl")
+
+
+def test_write_cascade_asks_a_served_rag_partner_for_its_top_logprobs_from_the_declared_corpus(
+        saved, entity_records, tmp_path):
+    """A served RAG entry (§A.5) with ``top_logprobs``, its knowledge the corpus's ``corpus.json`` (as the workflow
+    declares ``corpus``): the requests ask for that many candidates, and Ada's prompt holds her article."""
+    from lacy.corpus import write_corpus
+    from lacy.partners.rag import background
+    from test_llm import FakeCompletionsServer
+
+    write_corpus(iter([{"id": "1", "title": "Ada Lovelace", "text": ARTICLE[:300]}]), tmp_path / "corpus", 1, 0.5, 0,
+                 "test")
+    with FakeCompletionsServer(lambda prompt: {" the": -0.4, " of": -1.5}) as server:
+        spec = {"name": "qwen3_rag", "model": "Qwen/Qwen3-32B", "rag": {
+            "base_url": server.base_url, "api_key_env": None, "knowledge": "corpus", "top_logprobs": 7}}
+        summary = cascade_cli.write_cascade(
+            entity_records, spec, model=saved / "slm", knowledge=[tmp_path / "corpus" / "corpus.json"],
+            cache_dir=tmp_path / "cache", call_rate=0.3, max_new_tokens=8, batch_size=2, out=tmp_path / "rag.jsonl")
+        assert server.requests and {r["logprobs"] for r in server.requests} == {7}
+        ada = [r["prompt"] for r in server.requests if "Ada Lovelace" in r["prompt"]]
+        assert ada and all(background(ARTICLE[:300]) in p for p in ada)
+    assert summary["partner"] == "Qwen/Qwen3-32B + RAG" and summary["partner_cases"]["single"] > 0
+    assert [r["entity"] for r in _lines(tmp_path / "rag.jsonl")] == ["Ada Lovelace", "Alan Turing", "Mo"]
+    with pytest.raises(ValueError, match="cache directory"):
+        cascade_cli.write_cascade(entity_records, spec, model=None, knowledge=[tmp_path / "corpus" / "corpus.json"],
+                                  cache_dir=None, call_rate=None, max_new_tokens=8, batch_size=2,
+                                  out=tmp_path / "x.jsonl")

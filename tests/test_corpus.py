@@ -116,6 +116,34 @@ def test_evaluation_entities_are_seeded_samples_of_held_out_and_training_persons
         factscore_entities(tmp_path / "missing.txt")
 
 
+def test_evaluation_entities_of_the_config_are_written_as_the_command_writes_them(tmp_path):
+    """The rule's function takes ``cascade.entities`` as the schema fills it in: a seeded corpus sample, or
+    FActScore's list with each name's split in the corpus."""
+    from lacy.cli import main
+    from lacy.corpus.persons import sample_persons, write_evaluation_entities
+    from lacy.io import read_jsonl
+
+    records = [{"id": f"P{i}", "title": f"Person {i}", "text": "x", "is_person": i % 2 == 0} for i in range(100)]
+    corpus = tmp_path / "corpus"
+    write_corpus(iter(records), corpus, 2, 0.2, 1, "test")
+    out = tmp_path / "entities.jsonl"
+    written = write_evaluation_entities(corpus, out, source="corpus", n_heldout=3, n_train=2, seed=5)
+    assert written == sample_persons(corpus, 3, 2, 5) == [r for _, r in read_jsonl(out)]
+    main(["corpus", "entities", "--corpus", str(corpus), "--out", str(tmp_path / "cli.jsonl"), "--n-heldout", "3",
+          "--n-train", "2", "--seed", "5"])
+    assert (tmp_path / "cli.jsonl").read_bytes() == out.read_bytes()
+    names = tmp_path / "prompt_entities.txt"
+    names.write_text("Person 0\nNobody Known\n")
+    listed = write_evaluation_entities(corpus, out, source="factscore", n_heldout=48, n_train=16, seed=0,
+                                       path=str(names))
+    assert [(e["entity"], e["split"]) for e in listed] == [("Person 0", assign_split("P0", 1, 0.2)),
+                                                           ("Nobody Known", "absent")]
+    with pytest.raises(ValueError, match="entity list"):
+        write_evaluation_entities(corpus, out, source="factscore", n_heldout=48, n_train=16, seed=0)
+    with pytest.raises(ValueError, match="unknown entity source"):
+        write_evaluation_entities(corpus, out, source="wikidata", n_heldout=48, n_train=16, seed=0)
+
+
 def test_factscore_release_download_resumes_and_unpacks(tmp_path):
     """Against a local HTTP server standing in for Google Drive."""
     import functools

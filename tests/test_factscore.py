@@ -282,6 +282,27 @@ def test_factscore_end_to_end(tmp_path, release):
     assert json.loads((tmp_path / "again.json").read_text()) == summary
 
 
+def test_the_rules_function_scores_with_the_configs_llm_spec_as_the_command_does(tmp_path, release):
+    """``score_generations`` (the fact_precision rule's) takes ``fact_precision.llm`` as the config holds it and
+    writes what ``lacy factscore llm`` writes with the same settings; demos None: the release's, beside the *.db."""
+    generations = tmp_path / "generations.jsonl"
+    generations.write_text(json.dumps(bio("Ada Lovelace", " an English mathematician. She was born in 1815.")) + "\n")
+    with FakeChatServer(play_llm) as server:
+        spec = {"backend": "openai", "model": "fake", "base_url": server.base_url, "api_key_env": None}
+        summary = fs.score_generations("llm", generations, [release], tmp_path / "rule.json", llm=spec,
+                                       cache_dir=tmp_path / "cache", retrieval="bm25", demos=None)
+        main(["factscore", "llm", "--generations", str(generations), "--knowledge", str(release), "--model", "fake",
+              "--base-url", server.base_url, "--cache-dir", str(tmp_path / "cache2"), "--retrieval", "bm25",
+              "--out", str(tmp_path / "cli.json")])
+    assert (tmp_path / "rule.json").read_bytes() == (tmp_path / "cli.json").read_bytes()
+    assert summary["n_facts"] == 3 and summary["judge"] == "openai:fake" and summary["retrieval"] == "bm25"
+    with pytest.raises(ValueError, match="needs its LLM"):
+        fs.score_generations("llm", generations, [release], tmp_path / "x.json", llm=None, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown fact-precision scorer"):
+        fs.score_generations("gpt", generations, [release], tmp_path / "x.json")
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_demos_must_be_named_without_a_factscore_database(tmp_path):
     assert fs.demos_path(None, [Path("r/enwiki-20230401.db")]) == Path("r/demos/demons.json")
     with pytest.raises(SystemExit, match="--demos"):
@@ -347,6 +368,24 @@ def test_offline_fact_precision_command(tmp_path, nlp):
     kinds = {f["fact"]: f["kind"] for f in summary["per_entity"][0]["facts"]}
     assert kinds == {"English": "entity", "French": "entity", "1815": "date_number",
                      "mathematician": "predicate_noun", "painter": "predicate_noun"}
+
+
+def test_offline_scorer_reads_the_corpus_its_corpus_json_names(tmp_path, nlp):
+    """The workflow declares the corpus by its manifest ``results/corpus/corpus.json``: the knowledge is the corpus
+    directory beside it, as when the directory is named."""
+    from lacy.corpus import write_corpus
+
+    generations = tmp_path / "generations.jsonl"
+    generations.write_text(json.dumps(bio("Ada Lovelace", ADA_GENERATION)) + "\n")
+    write_corpus(iter([{"id": "1", "title": "Ada Lovelace", "text": ADA_REFERENCE},
+                       {"id": "2", "title": "Nobody Known", "text": "Nobody Known."}]), tmp_path / "corpus", 1, 0.5,
+                 0, "test")
+    by_manifest = fs.score_generations("offline", generations, [tmp_path / "corpus" / "corpus.json"],
+                                       tmp_path / "manifest.json")
+    main(["factscore", "offline", "--generations", str(generations), "--knowledge", str(tmp_path / "corpus"),
+          "--out", str(tmp_path / "directory.json")])
+    assert (tmp_path / "manifest.json").read_bytes() == (tmp_path / "directory.json").read_bytes()
+    assert by_manifest["n_scored"] == 1 and by_manifest["score"] == pytest.approx(3 / 5)
 
 
 def test_references_keep_the_databases_own_passages(release, tmp_path):

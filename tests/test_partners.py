@@ -16,7 +16,7 @@ from lacy.cascade import CascadeSettings, generate_cached, generate_naive, gener
 from lacy.partners import BatchedPartner, WritingPartner
 from lacy.partners.local import LocalSession
 from lacy.partners.rag import (LOCAL_RAG_PROMPT, RAG_PROMPT, LocalRagPartner, load_articles_of, local_rag_prompt)
-from test_cascade import PROMPTS, _tiny_gemma, partner, slm  # noqa: F401 (fixtures)
+from test_cascade import PROMPTS, _tiny_gemma, partner, saved, slm  # noqa: F401 (fixtures)
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ADA = "Ada Lovelace"
@@ -221,3 +221,34 @@ def test_partner_alone_stops_at_the_partners_context(partner, monkeypatch):  # n
     monkeypatch.setattr(partner, "context", text.n_input + 7)
     short = generate_partner_alone(PROMPTS[:1], partner, CascadeSettings(call_rate=1.0, max_new_tokens=20))[0]
     assert short.ids == text.ids[:text.n_input + 7] and short.stopped_by_context
+
+
+# --- the partner of a `cascade.partners` entry (lacy.cascade_cli.load_cascade_partner) ----------------------------
+
+
+def test_a_partner_entry_gives_the_local_the_local_rag_or_the_served_rag_partner(saved, tmp_path):  # noqa: F811
+    from lacy.cascade_cli import load_cascade_partner
+    from lacy.corpus import write_corpus
+    from lacy.partners.local import LocalPartner
+    from lacy.partners.rag import ServedRagPartner
+
+    write_corpus(iter([{"id": "1", "title": ADA, "text": ADA_ARTICLE}]), tmp_path / "corpus", 1, 0.5, 0, "test")
+    knowledge = [tmp_path / "corpus" / "corpus.json"]  # `knowledge: corpus`, as the workflow declares it
+    model = str(saved / "partner")
+    rag = {"knowledge": "corpus", "base_url": None, "api_key_env": None, "top_logprobs": None}
+
+    def load(spec, cache_dir=None):
+        return load_cascade_partner(spec, knowledge=knowledge, entities=[ADA, "Mo", None], cache_dir=cache_dir,
+                                    device="cpu")
+
+    plain = load({"name": "p", "model": model})
+    assert isinstance(plain, LocalPartner) and plain.name == model
+    local = load({"name": "r", "model": model, "rag": rag})
+    assert isinstance(local, LocalRagPartner) and local.name == f"{model} + RAG (local)"
+    assert local.articles == {ADA: ADA_ARTICLE}
+    served_rag = rag | {"base_url": "http://127.0.0.1:9/v1"}  # nothing is asked before the cascade runs
+    served = load({"name": "q", "model": "Qwen/Qwen3-32B", "rag": served_rag}, cache_dir=tmp_path / "cache")
+    assert isinstance(served, ServedRagPartner) and served.name == "Qwen/Qwen3-32B + RAG"
+    assert served.articles == {ADA: ADA_ARTICLE}
+    with pytest.raises(ValueError, match="cache directory"):
+        load({"name": "q", "model": "Qwen/Qwen3-32B", "rag": served_rag})

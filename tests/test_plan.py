@@ -248,3 +248,36 @@ def test_the_paper_evaluations_nlu_tasks_and_llms_as_the_rules_hand_them_over():
     assert PAPER["leakage"]["rephrase_llm"] == gemini and "popqa_long_tail" in PAPER["leakage"]["sets"]
     for spec in (judge["llm"], PAPER["leakage"]["rephrase_llm"], DEFAULT["acceptability"]["judge"]["llm"]):
         inspect.signature(make_llm).bind(cache_dir=Path("results/llm_cache"), **spec)
+
+
+def test_cascade_call_budget_and_the_values_the_cascade_rules_pass():
+    """What the cascade and fact-precision rules hand their scripts: the run's call budget (§5.2: the baseline,
+    trained without <CALL>, never calls), the partner's config entry, and ``fact_precision`` as the schema fills it
+    (its judge a spec whose keys are make_llm's parameters)."""
+    import inspect
+
+    from lacy.llm import make_llm
+
+    assert plan.cascade_call_budget(DEFAULT, "baseline") == 0.0
+    assert plan.cascade_call_budget(DEFAULT, "lacy") == plan.cascade_call_budget(PAPER, "rho1") == 0.22
+    assert plan.cascade_call_budget(PAPER_1_3B, "1.3b/baseline") == 0.0
+    assert plan.cascade_call_budget(PAPER_1_3B, "1.3b/lacy") == 0.22
+    assert plan.partners(DEFAULT) == {"gemma3_rag": {"name": "gemma3_rag", "model": "gemma3-270m-gguf", "rag": {
+        "knowledge": "corpus", "base_url": None, "api_key_env": None, "top_logprobs": None}}}
+    assert plan.partners(PAPER) == {
+        "llama": {"name": "llama", "model": "meta-llama/Llama-3.2-1B"},
+        "qwen3_rag": {"name": "qwen3_rag", "model": "Qwen/Qwen3-32B", "rag": {
+            "base_url": "http://localhost:8000/v1", "api_key_env": "VLLM_API_KEY",
+            "knowledge": "resources/factscore/enwiki-20230401.db", "top_logprobs": None}}}
+    # FActScore as the paper computes it (§B): GPT-3.5-turbo, GTR retrieval, the release's demonstrations
+    assert plan.fact_scorer(PAPER) == "llm" and plan.fact_scorer(DEFAULT) == "offline"
+    assert PAPER["fact_precision"] == {
+        "llm": {"backend": "openai", "model": "gpt-3.5-turbo", "base_url": None, "api_key_env": "OPENAI_API_KEY"},
+        "knowledge": "resources/factscore/enwiki-20230401.db", "retrieval": "gtr-t5-large",
+        "demos": "resources/factscore/demos/demons.json"}
+    assert DEFAULT["fact_precision"] == {"llm": None, "knowledge": "corpus", "retrieval": "bm25", "demos": None}
+    inspect.signature(make_llm).bind(cache_dir=Path("results/llm_cache"), **PAPER["fact_precision"]["llm"])
+    assert DEFAULT["cascade"]["entities"] == {"source": "corpus", "n_heldout": 48, "n_train": 16, "seed": 0}
+    assert PAPER["cascade"]["entities"] == {"source": "factscore",
+                                            "path": "resources/factscore/data/labeled/prompt_entities.txt",
+                                            "n_heldout": 48, "n_train": 16, "seed": 0}

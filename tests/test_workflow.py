@@ -94,17 +94,28 @@ def test_the_reference_step_count_reaches_the_training_command(tmp_path, configf
 
 
 def test_the_baseline_cascade_never_calls(tmp_path):
-    """§5.2: the baseline, trained without <CALL>, is cascaded at call budget 0; calling methods at 22 %."""
-    run = snakemake("-n", "-p", "--directory", str(tmp_path), "--configfile", str(ROOT / "config/config.yaml"),
+    """§5.2: the baseline, trained without <CALL>, is cascaded at call budget 0; calling methods at 22 %
+    (the rule's call_rate: lacy.plan.cascade_call_budget, tests/test_plan.py; write_cascade, tests/test_cascade.py)."""
+    import yaml
+
+    from lacy import plan
+    from lacy.config import load_schema, validate_config
+
+    run = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(ROOT / "config/config.yaml"),
                     "-s", str(ROOT / "Snakefile"), "results/cascade/gemma3_rag/baseline/seed0.jsonl",
                     "results/cascade/gemma3_rag/lacy/seed0.jsonl", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    rates = dict(re.findall(r"--model \$\(dirname results/models/(\w+)/seed0/model.safetensors\).*?--call-rate (\S+)",
-                            run.stdout))
-    assert rates == {"baseline": "0.0", "lacy": "0.22"}
+    models = re.findall(r"^rule cascade_generate:\n    input: results/models/(\w+)/seed0/model.safetensors", run.stdout,
+                        re.MULTILINE)
+    assert sorted(models) == ["baseline", "lacy"]
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    validate_config(config, load_schema(ROOT / "workflow/schemas/config.schema.yaml"))
+    assert {m: plan.cascade_call_budget(config, m) for m in models} == {"baseline": 0.0, "lacy": 0.22}
 
 
 def test_rag_partner_in_the_default_config_reads_the_corpus(tmp_path):
+    """A RAG partner's `knowledge: corpus` is the corpus's declared corpus.json, for a served partner and a local
+    one (what the partner does with it: tests/test_partners.py, tests/test_cascade.py)."""
     import yaml
 
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
@@ -114,15 +125,15 @@ def test_rag_partner_in_the_default_config_reads_the_corpus(tmp_path):
         {"name": "local_rag", "model": "gemma3-270m-gguf", "rag": {"knowledge": "corpus"}}]
     configfile = tmp_path / "rag.yaml"
     configfile.write_text(yaml.safe_dump(config))
-    run = snakemake("-n", "-p", "--directory", str(tmp_path), "--configfile", str(configfile), "-s",
+    run = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(configfile), "-s",
                     str(ROOT / "Snakefile"), "results/fact_precision/qwen3_rag/lacy/seed0.offline.json",
                     "results/fact_precision/local_rag/lacy/seed0.offline.json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert ("--partner Qwen/Qwen3-32B --rag-knowledge results/corpus --rag-base-url http://127.0.0.1:8000/v1"
-            " --cache-dir results/llm_cache --call-rate") in run.stdout  # no key variable: a keyless local server
-    assert "results/cascade/qwen3_rag/lacy/seed0.pdf" in run.stdout
-    # without base_url: the local model given the subject's article, in-process
-    assert "--partner gemma3-270m-gguf --rag-knowledge results/corpus --call-rate" in run.stdout
+    for partner in ("qwen3_rag", "local_rag"):
+        assert re.search(r"^rule cascade_generate:\n    input: results/models/lacy/seed0/model.safetensors, "
+                         r"results/cascade/entities.jsonl, results/corpus/corpus.json\n    output: "
+                         rf"results/cascade/{partner}/lacy/seed0.jsonl, .*results/cascade/{partner}/lacy/seed0.pdf$",
+                         run.stdout, re.MULTILINE), partner
 
 
 def test_paper_config_dry_runs_to_its_final_targets_with_the_slurm_profile():
@@ -153,12 +164,19 @@ def test_paper_config_dry_runs_to_its_final_targets_with_the_slurm_profile():
     assert "--vocab-size 32000" in run.stdout
     assert "torchrun --standalone --nproc_per_node 8 -m lacy train" in run.stdout
     assert "gpu=8" in run.stdout
-    assert "lacy factscore llm" in run.stdout and "--llm gpt-3.5-turbo" in run.stdout and "--partner meta-llama/Llama-3.2-1B" in run.stdout
-    assert "--retrieval gtr-t5-large --demos resources/factscore/demos/demons.json" in run.stdout  # FActScore's (§B)
-    assert ("--partner Qwen/Qwen3-32B --rag-knowledge resources/factscore/enwiki-20230401.db --rag-base-url "
-            "http://localhost:8000/v1 --cache-dir results/llm_cache --api-key-env VLLM_API_KEY") in run.stdout
+    # FactScore with the LLM scorer (§B) on FActScore's Wikipedia dump and demonstrations; the judge, the retrieval and
+    # the partners' entries the rules pass: tests/test_plan.py, the scripts' functions: tests/test_factscore.py
+    assert re.search(r"^rule fact_precision:\n    input: results/cascade/qwen3_rag/lacy/seed0.jsonl, "
+                     r"resources/factscore/enwiki-20230401.db, resources/factscore/demos/demons.json\n"
+                     r"    output: results/fact_precision/qwen3_rag/lacy/seed0.llm.json$", run.stdout, re.MULTILINE)
+    # the RAG partner of §A.5 reads the same dump; the Llama partner reads nothing
+    assert re.search(r"^rule cascade_generate:\n    input: results/models/lacy/seed0/model.safetensors, "
+                     r"results/cascade/entities.jsonl, resources/factscore/enwiki-20230401.db\n"
+                     r"    output: results/cascade/qwen3_rag/lacy/seed0.jsonl", run.stdout, re.MULTILINE)
+    assert re.search(r"^rule cascade_generate:\n    input: results/models/lacy/seed0/model.safetensors, "
+                     r"results/cascade/entities.jsonl\n    output: results/cascade/llama/lacy/seed0.jsonl", run.stdout,
+                     re.MULTILINE)
     assert jobs["partner_alone"] == jobs["fact_precision_partner_alone"] == 2, "Llama alone, Qwen3-32B + RAG alone"
-    assert "--generations results/cascade/qwen3_rag/lacy/seed0.jsonl" in run.stdout
     assert "--export-at-fraction 0.2 --export-dir results/models/baseline/seed0/early" in run.stdout
     assert "executor: slurm" in (ROOT / "slurm/config.yaml").read_text()
 

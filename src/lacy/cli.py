@@ -34,17 +34,11 @@ def _corpus_wiki_offline(args: argparse.Namespace) -> None:
 
 
 def _corpus_entities(args: argparse.Namespace) -> None:
-    from lacy.corpus.persons import factscore_entities, sample_persons
-    from lacy.io import write_jsonl
+    from lacy.corpus.persons import write_evaluation_entities
 
-    if args.factscore_list:
-        entities = factscore_entities(args.factscore_list, args.corpus)
-    else:
-        entities = sample_persons(args.corpus, args.n_heldout, args.n_train, args.seed)
-    write_jsonl(args.out, entities)
-    in_train = sum(e["split"] == "train" for e in entities)
-    logging.info("%d evaluation entities: %d with their article in the training split, %d held out", len(entities),
-                 in_train, len(entities) - in_train)
+    write_evaluation_entities(args.corpus, args.out, source="factscore" if args.factscore_list else "corpus",
+                              n_heldout=args.n_heldout, n_train=args.n_train, seed=args.seed,
+                              path=args.factscore_list)
 
 
 def _corpus_factscore_release(args: argparse.Namespace) -> None:

@@ -76,7 +76,7 @@ from lacy.annotation.pipeline import load_spacy
 from lacy.distributed import default_device
 from lacy.io import read_jsonl, write_json
 from lacy.knowledge import PASSAGE_WORDS, Article, clean_passage, load_articles
-from lacy.llm import LLM, add_llm_arguments, llm_from_args
+from lacy.llm import LLM, add_llm_arguments, make_llm
 from lacy.stats import RESAMPLES, bootstrap_ci
 
 log = logging.getLogger(__name__)
@@ -528,9 +528,10 @@ def offline_fact_precision(generations: list[dict], references: dict[str, Articl
 # Command line
 
 
-def _read_inputs(args: argparse.Namespace) -> tuple[list[dict], dict[str, Article]]:
-    generations = load_generations(args.generations)
-    references = load_articles(args.knowledge, (g["entity"] for g in generations), args.passage_words)
+def _read_inputs(generations_path: Path, knowledge: list[Path],
+                 passage_words: int) -> tuple[list[dict], dict[str, Article]]:
+    generations = load_generations(generations_path)
+    references = load_articles(knowledge, (g["entity"] for g in generations), passage_words)
     missing = sorted({g["entity"] for g in generations} - references.keys())
     if missing:
         log.warning("%d entities have no reference article and are not scored: %s", len(missing),
@@ -548,10 +549,10 @@ def _log_summary(summary: dict) -> None:
 RELEASE_DEMOS = Path("demos") / "demons.json"
 
 
-def demos_path(demos: Path | None, knowledge: list[Path]) -> Path:
+def demos_path(demos: Path | str | None, knowledge: list[Path]) -> Path:
     """``demos``, else ``demos/demons.json`` beside the first FactScore database among ``knowledge``."""
     if demos is not None:
-        return demos
+        return Path(demos)
     databases = [path for path in knowledge if path.suffix == ".db"]
     if not databases:
         raise SystemExit("--demos is needed when --knowledge holds no FactScore database (*.db) to find "
@@ -559,34 +560,71 @@ def demos_path(demos: Path | None, knowledge: list[Path]) -> Path:
     return databases[0].parent / RELEASE_DEMOS
 
 
-def _run_llm(args: argparse.Namespace) -> None:
-    judge = llm_from_args(args)
-    extractor = llm_from_args(args, args.extract_model) if args.extract_model else judge
-    demos = Demonstrations.load(demos_path(args.demos, args.knowledge))
-    generations, references = _read_inputs(args)
-    scorer = FactScorer(extractor, judge, demos, passage_indexer(args.retrieval), gamma=args.gamma, top_k=args.top_k)
-    summary = factscore(generations, references, scorer, workers=args.workers, n_resamples=args.bootstrap,
-                        seed=args.seed, retrieval=args.retrieval)
-    write_json(args.out, summary)
+#: The fact-precision scorers: FactScore with an LLM, and the offline fact precision.
+SCORERS = ("llm", "offline")
+
+
+def score_generations(scorer: str, generations: Path, knowledge: list[Path], out: Path, *, llm: dict | None = None,
+                      cache_dir: Path | None = None, retrieval: str = GTR, demos: Path | str | None = None,
+                      extract_model: str | None = None, gamma: int = GAMMA, top_k: int = TOP_K, workers: int = 4,
+                      spacy_model: str | None = None, passage_words: int = PASSAGE_WORDS,
+                      n_resamples: int = RESAMPLES, seed: int = 0) -> dict:
+    """The factual precision of the biographies in ``generations`` (§5.2, §B) against the subjects' articles in
+    ``knowledge`` (:func:`lacy.knowledge.load_articles`: FactScore's Wikipedia database, JSONL files, a corpus
+    directory or its ``corpus.json``), written to ``out`` and returned (module docstring).
+
+    ``scorer`` "llm" is FactScore: ``llm`` the judge, an LLM spec ``{backend, model, base_url, api_key_env}`` as
+    :func:`lacy.llm.make_llm` takes it (its key is checked before any input is read), also the extractor unless
+    ``extract_model`` names another model of its backend, with answers cached in ``cache_dir``; passages by
+    ``retrieval`` (:func:`passage_indexer`), ``top_k`` per fact; FActScore's demonstrations from ``demos`` (None:
+    beside the ``*.db`` of ``knowledge``, :func:`demos_path`); length penalty ``gamma``; ``workers`` entities at a
+    time. ``scorer`` "offline" is the offline fact precision with the spaCy pipeline ``spacy_model`` (None:
+    en_core_web_sm); it uses no LLM. A JSONL article is cut into ``passage_words``-word passages; the CI is a
+    ``seed``-ed bootstrap of ``n_resamples`` resamples."""
+    if scorer == "llm":
+        if llm is None or cache_dir is None:
+            raise ValueError("FactScore needs its LLM and a cache directory for its answers")
+        judge = make_llm(cache_dir=cache_dir, **llm)
+        extractor = make_llm(cache_dir=cache_dir, **(llm | {"model": extract_model})) if extract_model else judge
+        demonstrations = Demonstrations.load(demos_path(demos, knowledge))
+        records, references = _read_inputs(generations, knowledge, passage_words)
+        fact_scorer = FactScorer(extractor, judge, demonstrations, passage_indexer(retrieval), gamma=gamma,
+                                 top_k=top_k)
+        summary = factscore(records, references, fact_scorer, workers=workers, n_resamples=n_resamples, seed=seed,
+                            retrieval=retrieval)
+    elif scorer == "offline":
+        nlp = load_offline_nlp(spacy_model)
+        records, references = _read_inputs(generations, knowledge, passage_words)
+        summary = offline_fact_precision(records, references, nlp, n_resamples=n_resamples, seed=seed)
+    else:
+        raise ValueError(f"unknown fact-precision scorer {scorer!r}; choose one of {', '.join(SCORERS)}")
+    write_json(out, summary)
     _log_summary(summary)
-    log.info("without the length penalty: %s; %d of %d verdicts by FActScore's tie rules",
-             summary["score_without_length_penalty"], summary["n_ambiguous"], summary["n_facts"])
+    if scorer == "llm":
+        log.info("without the length penalty: %s; %d of %d verdicts by FActScore's tie rules",
+                 summary["score_without_length_penalty"], summary["n_ambiguous"], summary["n_facts"])
+    return summary
+
+
+def _run_llm(args: argparse.Namespace) -> None:
+    llm = {"backend": args.backend, "model": args.llm, "base_url": args.base_url, "api_key_env": args.api_key_env}
+    score_generations("llm", args.generations, args.knowledge, args.out, llm=llm, cache_dir=args.cache_dir,
+                      retrieval=args.retrieval, demos=args.demos, extract_model=args.extract_model, gamma=args.gamma,
+                      top_k=args.top_k, workers=args.workers, passage_words=args.passage_words,
+                      n_resamples=args.bootstrap, seed=args.seed)
 
 
 def _run_offline(args: argparse.Namespace) -> None:
-    nlp = load_offline_nlp(args.spacy_model)
-    generations, references = _read_inputs(args)
-    summary = offline_fact_precision(generations, references, nlp, n_resamples=args.bootstrap, seed=args.seed)
-    write_json(args.out, summary)
-    _log_summary(summary)
+    score_generations("offline", args.generations, args.knowledge, args.out, spacy_model=args.spacy_model,
+                      passage_words=args.passage_words, n_resamples=args.bootstrap, seed=args.seed)
 
 
 def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generations", type=Path, required=True,
                         help='cascade JSONL of {"entity", "prompt", "generation", ...} records')
     parser.add_argument("--knowledge", type=Path, nargs="+", required=True,
-                        help="FactScore's Wikipedia database (*.db), or JSONL files or directories of them with "
-                             '{"title", "text"} reference articles')
+                        help="FactScore's Wikipedia database (*.db), or JSONL files or directories of them (a corpus "
+                             'directory, or its corpus.json) with {"title", "text"} reference articles')
     parser.add_argument("--passage-words", type=int, default=PASSAGE_WORDS,
                         help="words per passage of a JSONL article (a database keeps its own passages)")
     parser.add_argument("--out", type=Path, required=True, help="scores JSON to write")

@@ -7,7 +7,8 @@ FactScore checks a biography against "the true Wikipedia page" of its subject (�
   text)`` row of the title, its passages as the release stores them (joined by ``FACTSCORE_DB_SEPARATOR``, about
   256 RoBERTa tokens each, the ``<s>`` / ``</s>`` markers removed from the text: :func:`clean_passage`);
 * JSONL files (``.jsonl`` or ``.jsonl.gz``), or directories searched for them, of ``{"title", "text"}`` records,
-  such as our corpus directory (the embedded default's lead sections: ``results/corpus``); the text is cut into
+  such as our corpus directory (the embedded default's lead sections: ``results/corpus``), which its manifest
+  ``corpus.json`` (``lacy.corpus``, the file the workflow declares) also stands for; the text is cut into
   ``PASSAGE_WORDS``-word passages.
 
 Titles are matched exactly, else case-insensitively; a subject without an article is absent from the result.
@@ -42,8 +43,14 @@ def split_passages(text: str, passage_words: int = PASSAGE_WORDS) -> tuple[str, 
     return tuple(" ".join(words[i:i + passage_words]) for i in range(0, len(words), passage_words))
 
 
+#: The manifest ``lacy.corpus`` writes last into a corpus directory: as a knowledge source, it names the directory.
+CORPUS_MANIFEST = "corpus.json"
+
+
 def _jsonl_files(paths: Iterable[Path]) -> Iterable[Path]:
     for path in map(Path, paths):
+        if path.name == CORPUS_MANIFEST and path.is_file():
+            path = path.parent
         if path.is_dir():
             yield from sorted(p for p in path.rglob("*") if p.name.endswith((".jsonl", ".jsonl.gz")))
         elif path.exists():
@@ -69,8 +76,8 @@ def _factscore_db_articles(path: Path, titles: Iterable[str]) -> Iterable[Articl
 def load_articles(paths: Iterable[Path], entities: Iterable[str],
                   passage_words: int = PASSAGE_WORDS) -> dict[str, Article]:
     """The reference article of each entity, from FactScore's SQLite Wikipedia dump (``*.db``, the paper's knowledge
-    source, §5.2; its own passages), or from JSONL files (or directories of them) of ``{"title", "text"}`` (cut into
-    ``passage_words``-word passages).
+    source, §5.2; its own passages), or from JSONL files (or directories of them, or a corpus's ``corpus.json``, which
+    stands for its directory) of ``{"title", "text"}`` (cut into ``passage_words``-word passages).
 
     Titles are matched exactly, else case-insensitively; entities without an article are absent.
     """

@@ -245,6 +245,12 @@ def call_budget_of(method: str, call_rate: float) -> float:
     return 0.0 if method == "baseline" else call_rate
 
 
+def cascade_call_budget(config: Config, run: str) -> float:
+    """The call budget a run is cascaded at (:func:`call_budget_of` its method): ``cascade.call_rate`` (§5.1: 22 %),
+    0 for the baseline."""
+    return call_budget_of(split_run(run)[1], config["cascade"]["call_rate"])
+
+
 def partner_label(spec: dict) -> str:
     """A cascade partner's display name: its model, with "+ RAG" when it reads the subject's article (§A.5) and
     "(local)" when that runs in-process, as the cascade names it."""

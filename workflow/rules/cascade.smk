@@ -6,6 +6,8 @@ rule factscore_release:
         entities="resources/factscore/data/labeled/prompt_entities.txt",
         knowledge="resources/factscore/enwiki-20230401.db",
         demos="resources/factscore/demos/demons.json",
+    params:
+        release=subpath(output.knowledge, parent=True),
     log:
         "logs/cascade/factscore_release.log",
     conda:
@@ -13,7 +15,7 @@ rule factscore_release:
     resources:
         runtime=600,
     shell:
-        "python -m lacy corpus factscore-release --out resources/factscore 2> {log}"
+        "python -m lacy corpus factscore-release --out {params.release} 2> {log}"
 
 
 rule evaluation_entities:
@@ -22,13 +24,14 @@ rule evaluation_entities:
     output:
         "results/cascade/entities.jsonl",
     params:
-        options=entity_options(),
+        corpus=subpath(input.corpus, parent=True),
+        entities=CASCADE["entities"],
     log:
         "logs/cascade/entities.log",
     conda:
         "../../envs/data.yaml"
-    shell:
-        "python -m lacy corpus entities --corpus $(dirname {input.corpus}) --out {output} {params.options} 2> {log}"
+    script:
+        "../scripts/entities.py"
 
 
 rule cascade_generate:
@@ -42,11 +45,13 @@ rule cascade_generate:
         html="results/cascade/{partner}/{method}/seed{seed}.html",
         pdf="results/cascade/{partner}/{method}/seed{seed}.pdf",
     params:
-        partner=partner_options,
-        call_rate=lambda wildcards: plan.call_budget_of(plan.split_run(wildcards.method)[1], CASCADE["call_rate"]),
+        model=subpath(input.model, parent=True),
+        partner=lambda wildcards: PARTNERS[wildcards.partner],
+        call_rate=lambda wildcards: plan.cascade_call_budget(config, wildcards.method),
         max_new_tokens=CASCADE["max_new_tokens"],
         batch_size=CASCADE["batch_size"],
         partner_calls=CASCADE["partner_calls"],
+        cache=LLM_CACHE,
     log:
         "logs/cascade/{partner}/{method}/seed{seed}.log",
     conda:
@@ -56,11 +61,8 @@ rule cascade_generate:
         gpu=min(1, TRAIN["gpus_per_node"]),
         mem_mb=cluster_mem_mb(16000),
         runtime=240,
-    shell:
-        "python -m lacy cascade --entities {input.entities} --model $(dirname {input.model})"
-        " {params.partner} --call-rate {params.call_rate} --max-new-tokens {params.max_new_tokens}"
-        " --batch-size {params.batch_size} --partner-calls {params.partner_calls} --out {output.generations}"
-        " --summary {output.summary} --html {output.html} --pdf {output.pdf} --threads {threads} 2> {log}"
+    script:
+        "../scripts/cascade.py"
 
 
 rule partner_alone:
@@ -75,9 +77,10 @@ rule partner_alone:
         html="results/cascade/{partner}/alone.html",
         pdf="results/cascade/{partner}/alone.pdf",
     params:
-        partner=partner_options,
+        partner=lambda wildcards: PARTNERS[wildcards.partner],
         max_new_tokens=CASCADE["max_new_tokens"],
         batch_size=CASCADE["batch_size"],
+        cache=LLM_CACHE,
     log:
         "logs/cascade/{partner}/alone.log",
     conda:
@@ -87,10 +90,8 @@ rule partner_alone:
         gpu=min(1, TRAIN["gpus_per_node"]),
         mem_mb=cluster_mem_mb(16000),
         runtime=240,
-    shell:
-        "python -m lacy cascade --partner-alone --entities {input.entities} {params.partner}"
-        " --max-new-tokens {params.max_new_tokens} --batch-size {params.batch_size} --out {output.generations}"
-        " --summary {output.summary} --html {output.html} --pdf {output.pdf} --threads {threads} 2> {log}"
+    script:
+        "../scripts/partner_alone.py"
 
 
 rule fact_precision:
@@ -101,17 +102,16 @@ rule fact_precision:
     output:
         "results/fact_precision/{partner}/{method}/seed{seed}.{scorer}.json",
     params:
-        options=fact_precision_options,
-        knowledge=lambda wildcards, input: knowledge_option(input.knowledge),
+        fact_precision=config["fact_precision"],
+        cache=LLM_CACHE,
     log:
         "logs/fact_precision/{partner}/{method}/seed{seed}.{scorer}.log",
     conda:
         "../../envs/evaluation.yaml"
     resources:
         runtime=240,
-    shell:
-        "python -m lacy factscore {wildcards.scorer} --generations {input.generations}"
-        " --knowledge {params.knowledge} --out {output} {params.options} 2> {log}"
+    script:
+        "../scripts/fact_precision.py"
 
 
 use rule fact_precision as fact_precision_partner_alone with:

@@ -37,6 +37,7 @@ use rule fact_precision as fact_precision_equal_steps with:
     input:
         generations=rules.cascade_generate_equal_steps.output.generations,
         knowledge=knowledge_input(),
+        demos=fact_precision_demos,
     output:
         "results/fact_precision/{partner}/{method}/seed{seed}.equal_steps.{scorer}.json",
     log:

@@ -12,10 +12,13 @@ evaluation subjects the models saw during pretraining (train/test overlap).
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 
-from lacy.io import read_jsonl
+from lacy.io import read_jsonl, write_jsonl
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation")
 
@@ -64,3 +67,28 @@ def factscore_entities(entity_file: Path, corpus_dir: Path | None = None) -> lis
                 for _, record in read_jsonl(shard):
                     splits[record.get("title", record["id"])] = split
     return [{"entity": name, "split": splits.get(name, "absent"), "description": ""} for name in names]
+
+
+#: Where the evaluation entities come from (the workflow's ``cascade.entities.source``).
+SOURCES = ("corpus", "factscore")
+
+
+def write_evaluation_entities(corpus_dir: Path, out: Path, *, source: str, n_heldout: int, n_train: int, seed: int,
+                              path: Path | None = None) -> list[dict]:
+    """The biography subjects of the cascade (§5.2), written to ``out`` as JSONL and returned: with ``source``
+    "factscore", FActScore's entity list ``path`` (:func:`factscore_entities`, the paper's 183 subjects), each with
+    the split of its article in ``corpus_dir``; with "corpus", ``n_heldout`` validation-split and ``n_train``
+    training-split persons of the corpus sampled with ``seed`` (:func:`sample_persons`)."""
+    if source == "factscore":
+        if path is None:
+            raise ValueError("FactScore's evaluation entities need the path of its entity list")
+        entities = factscore_entities(Path(path), corpus_dir)
+    elif source == "corpus":
+        entities = sample_persons(corpus_dir, n_heldout, n_train, seed)
+    else:
+        raise ValueError(f"unknown entity source {source!r}; choose one of {', '.join(SOURCES)}")
+    write_jsonl(out, entities)
+    in_train = sum(e["split"] == "train" for e in entities)
+    log.info("%d evaluation entities: %d with their article in the training split, %d held out", len(entities),
+             in_train, len(entities) - in_train)
+    return entities
