@@ -82,7 +82,7 @@ def test_exact_matches_need_no_judge_and_retry_once_then_unparsable(tmp_path):
     out = acc.judge_position(retried, position(2))
     assert out["acceptable"] == 0 and out["judge"] == "llm" and out["attempts"] == 2
 
-    summary = acc.summarize([acc.judge_position(FakeLLM(["x"]), position(3)),
+    summary = acc.summarise([acc.judge_position(FakeLLM(["x"]), position(3)),
                              acc.judge_position(FakeLLM(["**output**: 1"]), position(4)),
                              acc.judge_position(FakeLLM(["x"]), position(5, correct=True))])
     assert summary["unparsable"] == 1 and summary["llm"] == 1 and summary["exact"] == 1

@@ -344,7 +344,7 @@ def judged_sample(positions: list[dict], max_judged: int | None, seed: int = 0) 
 
 def judge_positions(llm, positions: list[dict], out: Path, workers: int = 4, *, scoring: str = "generated",
                     judged_by: str | None = None, max_judged: int | None = None, seed: int = 0) -> dict:
-    """Judge every position not yet in ``out`` (append-only JSONL), and summarize the whole file.
+    """Judge every position not yet in ``out`` (append-only JSONL), and summarise the whole file.
 
     ``judged_by`` (default: the LLM's name) names the judge in every record; a file judged by another judge is
     an error, never resumed. With ``max_judged`` only :func:`judged_sample` is judged."""
@@ -373,10 +373,10 @@ def judge_positions(llm, positions: list[dict], out: Path, workers: int = 4, *, 
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             done[record["id"]] = record
-    return summarize(done.values())
+    return summarise(done.values())
 
 
-def summarize(records: Iterable[dict]) -> dict:
+def summarise(records: Iterable[dict]) -> dict:
     records = list(records)
     by = {k: sum(r["judge"] == k for r in records) for k in ("exact", "llm", "unparsable", "unsampled")}
     scored = [r["acceptable"] for r in records if r["acceptable"] is not None]

@@ -88,9 +88,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM
 
 from lacy.io import read_jsonl
+from lacy.model import load_trained
 from lacy.partners.base import (BatchedPartner, Candidate, CascadePartner, ContinuingView, PartnerView,
                                 WritingPartner)
 from lacy.tokenizer import LacyTokenizer
@@ -519,8 +519,7 @@ def summarise(records: list[dict], settings: CascadeSettings) -> dict:
 
 def load_slm(model_dir: Path, device: torch.device | str = "cpu"):
     """A trained SLM directory (``results/models/{method}/seed{seed}``): the model on ``device`` and its tokenizer."""
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
-    return model.eval(), LacyTokenizer.load(model_dir)
+    return load_trained(model_dir, device), LacyTokenizer.load(model_dir)
 
 
 def read_entity_records(path: Path) -> list[dict]:

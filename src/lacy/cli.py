@@ -36,6 +36,8 @@ def _corpus_wiki_offline(args: argparse.Namespace) -> None:
 def _corpus_entities(args: argparse.Namespace) -> None:
     from lacy.corpus.persons import write_evaluation_entities
 
+    if args.factscore_list is None and None in (args.n_heldout, args.n_train, args.seed):
+        raise ValueError("lacy corpus entities needs --n-heldout, --n-train and --seed (or --factscore-list)")
     write_evaluation_entities(args.corpus, args.out, source="factscore" if args.factscore_list else "corpus",
                               n_heldout=args.n_heldout, n_train=args.n_train, seed=args.seed,
                               path=args.factscore_list)
@@ -90,11 +92,11 @@ def _add_corpus_commands(sub: argparse._SubParsersAction) -> None:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     entities.add_argument("--corpus", type=Path, required=True, help="corpus directory")
     entities.add_argument("--out", type=Path, required=True, help="entities JSONL to write")
-    entities.add_argument("--n-heldout", type=int, required=True,
+    entities.add_argument("--n-heldout", type=int, default=None,
                           help="persons to sample from the validation split (never trained on)")
-    entities.add_argument("--n-train", type=int, required=True,
+    entities.add_argument("--n-train", type=int, default=None,
                           help="persons to sample from the training split (reported apart)")
-    entities.add_argument("--seed", type=int, required=True)
+    entities.add_argument("--seed", type=int, default=None, help="sampling seed of the corpus persons")
     entities.add_argument("--factscore-list", type=Path, default=None,
                           help="FactScore's entity list (one name per line) instead of corpus persons")
     entities.set_defaults(func=_corpus_entities)

@@ -351,7 +351,7 @@ def write_shard_labels(corpus: Path, tokenizer_dir: Path, out: Path, stats_out: 
 _TOTALLED = ("documents", "skipped_empty", "tokens", "call_tokens")
 
 
-def summarize(stats_paths: list[Path]) -> dict:
+def summarise(stats_paths: list[Path]) -> dict:
     """Totals of shard statistics, per split (the corpus shard's directory) and overall."""
     splits: dict[str, dict] = {}
     overall = _empty_total()
@@ -380,7 +380,7 @@ def _labels_command(args: argparse.Namespace) -> None:
 
 
 def _summary_command(args: argparse.Namespace) -> None:
-    summary = summarize(args.stats)
+    summary = summarise(args.stats)
     write_json(args.out, summary)
     total = summary["total"]
     log.info("%d shards, %d tokens, %.1f%% calls, %.1f%% of lookups unmatched", total["shards"], total["tokens"],

@@ -11,9 +11,8 @@ use rule train as train_with_early_export with:
         **rules.train.output,
         early=directory("results/models/{method}/seed{seed}/early"),
     params:
-        export=lambda wildcards, output: (
-            f"--export-at-fraction {ACCEPTABILITY['early_fraction']} --export-dir {output.early}"
-        ),
+        export=lambda wildcards, output: command_line_options({
+            "export_at_fraction": ACCEPTABILITY["early_fraction"], "export_dir": output.early}),
     wildcard_constraints:
         method=re.escape(ACCEPTABILITY["run"]),
         seed=str(ACCEPTABILITY["seed"]),
@@ -32,7 +31,7 @@ rule acceptability_record:
     output:
         "results/acceptability/{ckpt}/positions.jsonl",
     params:
-        model=lambda wildcards, input: input.model if wildcards.ckpt == "early" else Path(input.model).parent,
+        model=lambda wildcards, input: input.model if wildcards.ckpt == "early" else subpath(input.model, parent=True),
         annotation=subpath(lambda wildcards, input: input.annotation[0], ancestor=2),
         batch_size=ACCEPTABILITY["batch_size"],
         context_tokens=ACCEPTABILITY["context_tokens"],

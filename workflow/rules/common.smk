@@ -176,31 +176,11 @@ def entity_inputs(wildcards):
     return inputs
 
 
-def entity_options():
-    entities = CASCADE["entities"]
-    if entities["source"] == "factscore":
-        return f"--factscore-list {entities['path']}"
-    return f"--n-heldout {entities['n_heldout']} --n-train {entities['n_train']} --seed {entities['seed']}"
-
-
-def llm_options(llm):
-    options = f"--backend {llm['backend']} --llm {llm['model']}" if llm else ""
-    if llm and llm["base_url"]:
-        options += f" --base-url {llm['base_url']}"
-    if llm and llm["api_key_env"]:
-        options += f" --api-key-env {llm['api_key_env']}"
-    return options
-
-
 def knowledge_input(knowledge=None):
     """The reference articles (default: fact precision's): the corpus (``corpus``) or a file such as FactScore's
     Wikipedia dump."""
     knowledge = knowledge or config["fact_precision"]["knowledge"]
     return "results/corpus/corpus.json" if knowledge == "corpus" else knowledge
-
-
-def knowledge_option(path):
-    return str(Path(path).parent) if path == "results/corpus/corpus.json" else path
 
 
 def fact_precision_demos(wildcards):
@@ -209,38 +189,10 @@ def fact_precision_demos(wildcards):
     return [demos] if wildcards.scorer == "llm" and demos else []
 
 
-def fact_precision_options(wildcards):
-    """The LLM scorer's judge, cache, and FActScore's retrieval and demonstrations (§B); the demonstrations come
-    with the release's database (rule factscore_release), the knowledge input of the paper configuration."""
-    if wildcards.scorer == "offline":
-        return ""
-    fact_precision = config["fact_precision"]
-    options = llm_options(fact_precision["llm"]) + f" --cache-dir {LLM_CACHE}"
-    options += f" --retrieval {fact_precision['retrieval']}"
-    return options + (f" --demos {fact_precision['demos']}" if fact_precision["demos"] else "")
-
-
 def rag_knowledge(wildcards):
     """The RAG partner's articles (§A.5): our corpus or a file such as FactScore's dump; none for a local partner."""
     rag = PARTNERS[wildcards.partner].get("rag")
-    return [] if rag is None else knowledge_input(rag["knowledge"])
-
-
-def partner_options(wildcards, input):
-    """`lacy cascade` options naming the partner: a local model, the local model given the subject's article, or
-    the served RAG partner of §A.5."""
-    spec = PARTNERS[wildcards.partner]
-    options = f"--partner {spec['model']}"
-    rag = spec.get("rag")
-    if rag:
-        options += f" --rag-knowledge {knowledge_option(input.knowledge)}"
-    if rag and rag["base_url"]:
-        options += f" --rag-base-url {rag['base_url']} --cache-dir {LLM_CACHE}"
-        if rag["api_key_env"]:
-            options += f" --api-key-env {rag['api_key_env']}"
-        if rag["top_logprobs"]:
-            options += f" --partner-top-k {rag['top_logprobs']}"
-    return options
+    return [] if rag is None else [knowledge_input(rag["knowledge"])]
 
 
 def nlu_inputs(wildcards):

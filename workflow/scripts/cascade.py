@@ -9,9 +9,8 @@ from lacy.cascade_cli import write_cascade
 from lacy.cli import workflow_script
 
 with workflow_script(snakemake.log[0]):
-    knowledge = snakemake.input.knowledge  # one file for a partner with rag, an empty list for one without
     write_cascade(Path(snakemake.input.entities), snakemake.params.partner, model=Path(snakemake.params.model),
-                  knowledge=[Path(knowledge)] if knowledge else [], cache_dir=Path(snakemake.params.cache),
+                  knowledge=[Path(k) for k in snakemake.input.knowledge], cache_dir=Path(snakemake.params.cache),
                   call_rate=snakemake.params.call_rate, max_new_tokens=snakemake.params.max_new_tokens,
                   batch_size=snakemake.params.batch_size, partner_calls=snakemake.params.partner_calls,
                   out=Path(snakemake.output.generations), summary=Path(snakemake.output.summary),

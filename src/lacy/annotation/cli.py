@@ -63,9 +63,9 @@ def _shard(args: argparse.Namespace) -> None:
 
 
 def _summary(args: argparse.Namespace) -> None:
-    from lacy.annotation.shards import summarize
+    from lacy.annotation.shards import summarise
 
-    summary = summarize(args.stats)
+    summary = summarise(args.stats)
     write_json(args.out, summary)
     total = summary["total"]
     logging.info("%d shards, %d documents, %d tokens, fact fraction %.3f", total["shards"], total["n_docs"],

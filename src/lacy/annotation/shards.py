@@ -139,7 +139,7 @@ def write_shard(prefix: Path, arrays: dict[str, np.ndarray], stats: dict) -> Non
     write_json(paths["stats"], stats)
 
 
-def summarize(stats_files: list[Path]) -> dict:
+def summarise(stats_files: list[Path]) -> dict:
     """Totals over shard statistics files, per split (a shard's directory name) and overall."""
     splits: dict[str, dict] = {}
     total = _empty_totals()
