@@ -117,3 +117,25 @@ def test_no_config_restates_a_default(name):
     restated = [k for k, v in _keys(shipped(name)).items() if v == _schema_default(k)
                 and not (name == "paper.yaml" and k in default and default[k] != v)]
     assert restated == []
+
+
+def test_the_tested_versions_satisfy_every_declared_requirement():
+    """envs/tested-versions.txt (pip's constraints of the environment the suite passed in) pins a version of every
+    dependency pyproject.toml declares, inside its declared range: a range changed without the lock fails here."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    tested = {}
+    for line in (ROOT / "envs/tested-versions.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            tested[canonicalize_name(name)] = Version(version)
+    for spec in project["dependencies"] + project["optional-dependencies"]["test"]:
+        requirement = Requirement(spec)
+        name = canonicalize_name(requirement.name)
+        assert name in tested, f"{requirement.name} is not in envs/tested-versions.txt"
+        assert requirement.specifier.contains(tested[name]), f"{requirement.name} {tested[name]} outside {spec!r}"
