@@ -139,3 +139,29 @@ def test_the_tested_versions_satisfy_every_declared_requirement():
         name = canonicalize_name(requirement.name)
         assert name in tested, f"{requirement.name} is not in envs/tested-versions.txt"
         assert requirement.specifier.contains(tested[name]), f"{requirement.name} {tested[name]} outside {spec!r}"
+
+
+def test_every_package_the_code_imports_is_declared():
+    """Each third-party module src/lacy imports (at the top or inside a function) comes from a distribution that
+    pyproject.toml declares, not from another package's dependencies."""
+    import ast
+    import importlib.metadata
+    import sys
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    modules = set()
+    for path in (ROOT / "src/lacy").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    declared = {canonicalize_name(Requirement(spec).name)
+                for spec in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    distributions = importlib.metadata.packages_distributions()
+    for module in sorted(modules - set(sys.stdlib_module_names) - {"lacy"}):
+        names = {canonicalize_name(d) for d in distributions.get(module, [module])}
+        assert names & declared, f"src/lacy imports {module!r} ({', '.join(sorted(names))}), not declared"
