@@ -70,3 +70,17 @@ def test_freed_memory_is_retained_under_glibc():
     from lacy.cli import retain_freed_memory
 
     assert retain_freed_memory()
+
+
+def test_a_workflow_script_logs_a_bad_inputs_message_as_the_command_does(tmp_path):
+    """A workflow/scripts/ adapter's bad input (ValueError, FileNotFoundError) reaches the rule's log as its message,
+    as `lacy` prints it; the job still fails."""
+    log = tmp_path / "rule.log"
+    code = textwrap.dedent(f"""
+        from lacy.cli import workflow_script
+        with workflow_script({str(log)!r}):
+            raise ValueError("results/x.json: no field 'score'")
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode != 0
+    assert "ERROR lacy: results/x.json: no field 'score'" in log.read_text()

@@ -52,6 +52,7 @@ def test_paper_config_is_the_papers_setup():
     (lambda c: c["methods"].append("lacy_typo"), "methods.5: 'lacy_typo' is not one of"),
     (lambda c: c["methods"].append("llm_judge"), "methods: 'llm_judge' needs the LMLM annotations"),
     (lambda c: c.pop("annotation"), "'annotation' is a required property"),
+    (lambda c: c["cascade"].update(entities={"source": "factscore"}), "cascade.entities: 'path' is a required property"),
 ])
 def test_bad_values_are_reported_by_key(mutate, message):
     config = copy.deepcopy(shipped("config.yaml"))

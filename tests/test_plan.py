@@ -150,6 +150,12 @@ def test_start_up_checks():
     config["acceptability"]["run"] = "llm_judge"
     with pytest.raises(ValueError, match="acceptability: run 'llm_judge' seed 0 is not trained"):
         plan.check(config)
+    config = copy.deepcopy(DEFAULT)  # FactScore's judge over our corpus, without FActScore's demonstrations
+    config["fact_precision"]["llm"] = copy.deepcopy(PAPER["fact_precision"]["llm"])
+    with pytest.raises(ValueError, match="fact_precision.demos: FactScore's judge"):
+        plan.check(config)
+    config["fact_precision"]["demos"] = "demons.json"
+    plan.check(config)
 
 
 def test_cluster_caps():

@@ -197,12 +197,17 @@ def retain_freed_memory(limit: int = 2**31 - 1) -> bool:
 @contextlib.contextmanager
 def workflow_script(log: str):
     """Run a workflow/scripts/ adapter as :func:`main` runs a command, logging to the rule's log file, where an
-    error goes too (with its traceback)."""
+    error goes too: a bad input's message (ValueError, FileNotFoundError) on its own line, as the command prints
+    it, then any error's traceback."""
     logging.basicConfig(level=logging.INFO, filename=log, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # matplotlib's PDF font subsetting chatters at INFO
     retain_freed_memory()
     try:
         yield
+    except (ValueError, FileNotFoundError) as err:
+        logging.getLogger("lacy").error("%s", err)
+        logging.getLogger("lacy").debug("traceback", exc_info=True)
+        raise
     except BaseException:
         logging.getLogger("lacy").exception("failed")
         raise

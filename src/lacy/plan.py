@@ -224,6 +224,16 @@ def check(config: Config) -> None:
     if acceptability["run"] not in all_runs(config) or acceptability["seed"] not in config["seeds"]:
         raise ValueError(f"acceptability: run {acceptability['run']!r} seed {acceptability['seed']} is not trained "
                          f"here (runs: {', '.join(all_runs(config))}; seeds: {config['seeds']})")
+    check_factscore_demos(config)
+
+
+def check_factscore_demos(config: Config) -> None:
+    """FactScore's judge (fact_precision.llm) needs its demonstrations (§B): ``fact_precision.demos``, or the ones
+    its release keeps beside its Wikipedia database (``knowledge: *.db``)."""
+    fact_precision = config["fact_precision"]
+    if fact_precision["llm"] and not fact_precision["demos"] and not fact_precision["knowledge"].endswith(".db"):
+        raise ValueError(f"fact_precision.demos: FactScore's judge (fact_precision.llm) needs its demonstrations; "
+                         f"knowledge {fact_precision['knowledge']!r} is no FactScore database to find them beside")
 
 
 # --- evaluation --------------------------------------------------------------------------------------
