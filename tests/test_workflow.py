@@ -382,3 +382,47 @@ def test_figure_table_and_summary_scripts_run_on_finished_results(tmp_path):
     summary = (results / "summary.md").read_text()
     assert "- fig12: no second model scale is configured (`scales`; the paper's 1.3B models, §C)" in summary
     assert "| LaCy | 22.0 | 20.0 |" in summary
+
+
+def test_every_workflow_script_reads_only_what_its_rules_declare(tmp_path):
+    """Each workflow/scripts/ adapter reads snakemake.input/output/params/wildcards by name; every name it reads is
+    declared by every rule that runs it (after `use rule` inheritance, unpack input functions included), so a
+    misnamed param fails here instead of in a job."""
+    import ast
+    from types import SimpleNamespace
+
+    from snakemake.api import SnakemakeApi
+    from snakemake.io import is_callable, is_flagged
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+    def read_names(script: Path) -> dict[str, set[str]]:
+        names: dict[str, set[str]] = {}
+        for node in ast.walk(ast.parse(script.read_text())):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+                    and isinstance(node.value.value, ast.Name) and node.value.value.id == "snakemake"
+                    and node.attr not in {"items", "keys", "get"}):
+                names.setdefault(node.value.attr, set()).add(node.attr)
+        return names
+
+    def declared(rule, section: str) -> set[str]:
+        items = getattr(rule, section)
+        names = set(items._names)
+        for item in items:  # an unpack input function: the keys it returns for a run of this configuration
+            if is_callable(item) and is_flagged(item, "unpack"):
+                names |= set(item._file.callable(SimpleNamespace(method="lacy", seed="0", partner="gemma3_rag", scorer="offline")))
+        return names
+
+    with SnakemakeApi(OutputSettings()) as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=ROOT / "Snakefile",
+                                config_settings=ConfigSettings(configfiles=[ROOT / "config/config.yaml"]),
+                                workdir=tmp_path)._workflow
+        script_rules = [rule for rule in workflow.rules if rule.script]
+        assert len(script_rules) >= 15
+        for rule in script_rules:
+            script = (Path(rule.snakefile).parent / rule.script).resolve()
+            for section, names in read_names(script).items():
+                if section in ("input", "output", "params"):
+                    missing = names - declared(rule, section)
+                    assert not missing, f"{script.name} reads snakemake.{section}.{missing} that rule {rule.name} lacks"
+                elif section == "wildcards":
+                    assert names <= set(rule.wildcard_names), (rule.name, names)
