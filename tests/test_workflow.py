@@ -426,3 +426,13 @@ def test_every_workflow_script_reads_only_what_its_rules_declare(tmp_path):
                     assert not missing, f"{script.name} reads snakemake.{section}.{missing} that rule {rule.name} lacks"
                 elif section == "wildcards":
                     assert names <= set(rule.wildcard_names), (rule.name, names)
+
+
+@pytest.mark.parametrize("configfile, threads", [("config/config.yaml", 2), ("config/paper.yaml", 4)])
+def test_the_tokenizer_trains_with_its_configured_threads_whatever_the_cores(tmp_path, configfile, threads):
+    """SentencePiece's model depends on its thread count, so the tokenizer rule passes tokenizer.threads, not the
+    cores Snakemake grants the job: one core still trains the tokenizer of the configuration."""
+    run = snakemake("-n", "-p", "--cores", "1", "--directory", str(tmp_path), "--configfile", str(ROOT / configfile),
+                    "-s", str(ROOT / "Snakefile"), "results/tokenizer/tokenizer.model", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert re.search(rf"-m lacy tokenizer train .* --threads {threads} ", run.stdout), run.stdout[-2000:]

@@ -15,15 +15,16 @@ rule tokenizer:
         model_type=config["tokenizer"]["model_type"],
         max_documents=config["tokenizer"]["max_documents"] or 0,
         seed=config["tokenizer"]["seed"],
+        threads=config["tokenizer"]["threads"],  # the model depends on them: never the cores a job is granted
     log:
         "logs/tokenizer.log",
     conda:
         "../../envs/data.yaml"
-    threads: cluster_threads(4)
+    threads: cluster_threads(config["tokenizer"]["threads"])
     resources:
         mem_mb=lambda wildcards, attempt: cluster_mem_mb(16000 * attempt),
         runtime=240,
     shell:
         "python -m lacy tokenizer train --corpus {params.corpus} --out {params.out}"
         " --vocab-size {params.vocab_size} --model-type {params.model_type}"
-        " --max-documents {params.max_documents} --seed {params.seed} --threads {threads} 2> {log}"
+        " --max-documents {params.max_documents} --seed {params.seed} --threads {params.threads} 2> {log}"
