@@ -285,11 +285,13 @@ def test_default_workflow_runs_end_to_end_on_a_small_slice(tmp_path):
     config["evaluation"]["validation_batches"] = 3
     config["cascade"].update(max_new_tokens=24, entities={"source": "corpus", "n_heldout": 1, "n_train": 1, "seed": 0})
     config["leakage"].update(sets=["corpus_person_cloze"], max_queries=20)
+    config["acceptability"]["max_judged"] = 4
     configfile = tmp_path / "small.yaml"
     configfile.write_text(yaml.safe_dump(config))
     targets = ["results/annotation/summary.json", "results/tables/validation_losses.csv",
                "results/fact_precision/gemma3_rag/lacy/seed0.offline.json", "results/leakage/lacy/seed0.json",
-               "results/leakage/baseline/seed0.json"]
+               "results/leakage/baseline/seed0.json", "results/fact_precision/gemma3_rag/alone.offline.json",
+               "results/tables/table2.csv", "results/figures/fig3.pdf"]
     common = ["--directory", str(tmp_path), "--configfile", str(configfile), "-s", str(ROOT / "Snakefile")]
     run = snakemake("--cores", "2", *common, *targets, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-4000:]
@@ -311,6 +313,13 @@ def test_default_workflow_runs_end_to_end_on_a_small_slice(tmp_path):
     assert precision["metric"] == "offline_fact_precision" and precision["n_entities"] == 2
     leakage = json.loads((results / "leakage/lacy/seed0.json").read_text())
     assert "corpus_person_cloze" in json.dumps(leakage)
+    alone = json.loads((results / "fact_precision/gemma3_rag/alone.offline.json").read_text())
+    assert alone["n_entities"] == 2, "the partner alone wrote both persons' biographies"
+    table2 = {row["method"]: row for row in csv.DictReader(open(results / "tables/table2.csv"))}
+    assert all(float(table2[m]["measured_hours_per_1b_tokens"]) > 0 for m in ("Rho-1", "LaCy")), table2
+    judged = [json.loads(line) for line in open(results / "acceptability/final/judged.jsonl")]
+    assert sum(record["judge"] == "llm" for record in judged) == 4, "acceptability.max_judged positions judged"
+    assert (results / "figures/fig3.pdf").read_bytes().startswith(b"%PDF")
     again = snakemake("-n", *common, *targets, cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr
 
