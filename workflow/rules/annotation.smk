@@ -4,7 +4,7 @@
 
 rule annotate_shard:
     input:
-        corpus="results/corpus/{split}/part-{shard}.jsonl.gz",
+        corpus=CORPUS_SHARD,
         tokenizer=rules.tokenizer.output.model,
     output:
         tokens="results/annotation/{split}/part-{shard}.tokens.npy",

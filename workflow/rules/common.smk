@@ -28,6 +28,7 @@ plan.check(config)
 
 SPLITS = ["train", "validation"]
 LLM_CACHE = "results/llm_cache"  # every LLM answer (judges, rephrasing, served partners), cached on disk
+CORPUS_SHARD = "results/corpus/{split}/part-{shard}.jsonl.gz"  # either corpus rule's shards (data.source)
 SHARDS = [f"{k:05d}" for k in range(config["data"]["shards"])]
 TRAIN = config["training"]
 CASCADE = config["cascade"]
@@ -80,19 +81,25 @@ def cluster_mem_mb(mem_mb):
 
 
 def corpus_shards(split):
-    return expand("results/corpus/{split}/part-{shard}.jsonl.gz", split=split, shard=SHARDS)
+    return expand(CORPUS_SHARD, split=split, shard=SHARDS)
+
+
+def corpus_stats():
+    """The corpus's statistics file, beside its shards: the corpus's handle for the rules that read it whole."""
+    corpus = rules.corpus_dwiki if config["data"]["source"] == "dwiki" else rules.corpus_wiki_offline
+    return corpus.output.stats
 
 
 def annotation_shard_stats():
-    return expand("results/annotation/{split}/part-{shard}.json", split=SPLITS, shard=SHARDS)
+    return expand(rules.annotate_shard.output.stats, split=SPLITS, shard=SHARDS)
 
 
 def llm_judge_shard_stats():
-    return expand("results/llm_judge/{split}/part-{shard}.json", split=SPLITS, shard=SHARDS)
+    return expand(rules.llm_judge_labels.output.stats, split=SPLITS, shard=SHARDS)
 
 
 def trained_models():
-    return expand("results/models/{method}/seed{seed}/train.json", method=plan.all_runs(config), seed=config["seeds"])
+    return expand(rules.train.output.summary, method=plan.all_runs(config), seed=config["seeds"])
 
 
 def evaluation_targets():
@@ -145,7 +152,7 @@ def training_inputs(wildcards):
     if method == "llm_judge":
         inputs["llm_judge"] = llm_judge_shard_stats()
     if method in plan.REFERENCE_METHODS:
-        inputs["reference"] = f"results/models/{REFERENCE}/seed{wildcards.seed}/model.safetensors"
+        inputs["reference"] = expand(rules.train.output.model, method=REFERENCE, seed=wildcards.seed)[0]
     return inputs
 
 
@@ -170,7 +177,7 @@ def labelling_cost_inputs(wildcards):
 
 
 def entity_inputs(wildcards):
-    inputs = {"corpus": "results/corpus/corpus.json"}
+    inputs = {"corpus": corpus_stats()}
     if CASCADE["entities"]["source"] == "factscore":
         inputs["factscore"] = CASCADE["entities"]["path"]
     return inputs
@@ -180,7 +187,7 @@ def knowledge_input(knowledge=None):
     """The reference articles (default: fact precision's): the corpus (``corpus``) or a file such as FactScore's
     Wikipedia dump."""
     knowledge = knowledge or config["fact_precision"]["knowledge"]
-    return "results/corpus/corpus.json" if knowledge == "corpus" else knowledge
+    return corpus_stats() if knowledge == "corpus" else knowledge
 
 
 def fact_precision_demos(wildcards):
@@ -196,7 +203,7 @@ def rag_knowledge(wildcards):
 
 
 def nlu_inputs(wildcards):
-    inputs = {"model": f"results/models/{wildcards.method}/seed{wildcards.seed}/model.safetensors"}
+    inputs = {"model": expand(rules.train.output.model, method=wildcards.method, seed=wildcards.seed)[0]}
     if any(task.startswith("bigbench_local_") for task in config["nlu"]["tasks"]):
         inputs["tasks"] = rules.nlu_local_tasks.output[0]
     return inputs

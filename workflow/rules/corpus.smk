@@ -24,7 +24,7 @@ if config["data"]["source"] == "dwiki":
         input:
             rules.download_dwiki.output,
         output:
-            shards=expand("results/corpus/{split}/part-{shard}.jsonl.gz", split=SPLITS, shard=SHARDS),
+            shards=expand(CORPUS_SHARD, split=SPLITS, shard=SHARDS),
             stats="results/corpus/corpus.json",
         params:
             out=subpath(output.stats, parent=True),
@@ -48,7 +48,7 @@ else:
 
     rule corpus_wiki_offline:
         output:
-            shards=expand("results/corpus/{split}/part-{shard}.jsonl.gz", split=SPLITS, shard=SHARDS),
+            shards=expand(CORPUS_SHARD, split=SPLITS, shard=SHARDS),
             stats="results/corpus/corpus.json",
         params:
             out=subpath(output.stats, parent=True),

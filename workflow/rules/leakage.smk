@@ -34,7 +34,7 @@ rule leakage_qa_wikidata:
 
 rule leakage_person_cloze:
     input:
-        corpus="results/corpus/corpus.json",
+        corpus=corpus_stats(),
     output:
         "results/leakage/queries/corpus_person_cloze.jsonl",
     params:

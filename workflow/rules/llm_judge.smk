@@ -6,7 +6,7 @@ if HAS_LLM_JUDGE_LABELS:
 
     rule llm_judge_labels:
         input:
-            corpus="results/corpus/{split}/part-{shard}.jsonl.gz",
+            corpus=CORPUS_SHARD,
             tokenizer=rules.tokenizer.output.model,
             tokens=rules.annotate_shard.output.tokens,
         output:

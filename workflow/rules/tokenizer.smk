@@ -3,7 +3,7 @@
 
 rule tokenizer:
     input:
-        corpus="results/corpus/corpus.json",
+        corpus=corpus_stats(),
         shards=corpus_shards("train"),
     output:
         model="results/tokenizer/tokenizer.model",

@@ -34,7 +34,7 @@ rule validation_losses:
 
 rule validation_losses_table:
     input:
-        expand("results/validation_losses/{method}/seed{seed}.json", method=CALLING_METHODS, seed=config["seeds"]),
+        expand(rules.validation_losses.output[0], method=CALLING_METHODS, seed=config["seeds"]),
     output:
         "results/tables/validation_losses.csv",
     log:
@@ -47,12 +47,8 @@ rule validation_losses_table:
 
 use rule validation_losses_table as validation_losses_table_of_scale with:
     input:
-        lambda wildcards: expand(
-            "results/validation_losses/{scale}/{method}/seed{seed}.json",
-            scale=wildcards.scale,
-            method=CALLING_METHODS,
-            seed=config["seeds"],
-        ),
+        lambda wildcards: expand(rules.validation_losses.output[0],
+                                 method=[f"{wildcards.scale}/{method}" for method in CALLING_METHODS], seed=config["seeds"]),
     output:
         "results/tables/{scale}/validation_losses.csv",
     log:
