@@ -102,7 +102,8 @@ rule fact_precision:
     output:
         "results/fact_precision/{partner}/{method}/seed{seed}.{scorer}.json",
     params:
-        fact_precision=config["fact_precision"],
+        llm=config["fact_precision"]["llm"],
+        retrieval=config["fact_precision"]["retrieval"],
         cache=LLM_CACHE,
     log:
         "logs/fact_precision/{partner}/{method}/seed{seed}.{scorer}.log",

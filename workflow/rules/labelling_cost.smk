@@ -37,7 +37,6 @@ rule labelling_cost_table:
         md=report("results/tables/table2.md", caption="../report/table2.rst", category="Tables",
                   labels={"table": "table2"}),
     params:
-        rho1=lambda wildcards, input: input.rho1 if "rho1" in input.keys() else None,  # labelling_cost_inputs
         llm_judge_labels=HAS_LLM_JUDGE_LABELS,
     log:
         "logs/labelling_cost/table2.log",

@@ -123,7 +123,6 @@ rule nlu:
         model=subpath(input.model, parent=True),
         tasks=config["nlu"]["tasks"],
         limit=config["nlu"]["limit"],
-        include=lambda wildcards, input: input.tasks if "tasks" in input.keys() else None,  # local tasks (nlu_inputs)
     log:
         "logs/nlu/{method}/seed{seed}.log",
     conda:

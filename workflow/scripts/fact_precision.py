@@ -9,7 +9,7 @@ from lacy.cli import workflow_script
 from lacy.factscore import score_generations
 
 with workflow_script(snakemake.log[0]):
-    settings = snakemake.params.fact_precision
+    demos = snakemake.input.demos  # the LLM scorer's, when fact_precision.demos names them (fact_precision_demos)
     score_generations(snakemake.wildcards.scorer, Path(snakemake.input.generations), [Path(snakemake.input.knowledge)],
-                      Path(snakemake.output[0]), llm=settings["llm"], cache_dir=Path(snakemake.params.cache),
-                      retrieval=settings["retrieval"], demos=settings["demos"])
+                      Path(snakemake.output[0]), llm=snakemake.params.llm, cache_dir=Path(snakemake.params.cache),
+                      retrieval=snakemake.params.retrieval, demos=demos[0] if demos else None)

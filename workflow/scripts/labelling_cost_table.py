@@ -8,6 +8,6 @@ from lacy.cli import workflow_script
 from lacy.labelling_cost import write_table2
 
 with workflow_script(snakemake.log[0]):
-    rho1 = snakemake.params.rho1
+    rho1 = snakemake.input.get("rho1")  # only when the run trains the reference model
     write_table2([Path(p) for p in snakemake.input.annotation], Path(rho1) if rho1 else None,
                  snakemake.params.llm_judge_labels, Path(snakemake.output.csv), Path(snakemake.output.md))

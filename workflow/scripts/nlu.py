@@ -8,6 +8,6 @@ from lacy.cli import workflow_script
 from lacy.nlu import evaluate_nlu
 
 with workflow_script(snakemake.log[0]):
-    include = snakemake.params.include
+    tasks_dir = snakemake.input.get("tasks")  # only when nlu.tasks names local BIG-bench tasks
     evaluate_nlu(Path(snakemake.params.model), list(snakemake.params.tasks), Path(snakemake.output[0]),
-                 Path(include) if include else None, limit=snakemake.params.limit)
+                 Path(tasks_dir) if tasks_dir else None, limit=snakemake.params.limit)
