@@ -287,3 +287,28 @@ def test_cascade_call_budget_and_the_values_the_cascade_rules_pass():
     assert PAPER["cascade"]["entities"] == {"source": "factscore",
                                             "path": "resources/factscore/data/labeled/prompt_entities.txt",
                                             "n_heldout": 48, "n_train": 16, "seed": 0}
+
+
+def test_what_each_figure_table_and_the_summary_read():
+    """The results the figure, table and summary rules declare as inputs (lacy.plan.results_read, summary_results):
+    the kinds each one needs, no validation losses of a baseline, Figure 10's equal-steps variants, the main
+    partner's cascade and the reference's validation losses for the summary."""
+    fig2 = plan.results_read(DEFAULT, "fig2")
+    assert {(r["kind"], r["run"]) for r in fig2} == {(k, m) for k in ("fact_precision", "leakage")
+                                                     for m in ("baseline", "loss_based", "rho1", "lacy")}
+    assert {(r["partner"], r["scorer"], r["seed"], r["variant"]) for r in fig2} == {("gemma3_rag", "offline", 0, "")}
+    assert {r["run"] for r in plan.results_read(DEFAULT, "fig5")} == {"loss_based", "rho1", "lacy"}
+    fig15 = {(r["kind"], r["run"]) for r in plan.results_read(DEFAULT, "fig15")}  # losses against fact precision
+    assert ("fact_precision", "baseline") in fig15 and ("validation", "baseline") not in fig15
+    assert {(r["kind"], r["partner"]) for r in plan.results_read(DEFAULT, "table1")} == {("nlu", "")}
+    with_ablations = copy.deepcopy(DEFAULT)
+    with_ablations["methods"] += ["lacy_ignorefacts", "lacy_ignore"]
+    variants = {r["run"]: r["variant"] for r in plan.results_read(with_ablations, "fig10")}
+    assert variants["lacy_ignore"] == ".equal_steps" and variants["lacy"] == ""
+    assert plan.partners_alone_drawn(DEFAULT, "fig2") == ["gemma3_rag"] and plan.partners_alone_drawn(DEFAULT, "fig5") == []
+    assert plan.partners_alone_drawn(PAPER, "fig13") == ["qwen3_rag"] and plan.partners_alone_drawn(PAPER, "fig2") == [
+        "llama", "qwen3_rag"]
+    summary = {(r["kind"], r["run"]) for r in plan.summary_results(DEFAULT)}
+    assert ("validation", "reference") in summary and ("validation", "baseline") not in summary
+    assert ("cascade", "lacy") in summary and ("leakage_generations", "baseline") in summary
+    assert {r["partner"] for r in plan.summary_results(DEFAULT)} == {"gemma3_rag"}

@@ -342,6 +342,51 @@ def figure_variants(config: Config, name: str) -> dict[str, str]:
     return {run: EQUAL_STEPS for run in equal_steps_methods(config)} if FIGURES[name].equal_steps else {}
 
 
+def results_read(config: Config, name: str) -> list[dict]:
+    """The results figure or table ``name`` reads, each as :func:`lacy.figures.result_path`'s arguments after the
+    layout (kind, run, seed, partner, scorer, variant): every kind the figure needs (the validation losses of
+    calling models only: a baseline has no call mask) of each run it draws, seed by seed."""
+    if name in TABLES:
+        kinds, partner, variants, scales_drawn = (TABLES[name].kind,), "", {}, [None]
+    else:
+        spec = FIGURES[name]
+        kinds, partner = spec.needs, figure_partners(config)[spec.partner]
+        variants, scales_drawn = figure_variants(config, name), figure_scales(config, name)
+    return [{"kind": kind, "run": run, "seed": seed, "partner": partner, "scorer": fact_scorer(config),
+             "variant": variants.get(run, "")}
+            for scale in scales_drawn for run in figure_runs(config, name, scale) for kind in kinds
+            if not (kind == "validation" and method_of(run) == "baseline") for seed in config["seeds"]]
+
+
+def partners_alone_drawn(config: Config, name: str) -> list[str]:
+    """The partners writing alone that figure ``name`` draws as reference lines: every one in Figures 2, 11 and 12
+    (beside fact precision by the persons' split), Figure 13's own partner in Figure 13, none elsewhere."""
+    kind = FIGURES[name].kind
+    if kind == "overview":
+        return partner_alone_partners(config)
+    main = figure_partners(config)[FIGURES[name].partner]
+    return [p for p in partner_alone_partners(config) if kind == "scales_factscore" and p == main]
+
+
+#: What the summary (lacy.report) reads of each Table 1 run: leakage with its per-query outcomes, NLU, fact
+#: precision and the cascade's call rates, and the validation losses of a calling model beside a baseline.
+SUMMARY_KINDS = ("leakage", "leakage_generations", "nlu", "fact_precision", "cascade")
+
+
+def summary_results(config: Config) -> list[dict]:
+    """The results the summary reads, as :func:`results_read` gives a figure's: :data:`SUMMARY_KINDS` of each of
+    Table 1's runs with the main partner, the validation losses of its calling runs and of the reference model when
+    the run has a baseline to compare them with."""
+    partner, scorer, seeds = figure_partners(config)["main"], fact_scorer(config), config["seeds"]
+    has_baseline = "baseline" in config["methods"]
+    runs = figure_runs(config, "table1", None)
+    read = [(kind, run) for run in runs for kind in SUMMARY_KINDS + (
+        ("validation",) if run != "baseline" and has_baseline else ())]
+    read += [("validation", REFERENCE)] if trains_reference(config) and has_baseline else []
+    return [{"kind": kind, "run": run, "seed": seed, "partner": partner, "scorer": scorer, "variant": ""}
+            for kind, run in read for seed in seeds]
+
+
 def figure_context(config: Config, name: str) -> dict:
     """What figure or table ``name`` (or the summary, which reads Table 1's runs) is drawn from, as
     :func:`lacy.figures.make_context` takes it: the runs of each size it shows by display label, the seeds, the

@@ -232,38 +232,24 @@ def result_layout():
     return {kind: str(pattern) for kind, pattern in patterns.items()}
 
 
+def results_files(results):
+    """The files of results given as lacy.figures.result_path's arguments (lacy.plan.results_read)."""
+    return [str(result_path(result_layout(), **result)) for result in results]
+
+
+def alone_files(partners):
+    return [str(alone_path(result_layout(), partner, FACT_SCORER)) for partner in partners]
+
+
 def figure_inputs(name):
-    spec = FIGURES[name]
-    partner = FIGURE_PARTNERS[spec.partner]
-    variants = plan.figure_variants(config, name)
-    files = []
-    for scale in plan.figure_scales(config, name):
-        for run in plan.figure_runs(config, name, scale):
-            for kind in spec.needs:
-                if kind == "validation" and plan.split_run(run)[1] == "baseline":
-                    continue
-                files += [str(result_path(result_layout(), kind, run, seed, partner, FACT_SCORER,
-                                          variants.get(run, ""))) for seed in config["seeds"]]
-    # the partners writing alone (lacy.plan.partner_alone_partners) as reference lines: every one in Figures 2,
-    # 11, 12, beside fact precision by split of the persons (entities.jsonl); Figure 13's partner in Figure 13
-    alone = {"overview": plan.partner_alone_partners(config), "scales_factscore": [
-        p for p in plan.partner_alone_partners(config) if p == partner]}.get(spec.kind, [])
-    files += [str(alone_path(result_layout(), p, FACT_SCORER)) for p in alone]
-    return files + ([rules.evaluation_entities.output[0]] if spec.kind == "overview" else [])
+    """Figure `name`'s results (lacy.plan.results_read), the partners alone it draws, and for Figures 2, 11 and 12
+    the evaluation persons' splits."""
+    files = results_files(plan.results_read(config, name)) + alone_files(plan.partners_alone_drawn(config, name))
+    return files + ([rules.evaluation_entities.output[0]] if FIGURES[name].kind == "overview" else [])
 
 
 def summary_inputs(wildcards):
-    main_runs = plan.figure_runs(config, "table1", None)
-    partner = FIGURE_PARTNERS["main"]  # the summary's cascade partner (lacy.report)
-    files = []
-    for run in main_runs:
-        kinds = ["leakage", "leakage_generations", "nlu", "fact_precision", "cascade"]
-        kinds += ["validation"] if run != "baseline" and "baseline" in config["methods"] else []
-        files += [str(result_path(result_layout(), k, run, s, partner, FACT_SCORER))
-                  for k in kinds for s in config["seeds"]]
-    if plan.trains_reference(config) and "baseline" in config["methods"]:
-        files += [str(result_path(result_layout(), "validation", REFERENCE, s)) for s in config["seeds"]]
-    files += [str(alone_path(result_layout(), p, FACT_SCORER)) for p in plan.partner_alone_partners(config)]
+    files = results_files(plan.summary_results(config)) + alone_files(plan.partner_alone_partners(config))
     return {"annotation": rules.annotation_summary.output.summary, "entities": rules.evaluation_entities.output[0],
             "table2": rules.labelling_cost_table.output.csv, "results": files}
 

@@ -42,8 +42,7 @@ rule figure4:
 
 rule table:
     input:
-        results=lambda wildcards: [str(result_path(result_layout(), TABLES[wildcards.table].kind, run, seed))
-                                   for run in plan.figure_runs(config, wildcards.table, None) for seed in config["seeds"]],
+        results=lambda wildcards: results_files(plan.results_read(config, wildcards.table)),
         tasks=lambda wildcards: rules.nlu_local_tasks.output[0] if TABLES[wildcards.table].kind == "nlu" and any(
             t.startswith("bigbench_local_") for t in config["nlu"]["tasks"]) else [],
     output:
