@@ -30,7 +30,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
 from lacy.distributed import default_device
-from lacy.io import atomic_output, write_json
+from lacy.io import atomic_output, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,6 @@ def task_config(name: str, data_file: Path) -> dict:
 def write_local_tasks(bigbench_dir: Path, out_dir: Path, tasks: dict[str, str] = LOCAL_TASKS) -> list[Path]:
     """Write ``<out>/<name>.jsonl`` and ``<out>/<name>.yaml`` per local task; ``out`` is an include path."""
     from lacy.bigbench import load_task
-
-    from lacy.leakage import write_jsonl
 
     written = []
     for name, bigbench_task in tasks.items():
