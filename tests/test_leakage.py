@@ -256,14 +256,14 @@ def test_popqa_rephrasing_with_the_llm_a_config_spec_makes(tmp_path):
     assert (tmp_path / "again.jsonl").read_bytes() == (tmp_path / "queries.jsonl").read_bytes()
 
 
-def test_run_command_gives_run_leakage_its_own_defaults(monkeypatch):
+def test_run_command_gives_run_leakage_its_own_defaults():
     """`lacy leakage run` without its optional flags calls run_leakage with run_leakage's own defaults (the fact_leakage
     rule's script leaves them to the function), and those are the evaluation's settings: 3 shots, 16 new tokens, every
     query, seed 0, 1,000 bootstrap resamples."""
     from command_calls import command_call
 
-    got, defaults = command_call(monkeypatch, leakage, "run_leakage",
-                                 ["leakage", "run", "--model", "m", "--queries", "cloze=q.jsonl", "--out", "o.json"])
+    argv = ["leakage", "run", "--model", "m", "--queries", "cloze=q.jsonl", "--out", "o.json"]
+    got, defaults = command_call(leakage, "run_leakage", argv)
     assert got == defaults
     assert defaults == {"generations": None, "shots": 3, "max_new_tokens": 16, "max_queries": 0, "seed": 0,
                         "n_resamples": 1000, "batch_size": 16}
