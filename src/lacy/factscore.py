@@ -77,7 +77,7 @@ from lacy.defaults import keyword_defaults
 from lacy.distributed import default_device
 from lacy.io import read_jsonl, write_json
 from lacy.knowledge import PASSAGE_WORDS, Article, clean_passage, load_articles
-from lacy.llm import LLM, add_llm_arguments, make_llm
+from lacy.llm import LLM, add_llm_arguments, llm_spec_from_args, make_llm
 from lacy.stats import RESAMPLES, bootstrap_ci
 
 log = logging.getLogger(__name__)
@@ -612,11 +612,10 @@ DEFAULTS = keyword_defaults(score_generations)
 
 
 def _run_llm(args: argparse.Namespace) -> None:
-    llm = {"backend": args.backend, "model": args.llm, "base_url": args.base_url, "api_key_env": args.api_key_env}
-    score_generations("llm", args.generations, args.knowledge, args.out, llm=llm, cache_dir=args.cache_dir,
-                      retrieval=args.retrieval, demos=args.demos, extract_model=args.extract_model, gamma=args.gamma,
-                      top_k=args.top_k, workers=args.workers, passage_words=args.passage_words,
-                      n_resamples=args.bootstrap, seed=args.seed)
+    score_generations("llm", args.generations, args.knowledge, args.out, llm=llm_spec_from_args(args),
+                      cache_dir=args.cache_dir, retrieval=args.retrieval, demos=args.demos,
+                      extract_model=args.extract_model, gamma=args.gamma, top_k=args.top_k, workers=args.workers,
+                      passage_words=args.passage_words, n_resamples=args.bootstrap, seed=args.seed)
 
 
 def _run_offline(args: argparse.Namespace) -> None:
