@@ -144,7 +144,7 @@ def test_judge_command_judges_several_checkpoints_with_one_named_judge(tmp_path,
         summary = json.loads((tmp_path / f"{name}.summary.json").read_text())
         assert summary["judge"] == "local stand-in" and summary["scoring"] == "next_token"
         assert summary["acceptability"] == 1.0 and summary["llm"] == 3
-    with pytest.raises(ValueError, match="one --out"):
+    with pytest.raises(ValueError, match=r"one out file \(and one summary file, if any\) per positions file"):
         args.func(parser.parse_args(argv[:-2]))
 
 
@@ -361,7 +361,7 @@ def test_judge_checkpoints_with_the_llm_a_config_spec_makes(tmp_path):
     idle = FakeLLM([])
     again = acc.judge_checkpoints(idle, positions, judged, judge_name="Test Judge", max_judged=2)
     assert idle.prompts == [] and [r["llm"] for r in again] == [2, 2]
-    with pytest.raises(ValueError, match="one --out"):
+    with pytest.raises(ValueError, match=r"one out file \(and one summary file, if any\) per positions file"):
         acc.judge_checkpoints(FakeLLM([]), positions, judged[:1])
 
 

@@ -396,7 +396,7 @@ def judge_checkpoints(llm, positions: list[Path], judged: list[Path], summaries:
 
     summaries = summaries or [None] * len(positions)
     if not len(positions) == len(judged) == len(summaries):
-        raise ValueError("give one --out (and one --summary, if any) per --positions")
+        raise ValueError("give one out file (and one summary file, if any) per positions file")
     judged_by = judge_name or llm.name
     results = []
     for positions_path, out, summary_path in zip(positions, judged, summaries):
