@@ -373,3 +373,19 @@ def test_plot_writes_the_figure_the_acceptability_figure_rule_names(tmp_path):
                     "Figure 3: a title")
     assert {r["label"] for r in rows} == {"baseline seed 0, final checkpoint"} and len(rows) == 2 * 2
     assert all((tmp_path / f"fig3.{ext}").stat().st_size > 0 for ext in ("pdf", "png", "csv"))
+
+
+def test_judge_command_gives_judge_checkpoints_its_own_defaults(monkeypatch):
+    """`lacy acceptability judge` without its optional flags calls judge_checkpoints with its own defaults (the
+    acceptability_judge rule's script passes the config's): the paper's generated judgement, every position judged,
+    4 workers, seed 0, the LLM's own name."""
+    import lacy.llm
+    from command_calls import command_call
+
+    monkeypatch.setattr(lacy.llm, "llm_from_args", lambda args: FakeLLM([]))
+    got, defaults = command_call(acc, "judge_checkpoints",
+                                 ["acceptability", "judge", "--positions", "p.jsonl", "--out", "j.jsonl", "--backend",
+                                  "openai", "--llm", "judge", "--cache-dir", "c"])
+    assert got == defaults
+    assert defaults == {"summaries": None, "judge_name": None, "scoring": "generated", "workers": 4, "max_judged": 0,
+                        "seed": 0}
