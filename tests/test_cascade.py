@@ -518,6 +518,25 @@ def test_partner_alone_and_the_cascade_need_their_own_options(saved, tmp_path):
                   "--out", str(tmp_path / "x.jsonl")] + extra)
 
 
+def test_a_cascade_without_its_call_budget_stops_before_loading_a_model(tmp_path, monkeypatch):
+    """One check, in decoding_settings, for `lacy generate`, `lacy cascade` and the cascade rule's write_cascade alike:
+    no call rate, no cascade (a bad input's ValueError, which `lacy` prints), before a partner or SLM is loaded."""
+    entities = tmp_path / "entities.txt"
+    entities.write_text("Ada Lovelace\n")
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("loaded a model before checking the call budget")
+
+    monkeypatch.setattr(cascade_cli, "load_cascade_partner", no_loading)
+    monkeypatch.setattr(cascade_cli, "load_slm", no_loading)
+    for argv in (["generate", PROMPTS[0], "--model", "slm", "--max-new-tokens", "12"],
+                 ["cascade", "--model", "slm", "--entities", str(entities), "--max-new-tokens", "12", "--batch-size",
+                  "2", "--out", str(tmp_path / "x.jsonl")]):
+        with pytest.raises(ValueError, match="needs its call budget"):
+            _run(argv)
+    assert not (tmp_path / "x.jsonl").exists()
+
+
 def test_served_rag_partner_alone_writes_on_its_server_with_the_same_settings(knowledge, entity_records, tmp_path):
     from lacy.partners.rag import background, rag_prompt
     from test_llm import FakeCompletionsServer
