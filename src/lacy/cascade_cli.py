@@ -20,13 +20,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import torch
 
 from lacy.cascade import (PARTNER_CALLS, CascadeSettings, bio_prompt, cascade_records, load_slm,
                           partner_alone_records, read_entity_records, summarise, with_split)
+from lacy.defaults import keyword_defaults
 from lacy.distributed import default_device
 from lacy.io import atomic_output, write_json, write_jsonl
 from lacy.partners.base import CascadePartner
@@ -38,7 +38,7 @@ from lacy.render import format_marked, render_html, render_pdf
 log = logging.getLogger(__name__)
 
 #: :class:`CascadeSettings`' own values of the settings the workflow leaves to the package.
-DEFAULTS = {f.name: f.default for f in fields(CascadeSettings)}
+DEFAULTS = keyword_defaults(CascadeSettings)
 
 
 def decoding_settings(call_rate: float | None, max_new_tokens: int, *, partner_alone: bool,
