@@ -144,7 +144,7 @@ def test_judge_command_judges_several_checkpoints_with_one_named_judge(tmp_path,
         summary = json.loads((tmp_path / f"{name}.summary.json").read_text())
         assert summary["judge"] == "local stand-in" and summary["scoring"] == "next_token"
         assert summary["acceptability"] == 1.0 and summary["llm"] == 3
-    with pytest.raises(ValueError, match="one --out"):
+    with pytest.raises(ValueError, match=r"one out file \(and one summary file, if any\) per positions file"):
         args.func(parser.parse_args(argv[:-2]))
 
 
@@ -361,7 +361,7 @@ def test_judge_checkpoints_with_the_llm_a_config_spec_makes(tmp_path):
     idle = FakeLLM([])
     again = acc.judge_checkpoints(idle, positions, judged, judge_name="Test Judge", max_judged=2)
     assert idle.prompts == [] and [r["llm"] for r in again] == [2, 2]
-    with pytest.raises(ValueError, match="one --out"):
+    with pytest.raises(ValueError, match=r"one out file \(and one summary file, if any\) per positions file"):
         acc.judge_checkpoints(FakeLLM([]), positions, judged[:1])
 
 
@@ -373,3 +373,19 @@ def test_plot_writes_the_figure_the_acceptability_figure_rule_names(tmp_path):
                     "Figure 3: a title")
     assert {r["label"] for r in rows} == {"baseline seed 0, final checkpoint"} and len(rows) == 2 * 2
     assert all((tmp_path / f"fig3.{ext}").stat().st_size > 0 for ext in ("pdf", "png", "csv"))
+
+
+def test_judge_command_gives_judge_checkpoints_its_own_defaults(monkeypatch):
+    """`lacy acceptability judge` without its optional flags calls judge_checkpoints with its own defaults (the
+    acceptability_judge rule's script passes the config's): the paper's generated judgement, every position judged,
+    4 workers, seed 0, the LLM's own name."""
+    import lacy.llm
+    from command_calls import command_call
+
+    monkeypatch.setattr(lacy.llm, "llm_from_args", lambda args: FakeLLM([]))
+    got, defaults = command_call(acc, "judge_checkpoints",
+                                 ["acceptability", "judge", "--positions", "p.jsonl", "--out", "j.jsonl", "--backend",
+                                  "openai", "--llm", "judge", "--cache-dir", "c"])
+    assert got == defaults
+    assert defaults == {"summaries": None, "judge_name": None, "scoring": "generated", "workers": 4, "max_judged": 0,
+                        "seed": 0}

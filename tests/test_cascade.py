@@ -518,6 +518,42 @@ def test_partner_alone_and_the_cascade_need_their_own_options(saved, tmp_path):
                   "--out", str(tmp_path / "x.jsonl")] + extra)
 
 
+def test_a_cascade_without_its_call_budget_stops_before_loading_a_model(tmp_path, monkeypatch):
+    """One check, in decoding_settings, for `lacy generate`, `lacy cascade` and the cascade rule's write_cascade alike:
+    no call rate, no cascade (a bad input's ValueError, which `lacy` prints), before a partner or SLM is loaded."""
+    entities = tmp_path / "entities.txt"
+    entities.write_text("Ada Lovelace\n")
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("loaded a model before checking the call budget")
+
+    monkeypatch.setattr(cascade_cli, "load_cascade_partner", no_loading)
+    monkeypatch.setattr(cascade_cli, "load_slm", no_loading)
+    for argv in (["generate", PROMPTS[0], "--model", "slm", "--max-new-tokens", "12"],
+                 ["cascade", "--model", "slm", "--entities", str(entities), "--max-new-tokens", "12", "--batch-size",
+                  "2", "--out", str(tmp_path / "x.jsonl")]):
+        with pytest.raises(ValueError, match="needs its call budget"):
+            _run(argv)
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_cascade_command_gives_write_cascade_its_own_defaults():
+    """`lacy cascade` without its optional flags calls write_cascade with its own defaults, the decoding settings of
+    CascadeSettings (§A.5's repetition penalty 1.2; 3 pieces per partner token, 20 partner candidates); `lacy
+    generate` shares these options."""
+    from command_calls import command_call, function_defaults
+
+    got, defaults = command_call(cascade_cli, "write_cascade",
+                                 ["cascade", "--call-rate", "0.22", "--model", "slm", "--entities", "e.jsonl",
+                                  "--max-new-tokens", "256", "--batch-size", "8", "--out", "o.jsonl"])
+    assert got == defaults
+    settings = {"repetition_penalty": 1.2, "max_pieces": 3, "partner_top_k": 20}
+    assert {k: function_defaults(CascadeSettings)[k] for k in settings} == settings
+    assert defaults == settings | {"partner_calls": "gather", "summary": None, "html": None, "pdf": None, "threads": 0,
+                                   "max_entities": 0, "device": None}
+    assert {k: function_defaults(cascade_cli.decoding_settings)[k] for k in settings} == settings
+
+
 def test_served_rag_partner_alone_writes_on_its_server_with_the_same_settings(knowledge, entity_records, tmp_path):
     from lacy.partners.rag import background, rag_prompt
     from test_llm import FakeCompletionsServer

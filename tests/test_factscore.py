@@ -398,3 +398,24 @@ def test_references_keep_the_databases_own_passages(release, tmp_path):
     corpus.write_text(json.dumps({"title": "ada lovelace", "text": "a b\nc d e"}) + "\n")
     assert knowledge.load_articles([corpus], ["Ada Lovelace"], passage_words=2) == {
         "Ada Lovelace": knowledge.Article("ada lovelace", "a b\nc d e", ("a b", "c d", "e"))}
+
+
+def test_commands_give_score_generations_its_own_defaults():
+    """`lacy factscore llm|offline` without their optional flags call score_generations with its own defaults (the
+    fact_precision rule's script leaves them to the function): FActScore's gamma 10, top 5 passages by GTR, 256-word
+    passages, 1,000 bootstrap resamples; the command's judge is its LLM options' spec, as lacy.llm reads it."""
+    from command_calls import command_call
+
+    common = ["--generations", "g.jsonl", "--knowledge", "k.db", "--out", "o.json"]
+    got, defaults = command_call(fs, "score_generations", ["factscore", "offline", *common])
+    assert got == defaults
+    assert defaults == {"llm": None, "cache_dir": None, "retrieval": "gtr-t5-large", "demos": None,
+                        "extract_model": None, "gamma": 10, "top_k": 5, "workers": 4, "spacy_model": None,
+                        "passage_words": 256, "n_resamples": 1000, "seed": 0}
+    got, _ = command_call(fs, "score_generations", ["factscore", "llm", *common, "--cache-dir", "c"])
+    assert got == defaults | {"cache_dir": Path("c"), "llm": {"backend": "openai", "model": "gpt-3.5-turbo",
+                                                              "base_url": None, "api_key_env": None}}
+    got, _ = command_call(fs, "score_generations",
+                          ["factscore", "llm", *common, "--cache-dir", "c", "--backend", "gemini", "--model", "judge",
+                           "--base-url", "http://host", "--api-key-env", "KEY"])
+    assert got["llm"] == {"backend": "gemini", "model": "judge", "base_url": "http://host", "api_key_env": "KEY"}

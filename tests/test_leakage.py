@@ -254,3 +254,16 @@ def test_popqa_rephrasing_with_the_llm_a_config_spec_makes(tmp_path):
          "s_pop": 99}]
     leakage.write_popqa_queries(rows, make_llm(cache_dir=tmp_path / "cache", **spec), tmp_path / "again.jsonl")
     assert (tmp_path / "again.jsonl").read_bytes() == (tmp_path / "queries.jsonl").read_bytes()
+
+
+def test_run_command_gives_run_leakage_its_own_defaults():
+    """`lacy leakage run` without its optional flags calls run_leakage with run_leakage's own defaults (the fact_leakage
+    rule's script leaves them to the function), and those are the evaluation's settings: 3 shots, 16 new tokens, every
+    query, seed 0, 1,000 bootstrap resamples."""
+    from command_calls import command_call
+
+    argv = ["leakage", "run", "--model", "m", "--queries", "cloze=q.jsonl", "--out", "o.json"]
+    got, defaults = command_call(leakage, "run_leakage", argv)
+    assert got == defaults
+    assert defaults == {"generations": None, "shots": 3, "max_new_tokens": 16, "max_queries": 0, "seed": 0,
+                        "n_resamples": 1000, "batch_size": 16}

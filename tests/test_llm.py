@@ -273,7 +273,7 @@ def test_llm_arguments_are_shared_and_take_the_workflow_flags(tmp_path, monkeypa
     import argparse
     import shlex
 
-    from lacy.llm import add_llm_arguments, llm_from_args
+    from lacy.llm import add_llm_arguments, llm_from_args, llm_spec_from_args
 
     parser = argparse.ArgumentParser()
     add_llm_arguments(parser)
@@ -284,6 +284,8 @@ def test_llm_arguments_are_shared_and_take_the_workflow_flags(tmp_path, monkeypa
     args = parser.parse_args([*shlex.split(flags), "--cache-dir", str(tmp_path)])
     assert (args.backend, args.llm, args.base_url, args.api_key_env) == ("openai", "gpt-4o-mini",
                                                                          "http://127.0.0.1:9/v1", "LACY_TEST_KEY")
+    assert llm_spec_from_args(args) == {"backend": "openai", "model": "gpt-4o-mini", "base_url": "http://127.0.0.1:9/v1",
+                                        "api_key_env": "LACY_TEST_KEY"}  # a config LLM entry, as make_llm takes it
     monkeypatch.delenv("LACY_TEST_KEY", raising=False)
     with pytest.raises(MissingCredentialsError, match="LACY_TEST_KEY"):
         llm_from_args(args)

@@ -72,3 +72,13 @@ def test_local_task_runs_through_lm_eval(model_dirs, tmp_path):
     scores = summary["tasks"]["bigbench_local_physical_intuition"]
     assert summary["cascade"] is False and summary["limit"] is None and scores["samples"] == 4
     assert {"acc", "acc_stderr", "acc_norm", "acc_norm_stderr"} <= set(scores) and 0 <= scores["acc"] <= 1
+
+
+def test_run_command_gives_evaluate_nlu_its_own_defaults():
+    """`lacy nlu run` without its optional flags calls evaluate_nlu with evaluate_nlu's own defaults (the nlu rule's
+    script leaves all but the limit to the function): every document, batches of 16, seed 0, the default device."""
+    from command_calls import command_call
+
+    got, defaults = command_call(nlu, "evaluate_nlu", ["nlu", "run", "--model", "m", "--out", "o.json"])
+    assert got == defaults
+    assert defaults == {"include_path": None, "limit": 0, "batch_size": 16, "device": None, "seed": 0}

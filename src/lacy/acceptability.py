@@ -58,6 +58,7 @@ from typing import Iterable
 
 import numpy as np
 
+from lacy.defaults import keyword_defaults
 from lacy.llm import add_llm_arguments
 
 log = logging.getLogger(__name__)
@@ -396,7 +397,7 @@ def judge_checkpoints(llm, positions: list[Path], judged: list[Path], summaries:
 
     summaries = summaries or [None] * len(positions)
     if not len(positions) == len(judged) == len(summaries):
-        raise ValueError("give one --out (and one --summary, if any) per --positions")
+        raise ValueError("give one out file (and one summary file, if any) per positions file")
     judged_by = judge_name or llm.name
     results = []
     for positions_path, out, summary_path in zip(positions, judged, summaries):
@@ -411,6 +412,10 @@ def judge_checkpoints(llm, positions: list[Path], judged: list[Path], summaries:
             write_json(summary_path, summary)
         results.append(summary)
     return results
+
+
+#: :func:`judge_checkpoints`' own values of the options ``lacy acceptability judge`` leaves out.
+DEFAULTS = keyword_defaults(judge_checkpoints)
 
 
 def _judge_command(args: argparse.Namespace) -> None:
@@ -571,13 +576,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_llm_arguments(judge, llm_help="judge model (paper: Gemini 2.0 Flash)")
     judge.add_argument("--judge-name", default=None,
                        help="the judge's name in records, summary, CSV and figure (default: backend:model)")
-    judge.add_argument("--scoring", choices=SCORINGS, default="generated",
+    judge.add_argument("--scoring", choices=SCORINGS, default=DEFAULTS["scoring"],
                        help="generated: the judge writes explanation and label (paper); next_token: the more "
                             "probable of ' 0' / ' 1' after '**output**:' (a local base model)")
-    judge.add_argument("--max-judged", type=int, default=0,
+    judge.add_argument("--max-judged", type=int, default=DEFAULTS["max_judged"],
                        help="judge a seeded random sample of positions holding this many non-exact ones (0: all)")
-    judge.add_argument("--seed", type=int, default=0, help="seed of the --max-judged sample")
-    judge.add_argument("--workers", type=int, default=4, help="concurrent judge requests")
+    judge.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of the --max-judged sample")
+    judge.add_argument("--workers", type=int, default=DEFAULTS["workers"], help="concurrent judge requests")
     judge.add_argument("--summary", type=Path, action="append", default=None,
                        help="summary JSON (counts, means), one per --positions if given")
     judge.set_defaults(func=_judge_command)

@@ -20,13 +20,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import torch
 
 from lacy.cascade import (PARTNER_CALLS, CascadeSettings, bio_prompt, cascade_records, load_slm,
                           partner_alone_records, read_entity_records, summarise, with_split)
+from lacy.defaults import keyword_defaults
 from lacy.distributed import default_device
 from lacy.io import atomic_output, write_json, write_jsonl
 from lacy.partners.base import CascadePartner
@@ -38,7 +38,7 @@ from lacy.render import format_marked, render_html, render_pdf
 log = logging.getLogger(__name__)
 
 #: :class:`CascadeSettings`' own values of the settings the workflow leaves to the package.
-DEFAULTS = {f.name: f.default for f in fields(CascadeSettings)}
+DEFAULTS = keyword_defaults(CascadeSettings)
 
 
 def decoding_settings(call_rate: float | None, max_new_tokens: int, *, partner_alone: bool,
@@ -46,19 +46,12 @@ def decoding_settings(call_rate: float | None, max_new_tokens: int, *, partner_a
                       max_pieces: int = DEFAULTS["max_pieces"],
                       partner_top_k: int = DEFAULTS["partner_top_k"]) -> CascadeSettings:
     """The decoding settings of a cascade at call budget ``call_rate`` (§5.1: 0.22), or of the partner alone, which
-    writes every token (call rate 1; ``call_rate`` unused)."""
+    writes every token (call rate 1; ``call_rate`` unused). The one check that a cascade has its budget, for the
+    commands and the workflow alike."""
     if call_rate is None and not partner_alone:
-        raise ValueError("a cascade needs its call budget (the paper's: 0.22 realised calls, §5.1)")
+        raise ValueError("a cascade needs its call budget, a call rate (the paper's: 0.22 realised calls, §5.1)")
     return CascadeSettings(call_rate=1.0 if partner_alone else call_rate, max_new_tokens=max_new_tokens,
                            repetition_penalty=repetition_penalty, max_pieces=max_pieces, partner_top_k=partner_top_k)
-
-
-def _generate_settings(args: argparse.Namespace) -> CascadeSettings:
-    if args.call_rate is None:
-        raise SystemExit("--call-rate is required (the paper's budget: 0.22 realised calls, §5.1)")
-    return decoding_settings(args.call_rate, args.max_new_tokens, partner_alone=False,
-                             repetition_penalty=args.repetition_penalty, max_pieces=args.max_pieces,
-                             partner_top_k=args.partner_top_k)
 
 
 def load_cascade_partner(spec: dict, *, knowledge: list[Path], entities: list[str | None], cache_dir: Path | None,
@@ -98,9 +91,12 @@ def partner_from_args(args: argparse.Namespace, entities: list[str | None]) -> C
 
 
 def _run_generate(args: argparse.Namespace) -> None:
+    settings = decoding_settings(args.call_rate, args.max_new_tokens, partner_alone=False,
+                                 repetition_penalty=args.repetition_penalty, max_pieces=args.max_pieces,
+                                 partner_top_k=args.partner_top_k)
     partner = partner_from_args(args, [args.entity])
     slm, tokenizer = load_slm(args.model, args.device or default_device())
-    record = cascade_records([args.prompt], [args.entity], slm, tokenizer, partner, _generate_settings(args), 1)[0]
+    record = cascade_records([args.prompt], [args.entity], slm, tokenizer, partner, settings, 1)[0]
     colour = args.colour == "always" or (args.colour == "auto" and sys.stdout.isatty())
     print(format_marked(record, colour))
     print(f"({record['n_calls']} calls in {record['n_steps']} steps, call rate {record['call_rate']:.1%})")
@@ -170,8 +166,6 @@ def _run_cascade(args: argparse.Namespace) -> None:
         raise SystemExit("--partner-alone writes without the SLM: drop --model")
     if not args.partner_alone and args.model is None:
         raise SystemExit("lacy cascade needs --model (or --partner-alone)")
-    if args.call_rate is None and not args.partner_alone:
-        raise SystemExit("--call-rate is required (the paper's budget: 0.22 realised calls, §5.1)")
     write_cascade(args.entities, _partner_spec(args), model=args.model, knowledge=args.rag_knowledge, cache_dir=args.cache_dir,
                   call_rate=args.call_rate, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                   partner_calls=args.partner_calls, out=args.out, summary=args.summary, html=args.html, pdf=args.pdf,

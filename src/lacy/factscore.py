@@ -73,10 +73,11 @@ from rank_bm25 import BM25Okapi
 from sentence_transformers import SentenceTransformer
 
 from lacy.annotation.pipeline import load_spacy
+from lacy.defaults import keyword_defaults
 from lacy.distributed import default_device
 from lacy.io import read_jsonl, write_json
 from lacy.knowledge import PASSAGE_WORDS, Article, clean_passage, load_articles
-from lacy.llm import LLM, add_llm_arguments, make_llm
+from lacy.llm import LLM, add_llm_arguments, llm_spec_from_args, make_llm
 from lacy.stats import RESAMPLES, bootstrap_ci
 
 log = logging.getLogger(__name__)
@@ -606,12 +607,15 @@ def score_generations(scorer: str, generations: Path, knowledge: list[Path], out
     return summary
 
 
+#: :func:`score_generations`' own values of the options ``lacy factscore`` leaves out.
+DEFAULTS = keyword_defaults(score_generations)
+
+
 def _run_llm(args: argparse.Namespace) -> None:
-    llm = {"backend": args.backend, "model": args.llm, "base_url": args.base_url, "api_key_env": args.api_key_env}
-    score_generations("llm", args.generations, args.knowledge, args.out, llm=llm, cache_dir=args.cache_dir,
-                      retrieval=args.retrieval, demos=args.demos, extract_model=args.extract_model, gamma=args.gamma,
-                      top_k=args.top_k, workers=args.workers, passage_words=args.passage_words,
-                      n_resamples=args.bootstrap, seed=args.seed)
+    score_generations("llm", args.generations, args.knowledge, args.out, llm=llm_spec_from_args(args),
+                      cache_dir=args.cache_dir, retrieval=args.retrieval, demos=args.demos,
+                      extract_model=args.extract_model, gamma=args.gamma, top_k=args.top_k, workers=args.workers,
+                      passage_words=args.passage_words, n_resamples=args.bootstrap, seed=args.seed)
 
 
 def _run_offline(args: argparse.Namespace) -> None:
@@ -625,11 +629,11 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--knowledge", type=Path, nargs="+", required=True,
                         help="FactScore's Wikipedia database (*.db), or JSONL files or directories of them (a corpus "
                              'directory, or its corpus.json) with {"title", "text"} reference articles')
-    parser.add_argument("--passage-words", type=int, default=PASSAGE_WORDS,
+    parser.add_argument("--passage-words", type=int, default=DEFAULTS["passage_words"],
                         help="words per passage of a JSONL article (a database keeps its own passages)")
     parser.add_argument("--out", type=Path, required=True, help="scores JSON to write")
-    parser.add_argument("--bootstrap", type=int, default=RESAMPLES, help="bootstrap resamples")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--bootstrap", type=int, default=DEFAULTS["n_resamples"], help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="bootstrap seed")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -643,14 +647,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_llm_arguments(llm, backend="openai", llm="gpt-3.5-turbo", aliases=("--model",),
                       llm_help="judge model (and extractor by default); --model is an alias")
     llm.add_argument("--extract-model", default=None, help="atomic-fact model, if not the judge model")
-    llm.add_argument("--gamma", type=int, default=GAMMA, help="length-penalty constant")
-    llm.add_argument("--top-k", type=int, default=TOP_K, help="passages retrieved per fact")
-    llm.add_argument("--retrieval", default=GTR,
+    llm.add_argument("--gamma", type=int, default=DEFAULTS["gamma"], help="length-penalty constant")
+    llm.add_argument("--top-k", type=int, default=DEFAULTS["top_k"], help="passages retrieved per fact")
+    llm.add_argument("--retrieval", default=DEFAULTS["retrieval"],
                      help=f"passage retrieval: {GTR} (FActScore's, sentence-transformers/{GTR}), {BM25}, or a "
                           "sentence-transformers model name or directory")
     llm.add_argument("--demos", type=Path, default=None,
                      help=f"FActScore's demonstrations (default: {RELEASE_DEMOS} beside the *.db knowledge source)")
-    llm.add_argument("--workers", type=int, default=4, help="entities scored concurrently (threads)")
+    llm.add_argument("--workers", type=int, default=DEFAULTS["workers"], help="entities scored concurrently (threads)")
     llm.set_defaults(func=_run_llm)
 
     offline = metrics.add_parser("offline", help="offline fact precision: spaCy claims, no LLM",

@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from lacy.defaults import keyword_defaults
 from lacy.io import read_jsonl, write_json, write_jsonl
 from lacy.llm import add_llm_arguments, llm_from_args
 from lacy.stats import RESAMPLES, bootstrap_ci
@@ -292,6 +293,10 @@ def run_leakage(model_dir: Path, query_sets: dict[str, Path], out: Path, generat
     return summary
 
 
+#: :func:`run_leakage`'s own values of the options ``lacy leakage run`` leaves out.
+DEFAULTS = keyword_defaults(run_leakage)
+
+
 # --- commands ------------------------------------------------------------------------------------------------
 
 def _named_paths(items: list[str]) -> dict[str, Path]:
@@ -376,10 +381,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="a query set, repeatable (e.g. corpus_person_cloze=results/leakage/cloze.jsonl)")
     run.add_argument("--out", type=Path, required=True, help="summary JSON to write")
     run.add_argument("--generations", type=Path, default=None, help="per-query JSONL(.gz) to write")
-    run.add_argument("--shots", type=int, default=SHOTS)
-    run.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
-    run.add_argument("--max-queries", type=int, default=0, help="seeded sample per set (0: all)")
-    run.add_argument("--seed", type=int, default=0, help="seed of the shots, the sample and the bootstrap")
-    run.add_argument("--bootstrap", type=int, default=RESAMPLES, help="bootstrap resamples of the 95%% CI")
-    run.add_argument("--batch-size", type=int, default=16)
+    run.add_argument("--shots", type=int, default=DEFAULTS["shots"])
+    run.add_argument("--max-new-tokens", type=int, default=DEFAULTS["max_new_tokens"])
+    run.add_argument("--max-queries", type=int, default=DEFAULTS["max_queries"], help="seeded sample per set (0: all)")
+    run.add_argument("--seed", type=int, default=DEFAULTS["seed"],
+                     help="seed of the shots, the sample and the bootstrap")
+    run.add_argument("--bootstrap", type=int, default=DEFAULTS["n_resamples"],
+                     help="bootstrap resamples of the 95%% CI")
+    run.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     run.set_defaults(func=_run_command)

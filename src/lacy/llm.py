@@ -24,7 +24,8 @@ is already a full ChatML string), and, writing a biography alone, its greedy con
   ``transformers`` backend chooses (the API backends return no token probabilities through this
   interface); that is how a base model, which cannot be relied on to follow an answer format, gives a label.
 * **Command lines.** Every LLM command takes the options of :func:`add_llm_arguments` and builds its LLM with
-  :func:`llm_from_args`.
+  :func:`llm_from_args`, or, where the function it calls takes an LLM spec as the configuration holds it,
+  reads that spec with :func:`llm_spec_from_args`.
 * **Credentials.** ``make_llm`` reads the key from the environment and fails before any request, naming
   the variable, when it is missing. The key is passed to the client only; it is never logged or cached.
   ``openai`` reads ``api_key_env`` (default ``OPENAI_API_KEY``); with a ``base_url`` and
@@ -472,7 +473,15 @@ def add_llm_arguments(parser: argparse.ArgumentParser, *, backend: str | None = 
     parser.add_argument("--cache-dir", type=Path, required=True, help="on-disk cache of LLM answers")
 
 
+def llm_spec_from_args(args: argparse.Namespace) -> dict:
+    """The LLM spec ``{backend, model, base_url, api_key_env}`` (as the configuration's LLM entries hold it, and
+    :func:`make_llm` takes it) that the options of :func:`add_llm_arguments` name; the cache is ``args.cache_dir``."""
+    return {"backend": args.backend, "model": args.llm, "base_url": args.base_url, "api_key_env": args.api_key_env}
+
+
 def llm_from_args(args: argparse.Namespace, model: str | None = None) -> LLM:
     """``make_llm`` from the options of :func:`add_llm_arguments` (``model`` replaces ``--llm``)."""
-    return make_llm(args.backend, model or args.llm, cache_dir=args.cache_dir, base_url=args.base_url,
-                    api_key_env=args.api_key_env)
+    spec = llm_spec_from_args(args)
+    if model:
+        spec["model"] = model
+    return make_llm(cache_dir=args.cache_dir, **spec)

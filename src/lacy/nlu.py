@@ -29,8 +29,9 @@ import yaml
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
+from lacy.defaults import keyword_defaults
 from lacy.distributed import default_device
-from lacy.io import atomic_output, write_json
+from lacy.io import atomic_output, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,6 @@ def write_local_tasks(bigbench_dir: Path, out_dir: Path, tasks: dict[str, str] =
     """Write ``<out>/<name>.jsonl`` and ``<out>/<name>.yaml`` per local task; ``out`` is an include path."""
     from lacy.bigbench import load_task
 
-    from lacy.leakage import write_jsonl
-
     written = []
     for name, bigbench_task in tasks.items():
         data = Path(out_dir) / f"{name}.jsonl"
@@ -168,6 +167,10 @@ def evaluate_nlu(model_dir: Path, tasks: list[str], out: Path, include_path: Pat
     return summary
 
 
+#: :func:`evaluate_nlu`'s own values of the options ``lacy nlu run`` leaves out.
+DEFAULTS = keyword_defaults(evaluate_nlu)
+
+
 def _tasks_command(args: argparse.Namespace) -> None:
     write_local_tasks(args.bigbench, args.out)
 
@@ -194,10 +197,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help=f"comma-separated lm-eval tasks (paper: {','.join(PAPER_TASKS)})")
     run.add_argument("--include-path", type=Path, default=None, help="directory written by `lacy nlu tasks`")
     run.add_argument("--out", type=Path, required=True, help="JSON of acc/acc_norm (+stderr) per task")
-    run.add_argument("--batch-size", type=int, default=16)
-    run.add_argument("--limit", type=int, default=0, help="documents per task (0: all)")
+    run.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    run.add_argument("--limit", type=int, default=DEFAULTS["limit"], help="documents per task (0: all)")
     run.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     run.set_defaults(func=_run_command)
 
 
