@@ -211,7 +211,7 @@ def test_record_fields_on_a_tiny_model(data, tmp_path):
     acc.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["acceptability", "record", "--model", str(tmp_path / "model"), "--annotation",
                               str(annotation), "--out", str(tmp_path / "pos.jsonl"), "--batch-size", "2",
-                              "--max-positions", "10"])
+                              "--max-positions", "10", "--seed", "0"])
     args.func(args)
     lines = (tmp_path / "pos.jsonl").read_text().splitlines()
     assert len(lines) == 10 and {"greedy", "truth", "loss", "class", "context"} <= set(json.loads(lines[0]))

@@ -559,11 +559,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     record.add_argument("--model", type=Path, required=True, help="model directory (with its tokenizer)")
     record.add_argument("--annotation", type=Path, required=True, help="annotation directory")
     record.add_argument("--out", type=Path, required=True, help="positions JSONL to write")
-    record.add_argument("--batch-size", type=int, default=4, help="validation windows (112 in the paper)")
+    record.add_argument("--batch-size", type=int, required=True,
+                        help="validation windows (acceptability.batch_size; 112 in the paper)")
     record.add_argument("--max-positions", type=int, default=0, help="keep the first N positions (0: all)")
     record.add_argument("--context-tokens", type=int, default=DEFAULT_CONTEXT_TOKENS,
                         help="context shown to the judge: at most this many last tokens of the document")
-    record.add_argument("--seed", type=int, default=0)
+    record.add_argument("--seed", type=int, required=True,
+                        help="which validation windows (acceptability.sample_seed)")
     record.set_defaults(func=_record_command)
 
     judge = sub.add_parser("judge", help="LLM-judge the acceptability of each greedy token (resumable)",

@@ -161,6 +161,10 @@ def write_cascade(entities: Path, partner: dict, *, model: Path | None, knowledg
     return result
 
 
+#: :func:`write_cascade`'s own values of the options ``lacy cascade`` leaves out.
+WRITE_DEFAULTS = keyword_defaults(write_cascade)
+
+
 def _run_cascade(args: argparse.Namespace) -> None:
     if args.partner_alone and args.model is not None:
         raise SystemExit("--partner-alone writes without the SLM: drop --model")
@@ -225,11 +229,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "same prompt, greedy with the same repetition penalty and --max-new-tokens of its own tokens")
     cas.add_argument("--batch-size", type=int, required=True,
                      help="prompts per batched SLM pass (with --partner-alone: per batched partner pass)")
-    cas.add_argument("--partner-calls", choices=PARTNER_CALLS, default=PARTNER_CALLS[0],
+    cas.add_argument("--partner-calls", choices=PARTNER_CALLS, default=WRITE_DEFAULTS["partner_calls"],
                      help="one partner pass for the calls of each step, or gathered until all sequences wait, or "
                           "one per call (same tokens; lacy.cascade docstring)")
-    cas.add_argument("--max-entities", type=int, default=0, help="first N entities only (0: all)")
-    cas.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
+    cas.add_argument("--max-entities", type=int, default=WRITE_DEFAULTS["max_entities"],
+                     help="first N entities only (0: all)")
+    cas.add_argument("--threads", type=int, default=WRITE_DEFAULTS["threads"],
+                     help="CPU threads for PyTorch (0: its default)")
     cas.add_argument("--out", type=Path, required=True, help="JSONL, one generation per entity")
     cas.add_argument("--summary", type=Path, default=None, help="JSON: realised call rate and partner cases")
     cas.add_argument("--html", type=Path, default=None, help="HTML view with partner tokens highlighted (Figure 4)")

@@ -248,11 +248,10 @@ def subsample(queries: list[dict], max_queries: int, seed: int) -> list[dict]:
     return [queries[i] for i in keep]
 
 
-def evaluate_leakage(model_dir: Path, query_sets: dict[str, Path], shots: int = SHOTS,
-                     max_new_tokens: int = MAX_NEW_TOKENS, max_queries: int = 0, seed: int = 0,
-                     n_resamples: int = RESAMPLES, batch_size: int = 16) -> tuple[dict, list[dict]]:
-    """Fact leakage of one model (on the GPU when there is one) on each named query set; returns (summary,
-    per-query generations)."""
+def evaluate_leakage(model_dir: Path, query_sets: dict[str, Path], shots: int, max_new_tokens: int, max_queries: int,
+                     seed: int, n_resamples: int, batch_size: int) -> tuple[dict, list[dict]]:
+    """Fact leakage of one model (on the GPU when there is one) on each named query set, with :func:`run_leakage`'s
+    settings; returns (summary, per-query generations)."""
     import torch
 
     from lacy.distributed import default_device

@@ -137,9 +137,10 @@ def task_scores(results: dict) -> dict[str, dict]:
     return scores
 
 
-def run_nlu(model_dir: Path, tasks: list[str], include_path: Path | None = None, batch_size: int = 16,
-            limit: int | None = None, device: str | None = None, seed: int = 0) -> dict:
-    """Evaluate one model without cascade on lm-eval ``tasks``; built-in tasks are indexed only when needed."""
+def run_nlu(model_dir: Path, tasks: list[str], include_path: Path | None, batch_size: int, limit: int | None,
+            device: str | None, seed: int) -> dict:
+    """Evaluate one model without cascade on lm-eval ``tasks`` with :func:`evaluate_nlu`'s settings; built-in tasks
+    are indexed only when needed."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
