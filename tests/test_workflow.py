@@ -93,24 +93,26 @@ def test_the_reference_step_count_reaches_the_training_command(tmp_path, configf
     assert steps == {"reference": str(reference), "lacy": str(calling)}
 
 
-def test_the_baseline_cascade_never_calls(tmp_path):
-    """§5.2: the baseline, trained without <CALL>, is cascaded at call budget 0; calling methods at 22 %
-    (the rule's call_rate: lacy.plan.cascade_call_budget, tests/test_plan.py; write_cascade, tests/test_cascade.py)."""
-    import yaml
+@pytest.fixture
+def workflow(tmp_path):
+    """The default configuration's rules as Snakemake builds them from the Snakefile, to read what a rule declares."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
-    from lacy import plan
-    from lacy.config import load_schema, validate_config
+    with SnakemakeApi(OutputSettings()) as api:
+        yield api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=ROOT / "Snakefile", workdir=tmp_path,
+                           config_settings=ConfigSettings(configfiles=[ROOT / "config/config.yaml"]))._workflow
 
-    run = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(ROOT / "config/config.yaml"),
-                    "-s", str(ROOT / "Snakefile"), "results/cascade/gemma3_rag/baseline/seed0.jsonl",
-                    "results/cascade/gemma3_rag/lacy/seed0.jsonl", cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    models = re.findall(r"^rule cascade_generate:\n    input: results/models/(\w+)/seed0/model.safetensors", run.stdout,
-                        re.MULTILINE)
-    assert sorted(models) == ["baseline", "lacy"]
-    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    validate_config(config, load_schema(ROOT / "workflow/schemas/config.schema.yaml"))
-    assert {m: plan.cascade_call_budget(config, m) for m in models} == {"baseline": 0.0, "lacy": 0.22}
+
+def test_the_baseline_cascade_never_calls(workflow):
+    """§5.2: the baseline, trained without <CALL>, is cascaded at call budget 0; calling methods at 22 %: the
+    cascade rules' call_rate param, which workflow/scripts/cascade.py hands to write_cascade (tests/test_cascade.py)."""
+    from types import SimpleNamespace
+
+    for name in ("cascade_generate", "cascade_generate_equal_steps"):
+        call_rate = workflow.get_rule(name).params.call_rate
+        assert {m: call_rate(SimpleNamespace(method=m)) for m in ("baseline", "lacy", "1.3b/baseline")} == {
+            "baseline": 0.0, "lacy": 0.22, "1.3b/baseline": 0.0}, name
 
 
 def test_rag_partner_in_the_default_config_reads_the_corpus(tmp_path):
@@ -393,16 +395,14 @@ def test_figure_table_and_summary_scripts_run_on_finished_results(tmp_path):
     assert "| LaCy | 22.0 | 20.0 |" in summary
 
 
-def test_every_workflow_script_reads_only_what_its_rules_declare(tmp_path):
+def test_every_workflow_script_reads_only_what_its_rules_declare(workflow):
     """Each workflow/scripts/ adapter reads snakemake.input/output/params/wildcards by name; every name it reads is
     declared by every rule that runs it (after `use rule` inheritance, unpack input functions included), so a
     misnamed param fails here instead of in a job."""
     import ast
     from types import SimpleNamespace
 
-    from snakemake.api import SnakemakeApi
     from snakemake.io import is_callable, is_flagged
-    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
     def read_names(script: Path) -> dict[str, set[str]]:
         names: dict[str, set[str]] = {}
@@ -421,20 +421,16 @@ def test_every_workflow_script_reads_only_what_its_rules_declare(tmp_path):
                 names |= set(item._file.callable(SimpleNamespace(method="lacy", seed="0", partner="gemma3_rag", scorer="offline")))
         return names
 
-    with SnakemakeApi(OutputSettings()) as api:
-        workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=ROOT / "Snakefile",
-                                config_settings=ConfigSettings(configfiles=[ROOT / "config/config.yaml"]),
-                                workdir=tmp_path)._workflow
-        script_rules = [rule for rule in workflow.rules if rule.script]
-        assert len(script_rules) >= 15
-        for rule in script_rules:
-            script = (Path(rule.snakefile).parent / rule.script).resolve()
-            for section, names in read_names(script).items():
-                if section in ("input", "output", "params"):
-                    missing = names - declared(rule, section)
-                    assert not missing, f"{script.name} reads snakemake.{section}.{missing} that rule {rule.name} lacks"
-                elif section == "wildcards":
-                    assert names <= set(rule.wildcard_names), (rule.name, names)
+    script_rules = [rule for rule in workflow.rules if rule.script]
+    assert len(script_rules) >= 15
+    for rule in script_rules:
+        script = (Path(rule.snakefile).parent / rule.script).resolve()
+        for section, names in read_names(script).items():
+            if section in ("input", "output", "params"):
+                missing = names - declared(rule, section)
+                assert not missing, f"{script.name} reads snakemake.{section}.{missing} that rule {rule.name} lacks"
+            elif section == "wildcards":
+                assert names <= set(rule.wildcard_names), (rule.name, names)
 
 
 @pytest.mark.parametrize("configfile, threads", [("config/config.yaml", 2), ("config/paper.yaml", 4)])
