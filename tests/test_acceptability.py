@@ -203,7 +203,7 @@ def test_record_fields_on_a_tiny_model(data, tmp_path):
         assert r["class"] == ("fact" if batch.fact[b, t] else "non-fact")
         assert 1 <= r["context_tokens"] <= 8 and isinstance(r["context"], str)
     assert {r["class"] for r in records} == {"fact", "non-fact"}
-    assert len(acc.record_positions(model, batch, tokenizer, max_positions=5)) == 5
+    assert len(acc.record_positions(model, batch, tokenizer, context_tokens=8, max_positions=5)) == 5
 
     # the subcommand end to end on the saved model (registered directly: lacy.cli wires it separately)
     (tmp_path / "model" / "train.json").write_text(json.dumps({"steps": 27, "tokens": 55296}))
@@ -211,7 +211,7 @@ def test_record_fields_on_a_tiny_model(data, tmp_path):
     acc.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["acceptability", "record", "--model", str(tmp_path / "model"), "--annotation",
                               str(annotation), "--out", str(tmp_path / "pos.jsonl"), "--batch-size", "2",
-                              "--max-positions", "10", "--seed", "0"])
+                              "--max-positions", "10", "--seed", "0", "--context-tokens", "8"])
     args.func(args)
     lines = (tmp_path / "pos.jsonl").read_text().splitlines()
     assert len(lines) == 10 and {"greedy", "truth", "loss", "class", "context"} <= set(json.loads(lines[0]))

@@ -596,10 +596,10 @@ def test_served_rag_partner_alone_writes_on_its_server_with_the_same_settings(kn
 def test_records_carry_the_split_of_their_entity(saved, entity_records, tmp_path):
     """Whether the SLM trained on the subject's article: the split of ``lacy corpus entities``, after the entity."""
     common = ["--partner", str(saved / "partner"), "--max-new-tokens", "4"]
-    _run(["cascade", "--batch-size", "2", "--max-new-tokens", "12", "--call-rate", "0.22", "--entities", str(entity_records), "--model", str(saved / "slm"), "--out",
-          str(tmp_path / "cascade.jsonl")] + common)
-    _run(["cascade", "--batch-size", "2", "--max-new-tokens", "12", "--partner-alone", "--entities", str(entity_records), "--out", str(tmp_path / "alone.jsonl")]
-         + common)
+    _run(["cascade", "--batch-size", "2", "--call-rate", "0.22", "--entities", str(entity_records),
+          "--model", str(saved / "slm"), "--out", str(tmp_path / "cascade.jsonl")] + common)
+    _run(["cascade", "--batch-size", "2", "--partner-alone", "--entities", str(entity_records),
+          "--out", str(tmp_path / "alone.jsonl")] + common)
     for name in ("cascade", "alone"):
         records = _lines(tmp_path / f"{name}.jsonl")
         assert [(r["entity"], r["split"]) for r in records] == [("Ada Lovelace", "train"),

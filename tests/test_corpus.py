@@ -142,6 +142,8 @@ def test_evaluation_entities_of_the_config_are_written_as_the_command_writes_the
         write_evaluation_entities(corpus, out, source="factscore", n_heldout=48, n_train=16, seed=0)
     with pytest.raises(ValueError, match="unknown entity source"):
         write_evaluation_entities(corpus, out, source="wikidata", n_heldout=48, n_train=16, seed=0)
+    with pytest.raises(ValueError, match="needs n_heldout, n_train and seed"):
+        write_evaluation_entities(corpus, out, source="corpus", n_heldout=48)
 
 
 def test_factscore_release_download_resumes_and_unpacks(tmp_path):

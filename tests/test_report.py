@@ -213,3 +213,17 @@ def test_a_partner_alone_stands_beside_the_paper_partner_of_its_kind():
     assert ctx.alone_paper == {"gemma3_rag": "Qwen3-32B + RAG", "gemma3": "Llama-3.2-1B"}
     config["cascade"]["partner_alone"] = False
     assert plan.partner_alone_context(config) == {}
+
+
+def test_the_summary_says_how_many_persons_are_not_found_in_the_corpus(tmp_path):
+    """FactScore's entities that dwiki cannot match (split "absent") are scored with the held-out persons; the
+    summary counts them apart and says their articles may have been trained on."""
+    from lacy.report import data_facts
+
+    inputs = _inputs(tmp_path)
+    inputs["entities"].parent.mkdir(parents=True)
+    inputs["entities"].write_text("\n".join(json.dumps({"entity": name, "split": split}) for name, split in
+                                            [("A", "validation"), ("B", "train"), ("C", "absent"), ("D", "absent")]))
+    text = "\n".join(data_facts(inputs["annotation_summary"], inputs["entities"]))
+    assert "1 held out" in text and "1 in the training split" in text
+    assert "2 more are not found in the corpus" in text and "may have been trained on" in text

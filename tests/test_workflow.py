@@ -441,3 +441,11 @@ def test_the_tokenizer_trains_with_its_configured_threads_whatever_the_cores(tmp
                     "-s", str(ROOT / "Snakefile"), "results/tokenizer/tokenizer.model", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert re.search(rf"-m lacy tokenizer train .* --threads {threads} ", run.stdout), run.stdout[-2000:]
+
+
+def test_the_figure_tests_write_fake_results_where_the_rules_put_them(workflow):
+    """tests/test_figures.py's PATTERNS (its fake results' layout) is the workflow's result_layout(), kind by kind."""
+    from test_figures import PATTERNS
+
+    layout = workflow.globals["result_layout"]()
+    assert {kind: layout[kind] for kind in PATTERNS} == {kind: f"results/{p}" for kind, p in PATTERNS.items()}

@@ -47,7 +47,6 @@ Three steps, each a subcommand of ``lacy acceptability``:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import math
@@ -146,8 +145,6 @@ Provide:
 FORMAT_REMINDER = ("\n\n(Format reminder: after your explanation, end with a final line of exactly "
                    "'**output**: 1' or '**output**: 0'.)")
 
-DEFAULT_CONTEXT_TOKENS = 128
-
 
 # ----------------------------------------------------------------------------------------------- prompt/parse
 
@@ -204,7 +201,7 @@ def token_text(tokenizer, context_ids: list[int], token_id: int) -> str:
     return tokenizer.sp.id_to_piece(int(token_id)).replace("\u2581", " ")
 
 
-def record_positions(model, batch, tokenizer, *, context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+def record_positions(model, batch, tokenizer, *, context_tokens: int,
                      max_positions: int | None = None) -> list[dict]:
     """One record per valid position of ``batch`` (row-major; the first ``max_positions`` if given).
 
@@ -487,7 +484,7 @@ def _parse_labelled(spec: str) -> tuple[str, Path]:
 def plot(judged: list[tuple[str, Path]], out: Path, n_bins: int = 10, title: str | None = None) -> list[dict]:
     """Accuracy and acceptability by loss quantile, fact / non-fact (§3, §A.1; Figures 3, 8, 9) of each
     ``(label, judged JSONL)``: the CSV (``out`` with suffix .csv), then the figure as ``out`` and a PNG beside it."""
-    from lacy.io import atomic_output, read_jsonl
+    from lacy.io import atomic_output, read_jsonl, write_csv
 
     out = Path(out)
     rows: list[dict] = []
@@ -501,11 +498,7 @@ def plot(judged: list[tuple[str, Path]], out: Path, n_bins: int = 10, title: str
         labels.append(checkpoint_label(label, records))
         judges.append(judged_by(records))
         rows += binned_rows(labels[-1], records, n_bins)
-    with atomic_output(out.with_suffix(".csv")) as tmp:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+    write_csv(out.with_suffix(".csv"), rows, list(rows[0]))
     try:
         import matplotlib
     except ImportError as err:
@@ -562,7 +555,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     record.add_argument("--batch-size", type=int, required=True,
                         help="validation windows (acceptability.batch_size; 112 in the paper)")
     record.add_argument("--max-positions", type=int, default=0, help="keep the first N positions (0: all)")
-    record.add_argument("--context-tokens", type=int, default=DEFAULT_CONTEXT_TOKENS,
+    record.add_argument("--context-tokens", type=int, required=True,
                         help="context shown to the judge: at most this many last tokens of the document")
     record.add_argument("--seed", type=int, required=True,
                         help="which validation windows (acceptability.sample_seed)")

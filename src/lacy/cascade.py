@@ -530,11 +530,6 @@ def read_entity_records(path: Path) -> list[dict]:
     return [{"entity": line.strip()} for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def read_entities(path: Path) -> list[str]:
-    """Entity names from ``lacy corpus entities`` JSONL, or from a plain list with one name per line."""
-    return [record["entity"] for record in read_entity_records(path)]
-
-
 def with_split(record: dict, entity: dict) -> dict:
     """A generation record with its entity's ``split`` (train / validation: whether the SLM saw its article) after
     the ``entity`` field, where the entity record has one."""

@@ -36,8 +36,6 @@ def _corpus_wiki_offline(args: argparse.Namespace) -> None:
 def _corpus_entities(args: argparse.Namespace) -> None:
     from lacy.corpus.persons import write_evaluation_entities
 
-    if args.factscore_list is None and None in (args.n_heldout, args.n_train, args.seed):
-        raise ValueError("lacy corpus entities needs --n-heldout, --n-train and --seed (or --factscore-list)")
     write_evaluation_entities(args.corpus, args.out, source="factscore" if args.factscore_list else "corpus",
                               n_heldout=args.n_heldout, n_train=args.n_train, seed=args.seed,
                               path=args.factscore_list)
@@ -198,7 +196,7 @@ def retain_freed_memory(limit: int = 2**31 - 1) -> bool:
 def workflow_script(log: str):
     """Run a workflow/scripts/ adapter as :func:`main` runs a command, logging to the rule's log file, where an
     error goes too: a bad input's message (ValueError, FileNotFoundError) on its own line, as the command prints
-    it, then any error's traceback."""
+    it; any other error with its traceback."""
     logging.basicConfig(level=logging.INFO, filename=log, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # matplotlib's PDF font subsetting chatters at INFO
     retain_freed_memory()
@@ -206,7 +204,6 @@ def workflow_script(log: str):
         yield
     except (ValueError, FileNotFoundError) as err:
         logging.getLogger("lacy").error("%s", err)
-        logging.getLogger("lacy").debug("traceback", exc_info=True)
         raise
     except BaseException:
         logging.getLogger("lacy").exception("failed")

@@ -31,7 +31,7 @@ import yaml
 import numpy as np
 
 from lacy.io import atomic_output, read_jsonl, write_csv
-from lacy.render import generation_page
+from lacy.render import generation_page, render_pdf
 from lacy.stats import RESAMPLES, crossed_bootstrap, paired_difference, pooled_proportion_ci, resampled_interval
 
 log = logging.getLogger(__name__)
@@ -785,14 +785,8 @@ def draw_figure4(generations: dict[str, Path], n_entities: int, partner_label: s
     the records' own fields, without importing the cascade's model code); the PNG beside it shows the first page
     with calls.
     """
-    import matplotlib
-    from matplotlib.backends.backend_pdf import PdfPages
-
     pages = figure4_pages(generations, n_entities, partner_label)
-    with matplotlib.rc_context({"pdf.fonttype": 42}), atomic_output(Path(out)) as tmp:
-        with PdfPages(tmp, metadata={"Title": "Figure 4: cascaded biographies", "CreationDate": None}) as pdf:
-            for page in pages:
-                pdf.savefig(generation_page(page, page["view_title"]))
+    render_pdf(pages, Path(out), "Figure 4: cascaded biographies")
     preview = next((page for page in pages if page.get("n_calls")), pages[0])  # a page with calls, e.g. LaCy's
     with atomic_output(Path(out).with_suffix(".png")) as tmp:
         generation_page(preview, preview["view_title"]).savefig(tmp, format="png", dpi=150)

@@ -19,7 +19,6 @@ environment without torch.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import platform
@@ -142,12 +141,9 @@ def _hours(value: float | None, missing: str = "none") -> str:
 
 def write_table(rows: list[dict], csv_path: Path, md_path: Path, notes: list[str]) -> None:
     """Table 2 as CSV (numbers, empty where there is none) and as Markdown with ``notes`` under it."""
-    from lacy.io import atomic_output
+    from lacy.io import atomic_output, write_csv
 
-    with atomic_output(csv_path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    write_csv(csv_path, [{k: ("" if v is None else v) for k, v in row.items()} for row in rows], list(COLUMNS))
     lines = ["Table 2: labelling overhead, hours per 1B tokens (§5.6)", "",
              "| Method | Measured h / 1B tokens | Measured device | Paper h / 1B tokens | Paper device |",
              "|---|---:|---|---:|---|"]
@@ -215,8 +211,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rho1.add_argument("--annotation", type=Path, required=True, help="annotation directory (validation split)")
     rho1.add_argument("--batch-size", type=int, required=True, help="windows per batch")
     rho1.add_argument("--batches", type=int, required=True, help="timed batches (one more runs as warm-up)")
-    rho1.add_argument("--precision", choices=["bf16", "fp32"], default="fp32")
-    rho1.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    rho1.add_argument("--precision", choices=["bf16", "fp32"], required=True, help="training.precision")
+    rho1.add_argument("--threads", type=int, required=True, help="torch CPU threads (training.cpus_per_gpu)")
     rho1.add_argument("--out", type=Path, required=True, help="JSON to write")
     rho1.set_defaults(func=_rho1)
     table = sub.add_parser("table", help="write Table 2 (CSV and Markdown)")

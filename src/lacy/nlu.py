@@ -12,7 +12,7 @@ Embedded default (no hub): local tasks written by :func:`write_local_tasks` from
 
 How lm-eval 0.4.13 finds the model: ``--model`` only resolves names in its registry, which it fills from its
 own ``MODEL_MAPPING``; it loads no plugin entry points. The class registers itself when this module is
-imported, so use ``lacy nlu run`` (or :func:`run_nlu`), or the lm-eval command line through this module,
+imported, so use ``lacy nlu run`` (or :func:`evaluate_nlu`), or the lm-eval command line through this module,
 which imports the class first::
 
     python -m lacy.nlu run --model lacy --model_args pretrained=results/models/lacy/seed0 \\

@@ -173,7 +173,8 @@ def register(subparsers) -> None:
     evaluate.add_argument("--seed", type=int, required=True)
     evaluate.add_argument("--rate", type=float, required=True, help="share of decoded calls (§A.4.3)")
     evaluate.add_argument("--batch-size", type=int, required=True)
-    evaluate.add_argument("--max-batches", type=int, default=0, help="0: the whole validation split")
+    evaluate.add_argument("--max-batches", type=int, required=True,
+                          help="evaluation.validation_batches (0: the whole validation split)")
     evaluate.add_argument("--out", type=Path, required=True, help="JSON to write")
     evaluate.set_defaults(func=run)
     table = sub.add_parser("table", help="collect results into the CSV the figures read")

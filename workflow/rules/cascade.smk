@@ -102,8 +102,8 @@ rule fact_precision:
     output:
         "results/fact_precision/{partner}/{method}/seed{seed}.{scorer}.json",
     params:
-        llm=config["fact_precision"]["llm"],
-        retrieval=config["fact_precision"]["retrieval"],
+        llm=lambda wildcards: config["fact_precision"]["llm"] if wildcards.scorer == "llm" else None,
+        retrieval=lambda wildcards: config["fact_precision"]["retrieval"] if wildcards.scorer == "llm" else None,
         cache=LLM_CACHE,
     log:
         "logs/fact_precision/{partner}/{method}/seed{seed}.{scorer}.log",

@@ -73,7 +73,8 @@ def factscore_entities(entity_file: Path, corpus_dir: Path | None = None) -> lis
 SOURCES = ("corpus", "factscore")
 
 
-def write_evaluation_entities(corpus_dir: Path, out: Path, *, source: str, n_heldout: int, n_train: int, seed: int,
+def write_evaluation_entities(corpus_dir: Path, out: Path, *, source: str, n_heldout: int | None = None,
+                              n_train: int | None = None, seed: int | None = None,
                               path: Path | None = None) -> list[dict]:
     """The biography subjects of the cascade (§5.2), written to ``out`` as JSONL and returned: with ``source``
     "factscore", FActScore's entity list ``path`` (:func:`factscore_entities`, the paper's 183 subjects), each with
@@ -84,6 +85,8 @@ def write_evaluation_entities(corpus_dir: Path, out: Path, *, source: str, n_hel
             raise ValueError("FactScore's evaluation entities need the path of its entity list")
         entities = factscore_entities(Path(path), corpus_dir)
     elif source == "corpus":
+        if None in (n_heldout, n_train, seed):
+            raise ValueError("sampling the corpus's evaluation persons needs n_heldout, n_train and seed")
         entities = sample_persons(corpus_dir, n_heldout, n_train, seed)
     else:
         raise ValueError(f"unknown entity source {source!r}; choose one of {', '.join(SOURCES)}")

@@ -159,13 +159,11 @@ class ServedRagPartner:
 
 
 def load_served_rag_partner(model: str, *, base_url: str, api_key_env: str | None, knowledge: list[Path],
-                            entities: list[str], cache_dir: Path,
-                            context_chars: int = CONTEXT_CHARS) -> ServedRagPartner:
+                            entities: list[str], cache_dir: Path) -> ServedRagPartner:
     """The served RAG partner for ``entities``: their articles from ``knowledge`` (FactScore's SQLite dump, or JSONL /
     a corpus directory, as ``lacy.knowledge.load_references`` reads them). The key is checked first."""
     lm = make_next_token_lm(model, cache_dir=cache_dir, base_url=base_url, api_key_env=api_key_env)
-    return ServedRagPartner(lm=lm, articles=load_articles_of(knowledge, entities), name=f"{model} + RAG",
-                            context_chars=context_chars)
+    return ServedRagPartner(lm=lm, articles=load_articles_of(knowledge, entities), name=f"{model} + RAG")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -232,8 +230,8 @@ class LocalRagPartner:
 
 
 def load_local_rag_partner(spec: str, *, knowledge: list[Path], entities: list[str],
-                           device: torch.device | str = "cpu", context_chars: int = CONTEXT_CHARS) -> LocalRagPartner:
+                           device: torch.device | str = "cpu") -> LocalRagPartner:
     """The local partner ``spec`` (``lacy.partners.local.load_partner``) given the articles of ``entities`` from
     ``knowledge``; named "<spec> + RAG (local)"."""
     return LocalRagPartner(partner=load_partner(spec, device), articles=load_articles_of(knowledge, entities),
-                           name=f"{spec} + RAG (local)", context_chars=context_chars)
+                           name=f"{spec} + RAG (local)")
